@@ -1,0 +1,30 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Debian packages: libzbar0 for pyzbar; postgresql so the server is also tested on PostgreSQL.
+RUNTIME_DEBS := libzbar0
+TEST_DEBS := libzbar0 postgresql
+
+.PHONY: demo test bench clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@scripts/system-deps $(RUNTIME_DEBS)
+	$(VENV)/bin/gate demo
+
+test: $(STAMP)
+	@scripts/system-deps $(TEST_DEBS)
+	$(PY) -m pytest -n 2 -q
+
+bench: $(STAMP)
+	@scripts/system-deps $(RUNTIME_DEBS)
+	$(PY) bench/run.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The gate daemon: per-person pipeline, decision rules, local store, codes."""

@@ -1,0 +1,1 @@
+"""The kiosk-side uploader and the township server."""
