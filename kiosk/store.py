@@ -339,6 +339,11 @@ class Store:
         return self.entries("device_id = ? AND synced_at IS NULL AND seq > ?",
                             (device_id, after_seq), order="seq", limit=limit)
 
+    def stats(self) -> dict[str, Any]:
+        row = self.conn.execute("SELECT COUNT(*), COUNT(*) - COUNT(synced_at) FROM entries").fetchone()
+        seqs = dict(self.conn.execute("SELECT device_id, last_seq FROM device_seq").fetchall())
+        return {"entries": row[0], "unsynced": row[1], "last_seq": seqs}
+
     def mark_synced(self, device_id: str, upto_seq: int, at: dt.datetime | None = None) -> int:
         """The server holds every seq <= upto_seq for this device."""
         with self.transaction() as conn:
