@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decide": ("kiosk.decide_cmd", "decide JSON cases from stdin, one JSON decision per line"),
     "demo": ("kiosk.demo", "run the gate on simulated devices"),
     "db": ("kiosk.store_cmd", "local store: check, purge by retention, show alarms"),
+    "keys": ("kiosk.codes.keys_cmd", "make a signing key pair and its trust-list entry"),
+    "codes": ("kiosk.codes.cli", "health codes and passes: issue, verify offline, EU test vectors"),
     "thermometer": ("devices.thermometer.cli", "read a serial thermometer; fit its body-temperature calibration"),
     "sim": ("devices.sim_cmd", "simulated devices on pseudo-terminals (thermometer)"),
 }
