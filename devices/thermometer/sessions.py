@@ -140,7 +140,6 @@ class AsciiSession(Session):
 
     def start(self, port: serial.Serial) -> None:
         self.parser = ascii_line.LineParser(self.pattern)
-        port.reset_input_buffer()
 
     def step(self, port: serial.Serial) -> list[Event]:
         return self.parser.feed(_read_some(port))
