@@ -352,6 +352,41 @@ class Store:
                 (clock.iso(at or clock.utc_now()), device_id, upto_seq))
         return cur.rowcount
 
+    def mark_synced_seqs(self, device_id: str, seqs: list[int], at: dt.datetime | None = None) -> int:
+        """The server holds these seqs (immediate reports sent ahead of the in-order stream)."""
+        with self.transaction() as conn:
+            cur = conn.executemany(
+                "UPDATE entries SET synced_at = ? WHERE device_id = ? AND seq = ? AND synced_at IS NULL",
+                [(clock.iso(at or clock.utc_now()), device_id, s) for s in seqs])
+        return cur.rowcount
+
+    def unsynced_count(self, device_id: str) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM entries WHERE device_id = ? AND synced_at IS NULL",
+                                 (device_id,)).fetchone()[0]
+
+    def renumber_above(self, device_id: str, floor: int) -> int:
+        """After a corrupt store was replaced and its seqs could not be salvaged, the
+        server may hold seqs this store reuses: shift this device's entries (none of
+        them synced yet) to start above `floor`, the server's highest seq, and clear
+        the seq_floor_unknown flag, in one transaction. Returns how many moved."""
+        if floor < 0:
+            raise StoreError("floor must be >= 0")
+        with self.transaction() as conn:
+            synced = conn.execute("SELECT COUNT(*) FROM entries WHERE device_id = ? AND synced_at IS NOT NULL",
+                                  (device_id,)).fetchone()[0]
+            if synced:
+                raise StoreError(f"{synced} entries of {device_id} are already synced; not renumbering")
+            moved = 0
+            if floor:
+                # Two steps (negate, then shift) so no row collides with a not-yet-moved one.
+                moved = conn.execute("UPDATE entries SET seq = -seq WHERE device_id = ?",
+                                     (device_id,)).rowcount
+                conn.execute("UPDATE entries SET seq = ? - seq WHERE device_id = ?", (floor, device_id))
+                conn.execute("INSERT INTO device_seq VALUES (?, ?) ON CONFLICT(device_id) "
+                             "DO UPDATE SET last_seq = last_seq + ?", (device_id, floor, floor))
+            conn.execute("DELETE FROM meta WHERE key = 'seq_floor_unknown'")
+        return moved
+
     def purge(self, retention_days: float, now: dt.datetime | None = None) -> int:
         """Delete entries older than the retention period that the server has acknowledged.
         An unacknowledged entry is never purged, however old."""
@@ -375,6 +410,38 @@ class Store:
                 self.db[name].insert_all(rows)
             self.conn.execute("INSERT OR REPLACE INTO list_versions VALUES (?, ?, ?, ?)",
                               (name, version, etag, clock.iso(fetched_at or clock.utc_now())))
+
+    def apply_township(self, *, policy: dict[str, Any] | None = None,
+                       lists: dict[str, tuple[list[dict], str | None, str | None]] | None = None,
+                       policy_version: tuple[str | None, str | None] | None = None,
+                       meta: dict[str, str] | None = None, fetched_at: dt.datetime | None = None) -> None:
+        """Apply what the sync client pulled, in ONE transaction: the policy (keys upserted),
+        whole lists {name: (rows, version, etag)} and meta values. The gate sees all of it
+        or none of it; foreign keys are checked at commit, across the lists."""
+        unknown = [n for n in (lists or {}) if n not in LISTS]
+        if unknown:
+            raise StoreError(f"unknown list {unknown[0]!r}; known: {', '.join(LISTS)}")
+        at = clock.iso(fetched_at or clock.utc_now())
+        with self.transaction() as conn:
+            conn.execute("PRAGMA defer_foreign_keys = ON")
+            for key, value in (policy or {}).items():
+                conn.execute("INSERT OR REPLACE INTO policy VALUES (?, ?)", (key, json.dumps(value)))
+            if policy is not None:
+                version, etag = policy_version or (None, None)
+                conn.execute("INSERT OR REPLACE INTO list_versions VALUES ('policy', ?, ?, ?)",
+                             (version, etag, at))
+            for name, (rows, version, etag) in (lists or {}).items():
+                conn.execute(f"DELETE FROM {name}")
+                if rows:
+                    self.db[name].insert_all(rows)
+                conn.execute("INSERT OR REPLACE INTO list_versions VALUES (?, ?, ?, ?)",
+                             (name, version, etag, at))
+            for key, value in (meta or {}).items():
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
 
     def list_version(self, name: str) -> dict | None:
         row = self.conn.execute("SELECT * FROM list_versions WHERE name = ?", (name,)).fetchone()

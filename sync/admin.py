@@ -1,0 +1,69 @@
+"""A small client for the township's administrator endpoints (CLI, tests, demo)."""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class AdminError(Exception):
+    pass
+
+
+class Admin:
+    def __init__(self, server: str, token: str, timeout_s: float = 30.0):
+        self.http = httpx.Client(base_url=server.rstrip("/"), timeout=timeout_s,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, **kw) -> Any:
+        r = self.http.request(method, path, **kw)
+        if r.status_code >= 400:
+            try:
+                d = r.json()
+                raise AdminError(f"{r.status_code} {d.get('error')}: {d.get('detail')}")
+            except ValueError:
+                raise AdminError(f"{r.status_code} {r.text[:200]}") from None
+        return r.json()
+
+    def enrollment(self, community: str, gate: str, device_id: str | None = None,
+                   ttl_hours: float = 24) -> dict:
+        body = {"community": community, "gate": gate, "ttl_hours": ttl_hours}
+        if device_id:
+            body["device_id"] = device_id
+        return self._call("POST", "/v1/admin/enrollments", json=body)
+
+    def set_policy(self, community: str, **policy: Any) -> dict:
+        return self._call("PUT", f"/v1/admin/communities/{community}/policy", json=policy)
+
+    def put_list(self, community: str, name: str, rows: list[dict]) -> dict:
+        return self._call("PUT", f"/v1/admin/communities/{community}/lists/{name}", json={"rows": rows})
+
+    def devices(self) -> list[dict]:
+        return self._call("GET", "/v1/admin/devices")["devices"]
+
+    def revoke(self, device_id: str) -> dict:
+        return self._call("POST", f"/v1/admin/devices/{device_id}/revoke")
+
+    def daily_report(self, day: str | None = None, tz: str | None = None) -> dict:
+        params = {k: v for k, v in (("day", day), ("tz", tz)) if v}
+        return self._call("GET", "/v1/admin/reports/daily", params=params)
+
+    def alarms(self, after: int = 0, limit: int = 100) -> dict:
+        return self._call("GET", "/v1/admin/alarms", params={"after": after, "limit": limit})
+
+    def entries(self, device_id: str | None = None) -> list[dict]:
+        """Every entry, paging through the export."""
+        out: list[dict] = []
+        after = 0
+        while True:
+            params: dict[str, Any] = {"after_seq": after, "limit": 10000}
+            if device_id:
+                params["device_id"] = device_id
+            page = self._call("GET", "/v1/admin/entries", params=params)["entries"]
+            out.extend(page)
+            if len(page) < 10000 or not device_id:
+                return out
+            after = page[-1]["seq"]

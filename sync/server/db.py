@@ -1,0 +1,476 @@
+"""The township database: SQLite (a file, no set-up) or PostgreSQL, same behaviour.
+
+SQL is written once with `?` placeholders in the subset both speak (ON CONFLICT,
+RETURNING, partial indexes); only the DDL differs in one place. Each worker thread
+keeps its own connection. Storage trouble becomes one of three named errors the
+API turns into 503 + Retry-After, so a gate simply tries again later.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from kiosk import clock
+from kiosk.store import LISTS
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS communities (
+    community TEXT PRIMARY KEY, version BIGINT NOT NULL DEFAULT 0, created_utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY, community TEXT NOT NULL, gate TEXT NOT NULL, public_key TEXT,
+    status TEXT NOT NULL, enrolled_utc TEXT, revoked_utc TEXT, last_seen_utc TEXT,
+    acked_seq BIGINT NOT NULL DEFAULT 0, max_seq BIGINT NOT NULL DEFAULT 0,
+    clock_offset_s DOUBLE PRECISION, clock_checked_utc TEXT);
+CREATE TABLE IF NOT EXISTS enrollments (
+    token_hash TEXT PRIMARY KEY, device_id TEXT NOT NULL, community TEXT NOT NULL,
+    gate TEXT NOT NULL, created_utc TEXT NOT NULL, expires_utc TEXT NOT NULL, used_utc TEXT);
+CREATE TABLE IF NOT EXISTS entries (
+    {id_pk}, device_id TEXT NOT NULL, seq BIGINT NOT NULL, community TEXT NOT NULL,
+    gate TEXT NOT NULL, created_utc TEXT NOT NULL, corrected_utc TEXT NOT NULL,
+    time_source TEXT NOT NULL, boot_id TEXT NOT NULL, monotonic_ns BIGINT NOT NULL,
+    action TEXT NOT NULL, report TEXT NOT NULL, received_utc TEXT NOT NULL, body TEXT NOT NULL,
+    UNIQUE (device_id, seq));
+CREATE INDEX IF NOT EXISTS entries_day ON entries (corrected_utc);
+CREATE INDEX IF NOT EXISTS entries_immediate ON entries (id) WHERE report = 'immediate';
+CREATE TABLE IF NOT EXISTS seq_losses (
+    device_id TEXT NOT NULL, from_seq BIGINT NOT NULL, to_seq BIGINT NOT NULL,
+    declared_utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    community TEXT NOT NULL, name TEXT NOT NULL, version BIGINT NOT NULL, etag TEXT NOT NULL,
+    body TEXT NOT NULL, updated_utc TEXT NOT NULL, PRIMARY KEY (community, name));
+"""
+ID_PK = {"sqlite": "id INTEGER PRIMARY KEY",
+         "postgres": "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
+ENTRY_COLUMNS = ("device_id", "seq", "community", "gate", "created_utc", "corrected_utc",
+                 "time_source", "boot_id", "monotonic_ns", "action", "report", "received_utc",
+                 "body")
+DOCUMENTS = ("policy",) + LISTS
+CLOCK_TRUST_S = 60.0  # a "synchronised" entry further than this from the monotonic estimate is re-dated
+
+
+class StorageError(Exception):
+    """The database cannot take the request now; the gate should retry later."""
+    reason = "storage_unavailable"
+
+
+class StorageBusy(StorageError):
+    reason = "storage_busy"
+
+
+class StorageFull(StorageError):
+    reason = "storage_full"
+
+
+class Rejected(Exception):
+    """The request is wrong and retrying it unchanged will not help (a 4xx)."""
+
+    def __init__(self, status: int, reason: str, detail: str):
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    community: str
+    gate: str
+    public_key: str | None
+    status: str
+    acked_seq: int
+    max_seq: int
+
+
+class Tx:
+    """A transaction: `?` placeholders on every backend."""
+
+    def __init__(self, cur, dialect: str):
+        self.cur = cur
+        self.pg = dialect == "postgres"
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.pg else sql
+
+    def all(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        self.cur.execute(self._sql(sql), params)
+        return self.cur.fetchall() if self.cur.description else []
+
+    def one(self, sql: str, params: Sequence = ()) -> tuple | None:
+        self.cur.execute(self._sql(sql), params)
+        return self.cur.fetchone() if self.cur.description else None
+
+    def many(self, sql: str, rows: list[Sequence]) -> None:
+        if rows:
+            self.cur.executemany(self._sql(sql), rows)
+
+
+class Database:
+    """Open with `Database.open(url)`: a file path, `sqlite:///path` or `postgresql://...`."""
+
+    def __init__(self, url: str, *, busy_timeout_ms: int = 5000, max_db_mb: float | None = None):
+        self.url = url
+        self.dialect = "postgres" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        self.busy_timeout_ms = busy_timeout_ms
+        self.max_db_mb = max_db_mb
+        self._local = threading.local()
+        self._all_conns: list = []
+        self._lock = threading.Lock()
+        if self.dialect == "sqlite":
+            self.path = Path(re.sub(r"^sqlite:/{0,2}", "", url) if url.startswith("sqlite:") else url)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def open(cls, url: str, **kw) -> "Database":
+        db = cls(url, **kw)
+        with db.tx(write=True) as t:
+            for statement in SCHEMA.format(id_pk=ID_PK[db.dialect]).split(";"):
+                if statement.strip():
+                    t.all(statement)
+        return db
+
+    # -- connections ----------------------------------------------------------------
+    def _connect(self):
+        if self.dialect == "postgres":
+            import psycopg
+            conn = psycopg.connect(self.url, autocommit=False)
+            with conn.cursor() as cur:
+                cur.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
+                cur.execute("SET synchronous_commit = on")
+            conn.commit()
+        else:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=self.busy_timeout_ms / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # An acknowledged entry may be purged on the gate: it must survive power loss here.
+            conn.execute("PRAGMA synchronous = FULL")
+            if self.max_db_mb:
+                page = conn.execute("PRAGMA page_size").fetchone()[0]
+                conn.execute(f"PRAGMA max_page_count = {int(self.max_db_mb * 1024 * 1024 / page)}")
+        with self._lock:
+            self._all_conns.append(conn)
+        return conn
+
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None or (self.dialect == "postgres" and conn.closed):
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all_conns:
+                try:
+                    conn.close()
+                except Exception:  # noqa: BLE001 - closing at shutdown, nothing to do
+                    pass
+            self._all_conns.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def tx(self, write: bool = False) -> Iterator[Tx]:
+        try:
+            conn = self._conn()
+        except Exception as exc:  # noqa: BLE001 - any connect failure is "try later"
+            raise self._named(exc) from exc
+        try:
+            if self.dialect == "sqlite":
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                cur = conn.cursor()
+            else:
+                cur = conn.cursor()
+            yield Tx(cur, self.dialect)
+            conn.commit() if self.dialect == "postgres" else conn.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                if self.dialect == "postgres":
+                    conn.rollback()
+                elif conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - a dead connection is dropped below
+                self._local.conn = None
+            if isinstance(exc, (Rejected, StorageError)) or not self._is_db_error(exc):
+                raise
+            raise self._named(exc) from exc
+
+    def _is_db_error(self, exc: BaseException) -> bool:
+        if isinstance(exc, sqlite3.Error):
+            return True
+        if self.dialect == "postgres":
+            import psycopg
+            return isinstance(exc, psycopg.Error)
+        return False
+
+    def _named(self, exc: BaseException) -> Exception:
+        text = str(exc).lower()
+        if "full" in text or "no space" in text or type(exc).__name__ == "DiskFull":
+            return StorageFull("the township database is full")
+        if "locked" in text or "busy" in text or type(exc).__name__ in ("LockNotAvailable",
+                                                                          "DeadlockDetected"):
+            return StorageBusy("the township database is busy")
+        if isinstance(exc, sqlite3.IntegrityError) or type(exc).__name__.endswith("Violation"):
+            return exc  # a bug, not an outage: let it surface as a 500
+        if self.dialect == "postgres":
+            self._local.conn = None  # reconnect next time
+        return StorageError(f"the township database is unavailable ({type(exc).__name__})")
+
+    # -- devices and enrollment -----------------------------------------------------
+    def device(self, device_id: str) -> Device | None:
+        with self.tx() as t:
+            row = t.one("SELECT device_id, community, gate, public_key, status, acked_seq, max_seq "
+                        "FROM devices WHERE device_id = ?", (device_id,))
+        return Device(*row) if row else None
+
+    def devices(self) -> list[dict]:
+        cols = ("device_id", "community", "gate", "status", "enrolled_utc", "revoked_utc",
+                "last_seen_utc", "acked_seq", "max_seq", "clock_offset_s", "clock_checked_utc")
+        with self.tx() as t:
+            rows = t.all(f"SELECT {', '.join(cols)} FROM devices ORDER BY community, gate")
+        return [dict(zip(cols, r)) for r in rows]
+
+    def _touch_community(self, t: Tx, community: str, now: str, bump: bool) -> int:
+        row = t.one("INSERT INTO communities (community, version, created_utc) VALUES (?, ?, ?) "
+                    "ON CONFLICT (community) DO UPDATE SET version = communities.version + ? "
+                    "RETURNING version", (community, 1 if bump else 0, now, 1 if bump else 0))
+        return row[0]
+
+    def create_enrollment(self, token_hash: str, device_id: str, community: str, gate: str,
+                          expires: dt.datetime) -> None:
+        now = clock.iso(clock.utc_now())
+        with self.tx(write=True) as t:
+            self._touch_community(t, community, now, bump=False)
+            t.all("INSERT INTO enrollments VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                  (token_hash, device_id, community, gate, now, clock.iso(expires)))
+
+    def enroll(self, token_hash: str, public_key: str) -> Device:
+        """Use an enrollment token once; (re-)register the device with its key."""
+        now = clock.iso(clock.utc_now())
+        with self.tx(write=True) as t:
+            row = t.one("UPDATE enrollments SET used_utc = ? WHERE token_hash = ? AND used_utc IS NULL "
+                        "AND expires_utc > ? RETURNING device_id, community, gate",
+                        (now, token_hash, now))
+            if not row:
+                raise Rejected(401, "invalid_enrollment_token",
+                               "enrollment token unknown, expired or already used")
+            device_id, community, gate = row
+            t.all("INSERT INTO devices (device_id, community, gate, public_key, status, enrolled_utc) "
+                  "VALUES (?, ?, ?, ?, 'active', ?) ON CONFLICT (device_id) DO UPDATE SET "
+                  "community = excluded.community, gate = excluded.gate, "
+                  "public_key = excluded.public_key, status = 'active', revoked_utc = NULL, "
+                  "enrolled_utc = excluded.enrolled_utc",
+                  (device_id, community, gate, public_key, now))
+        return self.device(device_id)
+
+    def revoke(self, device_id: str) -> bool:
+        with self.tx(write=True) as t:
+            row = t.one("UPDATE devices SET status = 'revoked', revoked_utc = ? WHERE device_id = ? "
+                        "RETURNING device_id", (clock.iso(clock.utc_now()), device_id))
+        return row is not None
+
+    # -- entries --------------------------------------------------------------------
+    def ingest(self, device: Device, batch, now: dt.datetime) -> dict:
+        """Store a batch all or nothing; answer the highest contiguous seq held."""
+        seqs = [e.seq for e in batch.entries]
+        if len(set(seqs)) != len(seqs):
+            raise Rejected(422, "duplicate_seq_in_batch", "a seq appears twice in the batch")
+        foreign = next((e for e in batch.entries if e.device_id != device.device_id), None)
+        if foreign:
+            raise Rejected(403, "foreign_entry", f"seq {foreign.seq} belongs to device "
+                           f"{foreign.device_id!r}; a gate may send only its own entries")
+        if batch.priority and any(e.report != "immediate" for e in batch.entries):
+            raise Rejected(422, "priority_not_immediate",
+                           "a priority batch may carry only report='immediate' entries")
+        rows = self._rows(device, batch, now)
+        lo, hi = min(seqs), max(seqs)
+        now_text = clock.iso(now)
+        with self.tx(write=True) as t:
+            # The UPDATE takes the device's row lock: one batch per device at a time.
+            acked, max_seq = t.one(
+                "UPDATE devices SET last_seen_utc = ?, clock_offset_s = COALESCE(?, clock_offset_s), "
+                "clock_checked_utc = COALESCE(?, clock_checked_utc) WHERE device_id = ? "
+                "RETURNING acked_seq, max_seq",
+                (now_text, self._offset(batch, now), now_text if batch.clock else None,
+                 device.device_id))
+            held = {s: (b, m) for s, b, m in t.all(
+                "SELECT seq, boot_id, monotonic_ns FROM entries WHERE device_id = ? "
+                "AND seq >= ? AND seq <= ?", (device.device_id, lo, hi))}
+            clash = next((e.seq for e in batch.entries
+                          if e.seq in held and held[e.seq] != (e.boot_id, e.monotonic_ns)), None)
+            if clash is not None:
+                raise Rejected(409, "seq_conflict",
+                               f"seq {clash} is already held with a different entry; the gate's "
+                               "numbering restarted (see docs/sync.md, recovery)")
+            new = [r for r in rows if r[1] not in held]
+            t.many(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
+                   f"({', '.join('?' * len(ENTRY_COLUMNS))}) ON CONFLICT (device_id, seq) DO NOTHING",
+                   new)
+            acked = self._advance(t, device.device_id, acked)
+            if not batch.priority and acked < hi:
+                raise Rejected(409, "seq_gap", f"seq {acked + 1} is missing: the server holds every "
+                               f"seq up to {acked}; send from {acked + 1} on")
+            t.all("UPDATE devices SET acked_seq = ?, max_seq = ? WHERE device_id = ?",
+                  (acked, max(max_seq, hi), device.device_id))
+        return {"acked_seq": acked, "stored": len(new), "duplicates": len(rows) - len(new)}
+
+    @staticmethod
+    def _advance(t: Tx, device_id: str, acked: int, page: int = 2000) -> int:
+        nxt = acked + 1
+        while True:
+            found = t.all("SELECT seq FROM entries WHERE device_id = ? AND seq >= ? ORDER BY seq "
+                          f"LIMIT {page}", (device_id, nxt))
+            for (seq,) in found:
+                if seq != nxt:
+                    return nxt - 1
+                nxt += 1
+            if len(found) < page:
+                return nxt - 1
+
+    @staticmethod
+    def _offset(batch, now: dt.datetime) -> float | None:
+        if not batch.clock:
+            return None
+        return round((now - clock.parse_iso(batch.clock.wall_utc)).total_seconds(), 3)
+
+    @staticmethod
+    def _rows(device: Device, batch, now: dt.datetime) -> list[tuple]:
+        """Entry rows with a corrected time: for entries of the boot the batch was sent
+        from, the monotonic clock dates them against the server's clock."""
+        sample = batch.clock
+        received = clock.iso(now)
+        rows = []
+        for e in batch.entries:
+            corrected, source = e.created_utc, "device"
+            if sample and e.boot_id == sample.boot_id and e.monotonic_ns <= sample.monotonic_ns:
+                estimate = now - dt.timedelta(microseconds=(sample.monotonic_ns - e.monotonic_ns) // 1000)
+                if not e.clock_synced or abs(
+                        (estimate - clock.parse_iso(e.created_utc)).total_seconds()) > CLOCK_TRUST_S:
+                    corrected, source = clock.iso(estimate), "monotonic"
+            elif not e.clock_synced:
+                source = "unverified"
+            rows.append((e.device_id, e.seq, device.community, device.gate, e.created_utc,
+                         corrected, source, e.boot_id, e.monotonic_ns, e.action, e.report,
+                         received, e.model_dump_json()))
+        return rows
+
+    def declare_lost(self, device: Device, upto: int) -> dict:
+        """The gate lost seqs (acked, upto] for good (a corrupt SD card): record the loss
+        for the township and let the contiguous ack pass over it."""
+        now = clock.iso(clock.utc_now())
+        with self.tx(write=True) as t:
+            acked, max_seq = t.one("UPDATE devices SET last_seen_utc = ? WHERE device_id = ? "
+                                   "RETURNING acked_seq, max_seq", (now, device.device_id))
+            if upto > max_seq:
+                raise Rejected(422, "beyond_max_seq",
+                               f"the server holds nothing above seq {max_seq}; cannot lose {upto}")
+            if upto > acked:
+                held = {s for (s,) in t.all("SELECT seq FROM entries WHERE device_id = ? AND seq > ? "
+                                            "AND seq <= ?", (device.device_id, acked, upto))}
+                start = None
+                for s in range(acked + 1, upto + 2):
+                    missing = s <= upto and s not in held
+                    if missing and start is None:
+                        start = s
+                    elif not missing and start is not None:
+                        t.all("INSERT INTO seq_losses VALUES (?, ?, ?, ?)",
+                              (device.device_id, start, s - 1, now))
+                        start = None
+                acked = self._advance(t, device.device_id, upto)
+                t.all("UPDATE devices SET acked_seq = ? WHERE device_id = ?", (acked, device.device_id))
+        return {"acked_seq": acked}
+
+    def entries(self, device_id: str | None = None, after_seq: int = 0, limit: int = 1000) -> list[dict]:
+        where, params = "seq > ?", [after_seq]
+        if device_id:
+            where += " AND device_id = ?"
+            params.append(device_id)
+        with self.tx() as t:
+            rows = t.all(f"SELECT id, corrected_utc, time_source, received_utc, body FROM entries "
+                         f"WHERE {where} ORDER BY device_id, seq LIMIT {int(limit)}", params)
+        return [{**json.loads(b), "server_id": i, "corrected_utc": c, "time_source": s,
+                 "received_utc": r} for i, c, s, r, b in rows]
+
+    # -- policy and lists -----------------------------------------------------------
+    def publish(self, community: str, name: str, body: Any) -> dict:
+        if name not in DOCUMENTS:
+            raise Rejected(404, "unknown_list", f"unknown list {name!r}; known: {', '.join(LISTS)}")
+        text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        now = clock.iso(clock.utc_now())
+        with self.tx(write=True) as t:
+            cversion = self._touch_community(t, community, now, bump=True)
+            old = t.one("SELECT version FROM documents WHERE community = ? AND name = ?",
+                        (community, name))
+            version = (old[0] if old else 0) + 1
+            etag = f'"{name}-{version}-c{cversion}"'
+            t.all("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (community, name) DO "
+                  "UPDATE SET version = excluded.version, etag = excluded.etag, body = excluded.body, "
+                  "updated_utc = excluded.updated_utc", (community, name, version, etag, text, now))
+        return {"community": community, "name": name, "version": version, "etag": etag}
+
+    def manifest(self, community: str) -> dict:
+        with self.tx() as t:
+            row = t.one("SELECT version FROM communities WHERE community = ?", (community,))
+            docs = t.all("SELECT name, version, etag FROM documents WHERE community = ? ORDER BY name",
+                         (community,))
+        version = row[0] if row else 0
+        return {"community": community, "version": version, "etag": f'"m{version}"',
+                "documents": {n: {"version": v, "etag": e} for n, v, e in docs}}
+
+    def document(self, community: str, name: str) -> dict | None:
+        with self.tx() as t:
+            row = t.one("SELECT version, etag, body, updated_utc FROM documents "
+                        "WHERE community = ? AND name = ?", (community, name))
+        if not row:
+            return None
+        return {"version": row[0], "etag": row[1], "body": row[2], "updated_utc": row[3]}
+
+    # -- reports --------------------------------------------------------------------
+    def daily_report(self, start: dt.datetime, end: dt.datetime) -> dict[str, dict]:
+        """Counts per community for [start, end), every known community listed (零报告)."""
+        with self.tx() as t:
+            communities = [c for (c,) in t.all(
+                "SELECT community FROM communities UNION SELECT community FROM devices")]
+            counts = t.all("SELECT community, action, report, COUNT(*) FROM entries "
+                           "WHERE corrected_utc >= ? AND corrected_utc < ? GROUP BY community, action, report",
+                           (clock.iso(start), clock.iso(end)))
+            gates = t.all("SELECT community, device_id, gate, status, last_seen_utc, acked_seq, max_seq "
+                          "FROM devices ORDER BY community, gate")
+            losses = t.all("SELECT d.community, l.device_id, l.from_seq, l.to_seq FROM seq_losses l "
+                           "JOIN devices d ON d.device_id = l.device_id "
+                           "WHERE l.declared_utc >= ? AND l.declared_utc < ?",
+                           (clock.iso(start), clock.iso(end)))
+        out = {c: {"community": c, "entries": 0, "by_action": {}, "immediate": 0, "gates": [],
+                   "lost_seqs": []} for c in sorted(communities)}
+        for community, action, report, n in counts:
+            r = out.setdefault(community, {"community": community, "entries": 0, "by_action": {},
+                                           "immediate": 0, "gates": [], "lost_seqs": []})
+            r["entries"] += n
+            r["by_action"][action] = r["by_action"].get(action, 0) + n
+            if report == "immediate":
+                r["immediate"] += n
+        for community, device_id, gate, status, seen, acked, max_seq in gates:
+            out[community]["gates"].append({"device_id": device_id, "gate": gate, "status": status,
+                                            "last_seen_utc": seen, "acked_seq": acked,
+                                            "max_seq": max_seq})
+        for community, device_id, lo, hi in losses:
+            out[community]["lost_seqs"].append({"device_id": device_id, "from": lo, "to": hi})
+        return out
+
+    def alarms(self, after_id: int = 0, limit: int = 100) -> list[dict]:
+        with self.tx() as t:
+            rows = t.all("SELECT id, community, gate, device_id, seq, corrected_utc, action, body "
+                         "FROM entries WHERE report = 'immediate' AND id > ? ORDER BY id "
+                         f"LIMIT {int(limit)}", (after_id,))
+        out = []
+        for i, community, gate, device_id, seq, at, action, body in rows:
+            e = json.loads(body)
+            out.append({"id": i, "community": community, "gate": gate, "device_id": device_id,
+                        "seq": seq, "at_utc": at, "action": action, "reasons": e.get("reasons", []),
+                        "subject_kind": e.get("subject_kind"), "code_colour": e.get("code_colour"),
+                        "masked_name": e.get("masked_name"), "readings": e.get("readings", [])})
+        return out

@@ -1,0 +1,75 @@
+"""Run the township server (FastAPI on uvicorn).
+
+The database is a SQLite file by default (no set-up); give a postgresql:// URL for
+a city-sized deployment. The administrator token comes from $GATE_ADMIN_TOKEN or
+--admin-token-file; when neither exists a new token is written to that file (mode
+0600) and only the file's path is logged. Serve TLS with --ssl-certfile/--ssl-keyfile
+or behind a reverse proxy (docs/sync.md).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=os.environ.get("GATE_SERVER_DB", "var/township.db"),
+                        help="SQLite file or postgresql:// URL (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8470, help="port (default: %(default)s; 0 = any free)")
+    parser.add_argument("--admin-token-file", default=None,
+                        help="file holding the administrator token (default: admin-token next to "
+                             "a SQLite file, else ./township-admin-token)")
+    parser.add_argument("--max-body-mb", type=float, default=4.0,
+                        help="largest request body accepted, compressed (default: %(default)s)")
+    parser.add_argument("--max-db-mb", type=float, default=None,
+                        help="SQLite only: refuse writes (503 storage_full) past this size")
+    parser.add_argument("--busy-timeout-ms", type=int, default=5000,
+                        help="wait this long for a database lock before answering 503")
+    parser.add_argument("--report-tz", default="Asia/Shanghai",
+                        help="time zone of the daily report's day (default: %(default)s)")
+    parser.add_argument("--ssl-certfile", default=None, help="serve HTTPS with this certificate")
+    parser.add_argument("--ssl-keyfile", default=None, help="private key for --ssl-certfile")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def admin_token_path(args) -> Path:
+    if args.admin_token_file:
+        return Path(args.admin_token_file)
+    if args.db.startswith(("postgresql://", "postgres://")):
+        return Path("township-admin-token")
+    return Path(args.db.removeprefix("sqlite:///")).with_name("admin-token")
+
+
+def ensure_admin_token(path: Path) -> str:
+    from sync import auth
+    token = auth.load_admin_token(path)
+    if token:
+        return token
+    token = auth.new_token()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    logging.getLogger("gate.server").warning("new administrator token written to %s", path)
+    return token
+
+
+def run(args) -> int:
+    import uvicorn
+
+    from sync.server import Settings, create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    token = ensure_admin_token(admin_token_path(args))
+    settings = Settings(db_url=args.db, admin_token=token,
+                        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+                        report_tz=args.report_tz, busy_timeout_ms=args.busy_timeout_ms,
+                        max_db_mb=args.max_db_mb)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                access_log=args.log_level == "debug")
+    return 0

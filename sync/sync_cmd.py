@@ -1,0 +1,94 @@
+"""Upload this gate's entries to the township server and pull policy and lists.
+
+Without --once it runs until interrupted: a round every few seconds, exponential
+back-off with full jitter while the server is unreachable. With --once it does one
+round and exits 0 when everything was uploaded, 1 otherwise. The credentials file
+comes from `gate enroll`; the store path and settings from gate.toml ([store] path,
+[sync] section) or the options below.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+DEFAULT_CREDENTIALS = "var/sync-credentials.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true", help="one round, then exit (0 = all uploaded)")
+    parser.add_argument("--store", default=None, help="the gate's SQLite file (default: [store] path)")
+    parser.add_argument("--credentials", default=None,
+                        help=f"file written by `gate enroll` (default: [sync] credentials or {DEFAULT_CREDENTIALS})")
+    parser.add_argument("--batch-size", type=int, default=None, help="entries per upload (default 500)")
+    parser.add_argument("--interval", type=float, default=None, help="seconds between rounds when idle (default 2)")
+    parser.add_argument("--pull-interval", type=float, default=None,
+                        help="seconds between policy/list checks (default 60)")
+    parser.add_argument("--backoff-cap", type=float, default=None, help="longest wait after failures (default 60 s)")
+    parser.add_argument("--no-pull", action="store_true", help="upload only")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def build(args):
+    from kiosk import config as gate_config
+    from kiosk.store import Store
+    from sync.client import Credentials, SyncClient, SyncConfig
+
+    cfg = gate_config.load()
+    sync_cfg = cfg.get("sync", {})
+    creds = Credentials.load(args.credentials or sync_cfg.get("credentials", DEFAULT_CREDENTIALS))
+    conf = SyncConfig(credentials=creds)
+    for opt, key, attr in (("batch_size", "batch_size", "batch_size"), ("interval", "interval_s", "interval_s"),
+                           ("pull_interval", "pull_interval_s", "pull_interval_s"),
+                           ("backoff_cap", "backoff_cap_s", "backoff_cap_s")):
+        value = getattr(args, opt)
+        if value is None:
+            value = sync_cfg.get(key)
+        if value is not None:
+            setattr(conf, attr, type(getattr(conf, attr))(value))
+    if not 1 <= conf.batch_size <= 1000:
+        raise SystemExit("gate sync: --batch-size must be 1..1000")
+    store = Store.open(args.store or cfg["store"]["path"])
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"uploaded {done}/{total} ({100 * done // max(total, 1)}%)", file=sys.stderr, flush=True)
+
+    return store, SyncClient(store, conf, progress=progress)
+
+
+def run(args) -> int:
+    from sync.client import SyncError
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        store, client = build(args)
+    except SyncError as exc:
+        print(f"gate sync: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.once:
+            try:
+                r = client.run_once(pull=not args.no_pull)
+            except SyncError as exc:
+                print(f"gate sync: {exc}", file=sys.stderr)
+                return 1
+            print(f"uploaded {r.uploaded}, acked seq {r.acked_seq}, backlog {r.backlog}, "
+                  f"pulled {', '.join(r.pulled) or 'nothing'}, clock offset {r.clock_offset_s:+.3f} s")
+            return 0 if r.backlog == 0 else 1
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        if args.no_pull:
+            client.config.pull_interval_s = float("inf")
+        try:
+            client.run_forever(stop)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    finally:
+        client.close()
+        store.close()

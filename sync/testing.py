@@ -1,0 +1,170 @@
+"""Real parts for tests and benchmarks: a township server on 127.0.0.1 in a thread or
+a process, a throwaway PostgreSQL cluster, and gate entries to sync."""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from kiosk.store import Entry, Store
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(url + "/v1/time", timeout=1.0)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no server at {url}")
+            time.sleep(0.05)
+
+
+class ServerThread:
+    """`create_app` served by uvicorn in a thread on a socket bound to 127.0.0.1:0."""
+
+    def __init__(self, settings):
+        import uvicorn
+
+        from sync.server import create_app
+        self.app = create_app(settings)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> "ServerThread":
+        self.thread.start()
+        wait_http(self.url)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+        self.app.state.db.close()
+
+
+class ServerProcess:
+    """`gate server` as a child process (for SIGKILL)."""
+
+    def __init__(self, db_url: str, admin_token: str, port: int | None = None, *extra: str,
+                 log: Path | None = None):
+        self.db_url, self.admin_token, self.extra = db_url, admin_token, extra
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, *extra: str) -> "ServerProcess":
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "GATE_ADMIN_TOKEN": self.admin_token}
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kiosk.cli", "server", "--db", self.db_url, "--port", str(self.port),
+             "--log-level", "warning", *self.extra, *extra], env=env, stdout=out, stderr=out, cwd=ROOT)
+        try:
+            wait_http(self.url)
+        except TimeoutError:
+            self.kill()
+            raise
+        return self
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster in a temp dir on a free port (trust auth, 127.0.0.1)."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="gate-pg-"))
+        self.port = free_port()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses root
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.dir, "postgres")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @staticmethod
+    def available() -> str | None:
+        """None when a cluster can be started here, else why not."""
+        if not (PG_BIN / "initdb").exists():
+            return f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql)"
+        if os.geteuid() == 0 and shutil.which("runuser") is None:
+            return "running as root without runuser: cannot start initdb"
+        return None
+
+    def _run(self, *cmd: str) -> None:
+        subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> "PostgresCluster":
+        data = self.dir / "data"
+        self._run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                  "--no-sync", "-E", "UTF8")
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=on", "start")
+        return self
+
+    def new_database(self, name: str) -> str:
+        import psycopg
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        try:
+            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def sample_entry(rng: random.Random | None = None, report: str | None = None, **kw) -> Entry:
+    """A plausible entry: mostly residents admitted, some refusals, a few alarms."""
+    rng = rng or random.Random()
+    report = report or rng.choices(["none", "daily", "immediate"], [80, 15, 5])[0]
+    action = {"none": "admit", "daily": "refuse", "immediate": "isolate"}[report]
+    fields = dict(gate="east", direction=rng.choice(["in", "out"]), subject_kind="resident",
+                  action=action, report=report, reasons=["green code", "36.5 °C"],
+                  masked_name="张*三", person_ref=f"p1:{rng.getrandbits(128):032x}",
+                  code_kind="health", code_colour="green" if report == "none" else "red",
+                  readings=[{"body_c": round(rng.uniform(36.0, 38.5), 1), "object_c": 34.1,
+                             "ambient_c": 12.0}],
+                  answers={"fever": False, "travel": False}, mask_confirmed=True)
+    fields.update(kw)
+    return Entry(**fields)
+
+
+def fill(store: Store, device_id: str, n: int, rng: random.Random | None = None, **kw) -> list[Entry]:
+    return [store.record(sample_entry(rng, **kw), device_id=device_id) for _ in range(n)]

@@ -1,0 +1,113 @@
+"""Township office tasks against a running server: enrollment tokens, risk level and
+policy, list uploads, the daily report (zeros included), alarms, devices.
+
+The administrator token is read from $GATE_ADMIN_TOKEN or --admin-token-file and is
+never printed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", default="http://127.0.0.1:8470", help="server URL (default: %(default)s)")
+    parser.add_argument("--admin-token-file", default="var/admin-token",
+                        help="file with the admin token if $GATE_ADMIN_TOKEN is unset (default: %(default)s)")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("token", help="create a one-time enrollment token for a gate")
+    p.add_argument("--community", required=True)
+    p.add_argument("--gate", required=True, help="the gate's name, e.g. east")
+    p.add_argument("--device-id", default=None, help="default: COMMUNITY.GATE")
+    p.add_argument("--ttl-hours", type=float, default=24)
+    p = sub.add_parser("policy", help="set a community's risk level and thresholds")
+    p.add_argument("--community", required=True)
+    p.add_argument("--risk-level", required=True, choices=["low", "medium", "high"])
+    p.add_argument("--fever-threshold", type=float, default=None, help="°C, default the gate's 37.3")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="any other policy value, e.g. --set visitors_allowed=false")
+    p = sub.add_parser("list", help="replace one list of a community from a JSON file of rows")
+    p.add_argument("--community", required=True)
+    p.add_argument("--name", required=True, help="households, residents, passes, quarantine_orders, ...")
+    p.add_argument("file", help="JSON: a list of row objects, or {\"rows\": [...]}; - for stdin")
+    p = sub.add_parser("report", help="the daily report, one line per community (zeros included)")
+    p.add_argument("--day", default=None, help="YYYY-MM-DD (default: today in the report time zone)")
+    p.add_argument("--json", action="store_true", help="print the raw JSON")
+    p = sub.add_parser("alarms", help="immediate reports since an id")
+    p.add_argument("--after", type=int, default=0)
+    sub.add_parser("devices", help="enrolled gates: last seen, acked seq, clock offset")
+    p = sub.add_parser("revoke", help="revoke a gate's key (it gets 403 from then on)")
+    p.add_argument("device_id")
+
+
+def run(args) -> int:
+    from sync.admin import Admin, AdminError
+    from sync.auth import load_admin_token
+
+    token = load_admin_token(args.admin_token_file)
+    if not token:
+        print("gate township: no admin token ($GATE_ADMIN_TOKEN or --admin-token-file)", file=sys.stderr)
+        return 2
+    admin = Admin(args.server, token)
+    try:
+        return _do(admin, args)
+    except AdminError as exc:
+        print(f"gate township: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"gate township: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        admin.close()
+
+
+def _do(admin, args) -> int:
+    import httpx
+    try:
+        if args.action == "token":
+            t = admin.enrollment(args.community, args.gate, args.device_id, args.ttl_hours)
+            print(f"device {t['device_id']} ({t['community']} / {t['gate']}), token valid until "
+                  f"{t['expires_utc']}:\n{t['token']}")
+        elif args.action == "policy":
+            extra = {}
+            for item in args.set:
+                key, _, value = item.partition("=")
+                extra[key] = json.loads(value)
+            if args.fever_threshold is not None:
+                extra["fever_threshold_c"] = args.fever_threshold
+            p = admin.set_policy(args.community, risk_level=args.risk_level, **extra)
+            print(f"policy of {args.community}: version {p['version']}")
+        elif args.action == "list":
+            text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+            data = json.loads(text)
+            rows = data["rows"] if isinstance(data, dict) else data
+            p = admin.put_list(args.community, args.name, rows)
+            print(f"{args.name} of {args.community}: {len(rows)} rows, version {p['version']}")
+        elif args.action == "report":
+            rep = admin.daily_report(args.day)
+            if args.json:
+                print(json.dumps(rep, ensure_ascii=False, indent=1))
+            else:
+                print(f"daily report {rep['day']} ({rep['tz']})")
+                for c in rep["communities"]:
+                    actions = ", ".join(f"{k} {v}" for k, v in sorted(c["by_action"].items())) or "zero report"
+                    print(f"  {c['community']}: {c['entries']} entries ({actions}); "
+                          f"immediate {c['immediate']}; gates {len(c['gates'])}")
+        elif args.action == "alarms":
+            for a in admin.alarms(args.after)["alarms"]:
+                print(f"#{a['id']} {a['at_utc']} {a['community']}/{a['gate']} seq {a['seq']}: "
+                      f"{a['action']} {'; '.join(a['reasons'])}")
+        elif args.action == "devices":
+            for d in admin.devices():
+                print(f"{d['device_id']:<24} {d['community']}/{d['gate']} {d['status']} "
+                      f"last seen {d['last_seen_utc']} acked {d['acked_seq']}/{d['max_seq']} "
+                      f"clock offset {d['clock_offset_s']}")
+        elif args.action == "revoke":
+            admin.revoke(args.device_id)
+            print(f"revoked {args.device_id}")
+    except httpx.HTTPError as exc:
+        print(f"gate township: cannot reach {args.server}: {exc}", file=sys.stderr)
+        return 1
+    return 0
