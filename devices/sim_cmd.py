@@ -42,9 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--fault", action="append", default=[], metavar="NAME[:every=N|at=N][,for=S]",
                    help="inject a fault (repeatable): noise, bad-checksum, partial, exception, "
                         "stuck, silence, disconnect")
-    t.add_argument("--interval", type=float, default=0.1, help="seconds between streamed frames (default 0.1)")
-    t.add_argument("--stream", action="store_true",
-                   help="gy-mcu90614: stream from power-on, without waiting for A5 45 EA")
+    t.add_argument("--interval", type=float, default=None,
+                   help="seconds between streamed frames (default: gy-mcu90614 1/14, ascii 0.2)")
+    t.add_argument("--no-auto-output", action="store_true",
+                   help="gy-mcu90614: do not stream from power-on (as configured by A5 52 F7); "
+                        "answer queries, stream after A5 45 EA")
     t.add_argument("--link", help="keep a symlink here to the current pty (survives disconnect faults)")
     t.add_argument("--pace", type=int, default=0, metavar="BAUD",
                    help="delay answers by the time the bytes take on a real line at BAUD (a pty has no baud rate)")
@@ -73,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "modbus":
         kw.update(address=args.address, register=args.register,
                   ambient_register=args.ambient_register, scale=args.scale)
-    if args.protocol == "gy-mcu90614" and args.stream:
-        kw["stream"] = True
+    if args.interval is None:
+        kw["interval"] = {"gy-mcu90614": 1 / 14, "ascii": 0.2}.get(args.protocol, 0.1)
+    if args.protocol == "gy-mcu90614" and args.no_auto_output:
+        kw["stream"] = False
     try:
         emu = EMULATORS[args.protocol](values, **kw)
     except OSError as e:

@@ -100,7 +100,7 @@ def test_ascii_pattern_option(gate, sim):
 def test_unplugged_simulator_comes_back(gate, sim, tmp_path):
     link = str(tmp_path / "ttyTHERM")
     s = sim("--protocol", "gy-mcu90614", "--object", ",".join(f"{34 + i / 10:.1f}" for i in range(30)),
-            "--link", link, "--fault", "disconnect:at=3,for=0.5")
+            "--link", link, "--fault", "disconnect:at=3,for=0.5", "--no-auto-output")
     assert s.path == link
     rows = read_json(gate, "--port", link, "--protocol", "gy-mcu90614", "--count", "8")
     assert [r["object_c"] for r in rows] == [round(34 + i / 10, 1) for i in range(8)]

@@ -50,6 +50,8 @@ def thermometer(path, session, **kw) -> Thermometer:
 
 def emulator(cls, faults=(), **kw):
     kw.setdefault("interval", 0.01)
+    if cls is GyMcu90614Emulator:
+        kw.setdefault("stream", False)   # configured not to stream at power-on: nothing sent unseen
     return cls(SCRIPT, faults=[FaultSpec.parse(f) for f in faults], **kw)
 
 
@@ -79,6 +81,15 @@ def test_each_protocol_each_mode_reads_the_script_in_order(kind):
     assert r.port == emu.path and r.protocol == session().protocol and r.raw
     st = therm.status()
     assert st.readings == 10 and st.last_good_age_s is not None
+
+
+@pytest.mark.parametrize("mode", ["query", "continuous"])
+def test_gy_module_streaming_from_power_on(mode):
+    # The datasheet default: the module streams ~14 frames/s as soon as it has power.
+    with emulator(GyMcu90614Emulator, stream=True, interval=1 / 14) as emu:
+        got = collect(thermometer(emu.path, GyMcu90614Session(mode=mode)), 6)
+    idx = [OBJECTS.index(r.object_c) for r in got]
+    assert idx == list(range(idx[0], idx[0] + 6))
 
 
 def test_modbus_without_ambient_register_and_other_address():

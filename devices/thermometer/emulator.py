@@ -310,7 +310,10 @@ class Emulator:
 
 
 class GyMcu90614Emulator(Emulator):
+    """Per the module's datasheet: streams ~14 frames/s from power-on unless configured not to
+    (A5 52 F7, effective after a restart); queries and streaming both answer type 0x45."""
     protocol = "gy-mcu90614"
+    streams_at_start = True
 
     def encode(self, obj: float, amb: float | None) -> bytes:
         return gy.encode(obj, 25.0 if amb is None else amb)
@@ -322,6 +325,11 @@ class GyMcu90614Emulator(Emulator):
                 self.send(self.next_frame(), request_len=3)
             elif cmd == gy.CMD_CONTINUOUS:
                 self.streaming = True
+            elif cmd in (gy.CMD_AUTO_OUTPUT_ON, gy.CMD_AUTO_OUTPUT_OFF):
+                self.stream_at_power_on = cmd == gy.CMD_AUTO_OUTPUT_ON   # after the next restart
+                self.log.append(f"auto output at power-on: {self.stream_at_power_on}")
+            else:
+                self.log.append(f"command 0x{cmd:02X} accepted (no effect in the emulator)")
 
 
 class AsciiEmulator(Emulator):

@@ -2,6 +2,8 @@
 
 Host -> module: `A5 cmd sum`, sum = (0xA5 + cmd) & 0xFF.
   A5 45 EA  continuous output          A5 15 BA  one query
+  A5 AE 53 / A5 AF 54   baud 9600 / 115200       A5 51 F6 / A5 52 F7  auto output at power-on / not
+  (configuration takes effect after a restart; the module streams ~14 frames/s by default)
 Module -> host, 9 bytes: `5A 5A 45 04 TOh TOl TAh TAl SUM`
   TO object, TA ambient: big-endian signed 16-bit, hundredths of °C;
   SUM = low byte of the sum of bytes 0..7.
@@ -17,6 +19,8 @@ DATA_LENGTH = 0x04
 FRAME_LEN = 9
 CMD_CONTINUOUS = 0x45
 CMD_QUERY = 0x15
+CMD_AUTO_OUTPUT_ON = 0x51
+CMD_AUTO_OUTPUT_OFF = 0x52
 
 
 def command(cmd: int) -> bytes:
