@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decide": ("kiosk.decide_cmd", "decide JSON cases from stdin, one JSON decision per line"),
     "demo": ("kiosk.demo", "run the gate on simulated devices"),
     "db": ("kiosk.store_cmd", "local store: check, purge by retention, show alarms"),
+    "scan": ("devices.scan_cmd", "read QR codes from a folder, image, video file or camera"),
     "server": ("sync.server_cmd", "run the township server (FastAPI; SQLite or PostgreSQL)"),
     "sync": ("sync.sync_cmd", "upload entries to the township, pull policy and lists"),
     "enroll": ("sync.enroll_cmd", "enroll this gate with the township server (once)"),

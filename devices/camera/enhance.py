@@ -1,0 +1,150 @@
+"""Image steps that turn a frame a decoder gave up on into one it can read.
+
+Each step is a pure function gray -> gray (uint8). The cascade in `decoders.py` decides
+which to try, in which order; they live here so the bench can measure each alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+_CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+
+
+def unsharp(gray: np.ndarray, sigma: float = 2.0, amount: float = 1.5) -> np.ndarray:
+    """Undo mild defocus: add back the detail a Gaussian of `sigma` takes away."""
+    blurred = cv2.GaussianBlur(gray, (0, 0), sigma)
+    return cv2.addWeighted(gray, 1 + amount, blurred, -amount, 0)
+
+
+def clahe(gray: np.ndarray) -> np.ndarray:
+    """Local contrast: glare washes out part of the code, the rest keeps its contrast."""
+    return _CLAHE.apply(gray)
+
+
+def adaptive_binary(gray: np.ndarray, block: int = 31) -> np.ndarray:
+    return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block | 1, 2)
+
+
+def stretch(gray: np.ndarray) -> np.ndarray:
+    """Full-range contrast from the 1st to the 99th percentile: low light, haze, dim screens."""
+    lo, hi = np.percentile(gray, (1, 99))
+    if hi - lo < 8:
+        return gray
+    return cv2.convertScaleAbs(gray, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
+
+
+def upscale(gray: np.ndarray, factor: float) -> np.ndarray:
+    return cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+
+
+def motion_direction(gray: np.ndarray) -> float:
+    """Direction of linear motion blur, radians.
+
+    A QR code's edges run in two perpendicular directions with equal energy, so its
+    gradient structure tensor is nearly isotropic; motion blur removes gradient along
+    the motion, so the tensor's weak eigenvector points along the motion.
+    """
+    g = gray.astype(np.float32)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    jxx, jyy, jxy = float((gx * gx).mean()), float((gy * gy).mean()), float((gx * gy).mean())
+    # orientation of the strong eigenvector, then turn 90 degrees
+    strong = 0.5 * np.arctan2(2 * jxy, jxx - jyy)
+    return strong + np.pi / 2
+
+
+def _psf_motion(length: float, angle: float, shape: tuple[int, int]) -> np.ndarray:
+    k = int(np.ceil(length)) | 1
+    ker = np.zeros((k, k), np.float32)
+    c = k // 2
+    dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
+    cv2.line(ker, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1.0, 1,
+             cv2.LINE_AA)
+    return _pad_psf(ker / ker.sum(), shape)
+
+
+def _psf_gauss(sigma: float, shape: tuple[int, int]) -> np.ndarray:
+    k = int(6 * sigma) | 1
+    g = cv2.getGaussianKernel(k, sigma)
+    return _pad_psf((g @ g.T).astype(np.float32), shape)
+
+
+def _pad_psf(ker: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The kernel in an image-sized array, centred at the origin (wrapped) for the DFT."""
+    out = np.zeros(shape, np.float32)
+    kh, kw = ker.shape
+    out[:kh, :kw] = ker
+    return np.roll(out, (-(kh // 2), -(kw // 2)), axis=(0, 1))
+
+
+@dataclass
+class Spectrum:
+    """The DFT of one region, taken once and reused for every kernel tried on it."""
+    spec: np.ndarray
+    shape: tuple[int, int]
+    crop: tuple[int, int]
+
+    @classmethod
+    def of(cls, gray: np.ndarray, pad: int = 16) -> "Spectrum":
+        # reflect-pad and taper the border so the DFT's wrap-around does not ring into the code
+        g = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REFLECT).astype(np.float32)
+        h, w = cv2.getOptimalDFTSize(g.shape[0]), cv2.getOptimalDFTSize(g.shape[1])
+        g = cv2.copyMakeBorder(g, 0, h - g.shape[0], 0, w - g.shape[1], cv2.BORDER_REFLECT)
+        return cls(cv2.dft(g, flags=cv2.DFT_COMPLEX_OUTPUT), (h, w), (pad, pad))
+
+
+def wiener(sp: Spectrum, psf: np.ndarray, out_shape: tuple[int, int], k: float = 0.01) -> np.ndarray:
+    """Wiener deconvolution of a region by a known blur kernel; `k` is the noise-to-signal ratio."""
+    hf = cv2.dft(psf, flags=cv2.DFT_COMPLEX_OUTPUT)
+    hr, hi = hf[..., 0], hf[..., 1]
+    den = hr * hr + hi * hi + k
+    gr, gi = sp.spec[..., 0], sp.spec[..., 1]
+    # G * conj(H) / (|H|^2 + k)
+    fr = (gr * hr + gi * hi) / den
+    fi = (gi * hr - gr * hi) / den
+    img = cv2.idft(np.dstack([fr, fi]), flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
+    y, x = sp.crop
+    img = img[y:y + out_shape[0], x:x + out_shape[1]]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def deblur_motion(gray: np.ndarray, lengths: tuple[float, ...] = (4, 6, 8, 10), k: float = 0.01):
+    """Candidates deconvolved for motion along the estimated direction, one per blur length."""
+    sp = Spectrum.of(gray)
+    angle = motion_direction(gray)
+    for length in lengths:
+        yield f"wiener-motion{length:g}", wiener(sp, _psf_motion(length, angle, sp.shape), gray.shape, k)
+
+
+def deblur_gauss(gray: np.ndarray, sigmas: tuple[float, ...] = (1.6, 2.4), k: float = 0.01):
+    sp = Spectrum.of(gray)
+    for s in sigmas:
+        yield f"wiener-gauss{s:g}", wiener(sp, _psf_gauss(s, sp.shape), gray.shape, k)
+
+
+def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, int] | None:
+    """Where a QR code seems to be, cheaply, even when it is too blurred for a finder pattern.
+
+    At quarter size a code is a patch with contrast well above noise and many edges per
+    unit of contrast (fine texture); walls, text lines and screens without a code are not.
+    Returns (x, y, w, h) in full-size pixels, or None.
+    """
+    h, w = gray.shape[:2]
+    s = cv2.resize(gray, (w // 4, h // 4), interpolation=cv2.INTER_AREA).astype(np.float32)
+    m = cv2.blur(s, (7, 7))
+    sd = np.sqrt(np.maximum(cv2.blur(s * s, (7, 7)) - m * m, 0))
+    lap = cv2.blur(np.abs(cv2.Laplacian(s, cv2.CV_32F)), (7, 7))
+    hot = ((lap > thresh * (sd + 4)) & (sd > 12)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
+    if n < 2:
+        return None
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh, area = (int(v) for v in stats[best])
+    # a readable code is at least a sixth of the frame height, squarish and mostly filled
+    side = h / 24
+    if min(bw, bh) < side or area < 0.4 * bw * bh or max(bw, bh) > 2.5 * min(bw, bh):
+        return None
+    return x * 4, y * 4, bw * 4, bh * 4
