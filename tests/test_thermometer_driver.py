@@ -243,3 +243,35 @@ def test_status_while_unplugged_and_background_thread(tmp_path):
         assert st.errors_per_minute >= 1 and st.last_good_age_s is not None
         assert therm.latest() is not None and therm.latest(max_age=0.0) is None
         assert not os.path.exists(link)
+
+
+def test_hand_written_peer_with_the_datasheet_bytes():
+    """Not our emulator: a peer that knows only the literal bytes from the datasheet."""
+    import select
+    import tty
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    heard = bytearray()
+    stop = threading.Event()
+
+    def peer():
+        while not stop.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                heard.extend(os.read(master, 64))
+                while b"\xa5\x15\xba" in heard:
+                    del heard[:heard.index(b"\xa5\x15\xba") + 3]
+                    # noise, a cut frame, then the example frame
+                    os.write(master, bytes.fromhex("00 5A 5A 45 04 0C") + bytes.fromhex("5A5A45040C780D19A7"))
+
+    t = threading.Thread(target=peer, daemon=True)
+    t.start()
+    try:
+        got = collect(thermometer(path, GyMcu90614Session(mode="query", interval=0.0)), 3)
+    finally:
+        stop.set()
+        t.join(5)
+        os.close(master)
+        os.close(slave)
+    assert [(r.object_c, r.ambient_c, r.raw) for r in got] == [(31.92, 33.53, "5a5a45040c780d19a7")] * 3
+    assert got[0].body_c is None and got[0].flag is Flag.IMPLAUSIBLE   # 31.92 - 3.35 + 4.5 = 33.07
