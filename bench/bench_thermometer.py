@@ -71,11 +71,11 @@ def latency(path: str, session, baud: int) -> list[float]:
     try:
         while len(out) < QUERIES:
             t0 = time.perf_counter()
-            events = session.step(therm._serial)
+            events = session.step(therm.serial)
             if any(isinstance(e, Sample) for e in events):
                 out.append(time.perf_counter() - t0)
     finally:
-        therm._close()
+        therm.close()
     return out
 
 

@@ -100,6 +100,26 @@ def test_modbus_without_ambient_register_and_other_address():
     assert all(r.ambient_c is None for r in got)
 
 
+def test_modbus_through_an_echoing_rs485_adapter():
+    with emulator(ModbusEmulator, echo=True) as emu:
+        therm = thermometer(emu.path, SESSIONS["modbus-fn3"][1]())
+        got = collect(therm, 5)
+    assert [r.object_c for r in got] == OBJECTS[:5]
+    assert not therm.status().counts   # the echo is not garbage
+
+
+def test_a_second_reader_cannot_steal_the_port():
+    from devices.thermometer import PortOpenError
+    with emulator(GyMcu90614Emulator) as emu:
+        first = thermometer(emu.path, GyMcu90614Session())
+        first.connect()
+        try:
+            with pytest.raises(PortOpenError, match="cannot open serial port .*in use"):
+                thermometer(emu.path, GyMcu90614Session()).connect()
+        finally:
+            first.close()
+
+
 def fault_counts(therm) -> dict:
     return therm.status().counts
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import os
 import threading
@@ -72,9 +73,13 @@ class Thermometer:
         if self._serial is not None:
             return
         try:
-            ser = serial.Serial(self.port, self.baud, timeout=READ_SLICE, write_timeout=1.0)
+            # exclusive: a second reader on the same port would steal half the frames
+            ser = serial.Serial(self.port, self.baud, timeout=READ_SLICE, write_timeout=1.0,
+                                exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
-            reason = os.strerror(e.errno) if getattr(e, "errno", None) else str(e)
+            code = getattr(e, "errno", None)
+            reason = ("in use by another program" if code in (errno.EAGAIN, errno.EWOULDBLOCK)
+                      else os.strerror(code) if code else str(e))
             raise PortOpenError(f"cannot open serial port {self.port}: {reason}") from None
         try:
             self.session.start(ser)
@@ -104,6 +109,16 @@ class Thermometer:
         self._close()
         self._down_status = Status.DISCONNECTED
         self._fault(Status.DISCONNECTED, f"port {self.port} failed: {err}")
+
+    @property
+    def serial(self) -> serial.Serial | None:
+        """The open port, for tools that drive the session themselves (the benchmark)."""
+        return self._serial
+
+    def close(self) -> None:
+        """Stop the loop and close the port."""
+        self.stop()
+        self._close()
 
     def _close(self) -> None:
         if self._serial is not None:
@@ -142,6 +157,8 @@ class Thermometer:
                     self._stop.wait(max(0.0, self.session.interval - (self.clock() - t0)))
         finally:
             self._close()
+            if self._ever_open:
+                self._down_status = Status.DISCONNECTED
 
     __iter__ = readings
 

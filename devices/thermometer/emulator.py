@@ -348,8 +348,9 @@ class ModbusEmulator(Emulator):
     protocol = "modbus"
 
     def __init__(self, values=None, *, address: int = 1, register: int = 0x12,
-                 ambient_register: int = 0x14, scale: float = 0.1, **kw):
+                 ambient_register: int = 0x14, scale: float = 0.1, echo: bool = False, **kw):
         super().__init__(values, **kw)
+        self.echo = echo   # a half-duplex RS-485 adapter that hears its own transmission
         self.address, self.register, self.ambient_register, self.scale = \
             address, register, ambient_register, scale
 
@@ -366,6 +367,8 @@ class ModbusEmulator(Emulator):
         self.inbuf += data
         while (req := mb.parse_request(self.inbuf)) is not None:
             address, function, start, count, raw = req
+            if self.echo:
+                self.line.write(raw)
             if address != self.address:
                 continue   # another device on the bus
             if function not in mb.FUNCTIONS:

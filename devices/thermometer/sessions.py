@@ -102,9 +102,10 @@ class ModbusSession(Session):
 
     def transact(self, port: serial.Serial) -> mb.Registers:
         """One read; raises ModbusExceptionResponse or ModbusTimeout (named errors)."""
+        request = mb.read_request(self.address, self.function, self.start_register, self.count)
         port.reset_input_buffer()
-        port.write(mb.read_request(self.address, self.function, self.start_register, self.count))
-        self.parser = mb.ResponseParser(self.address, self.function, self.count)
+        port.write(request)
+        self.parser = mb.ResponseParser(self.address, self.function, self.count, request)
         deadline = time.monotonic() + self.response_timeout
         while time.monotonic() < deadline:
             got = self.parser.feed(_read_some(port))

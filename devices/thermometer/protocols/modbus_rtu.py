@@ -83,13 +83,21 @@ class ResponseParser:
     before the answer, bad CRC) go to `faults`. Resynchronises by sliding one byte.
     """
 
-    def __init__(self, address: int, function: int, count: int):
+    def __init__(self, address: int, function: int, count: int, request: bytes = b""):
         self.address, self.function, self.count = address, function, count
         self.buf = bytearray()
         self.faults: list[Fault] = []
+        # Half-duplex RS-485 adapters may echo our own request before the answer.
+        self.echo = request
 
     def feed(self, data: bytes) -> Registers | ExceptionFrame | None:
         self.buf += data
+        if self.echo:
+            if len(self.buf) < len(self.echo) and self.echo.startswith(bytes(self.buf)):
+                return None
+            if self.buf.startswith(self.echo):
+                del self.buf[:len(self.echo)]
+            self.echo = b""
         while self.buf:
             if self.buf[0] != self.address:
                 self._skip()
