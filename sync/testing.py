@@ -168,3 +168,30 @@ def sample_entry(rng: random.Random | None = None, report: str | None = None, **
 
 def fill(store: Store, device_id: str, n: int, rng: random.Random | None = None, **kw) -> list[Entry]:
     return [store.record(sample_entry(rng, **kw), device_id=device_id) for _ in range(n)]
+
+
+def signed_request(url: str, creds, method: str, path: str, body: bytes = b"", *,
+                   headers: dict | None = None, gzip_body: bool = False, now: float | None = None,
+                   sign_as: str | None = None, key=None) -> httpx.Response:
+    """One request signed like the sync client's, with knobs for testing the refusals."""
+    import gzip as _gzip
+
+    from sync import auth
+    if gzip_body:
+        body = _gzip.compress(body)
+    h = auth.sign_headers(key or creds.key(), sign_as or creds.device_id, method, path, body, now=now)
+    h.update({"Content-Type": "application/json"})
+    if gzip_body:
+        h["Content-Encoding"] = "gzip"
+    h.update(headers or {})
+    return httpx.request(method, url + path, content=body, headers=h, timeout=30)
+
+
+def batch_body(entries, priority: bool = False, clock_sample: dict | None = None) -> bytes:
+    import json as _json
+
+    from sync.client import wire
+    body = {"entries": [wire(e) if isinstance(e, Entry) else e for e in entries], "priority": priority}
+    if clock_sample:
+        body["clock"] = clock_sample
+    return _json.dumps(body, ensure_ascii=False).encode()

@@ -332,6 +332,19 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         """Export entries in (device, seq) order."""
         return {"entries": db.entries(device_id, after_seq, limit)}
 
+    base_openapi = app.openapi
+
+    def openapi() -> dict:
+        """The batch body is read raw (gzip, size limits), so add its schema by hand."""
+        if app.openapi_schema is None:
+            schema = base_openapi()
+            batch = models.Batch.model_json_schema(ref_template="#/components/schemas/{model}")
+            comps = schema.setdefault("components", {}).setdefault("schemas", {})
+            comps.update(batch.pop("$defs", {}))
+            comps["Batch"] = batch
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
 
 

@@ -121,6 +121,9 @@ class Database:
         self._local = threading.local()
         self._all_conns: list = []
         self._lock = threading.Lock()
+        # SQLite has one writer at a time; queue this process's writers on a fair lock
+        # instead of SQLite's sleep-and-poll busy handler, which starves some under load.
+        self._write_lock = threading.Lock()
         if self.dialect == "sqlite":
             self.path = Path(re.sub(r"^sqlite:/{0,2}", "", url) if url.startswith("sqlite:") else url)
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +178,20 @@ class Database:
 
     @contextmanager
     def tx(self, write: bool = False) -> Iterator[Tx]:
+        if write and self.dialect == "sqlite":
+            if not self._write_lock.acquire(timeout=self.busy_timeout_ms / 1000):
+                raise StorageBusy("the township database is busy")
+            try:
+                with self._tx(write) as t:
+                    yield t
+            finally:
+                self._write_lock.release()
+        else:
+            with self._tx(write) as t:
+                yield t
+
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[Tx]:
         try:
             conn = self._conn()
         except Exception as exc:  # noqa: BLE001 - any connect failure is "try later"
@@ -276,13 +293,13 @@ class Database:
     # -- entries --------------------------------------------------------------------
     def ingest(self, device: Device, batch, now: dt.datetime) -> dict:
         """Store a batch all or nothing; answer the highest contiguous seq held."""
-        seqs = [e.seq for e in batch.entries]
-        if len(set(seqs)) != len(seqs):
-            raise Rejected(422, "duplicate_seq_in_batch", "a seq appears twice in the batch")
         foreign = next((e for e in batch.entries if e.device_id != device.device_id), None)
         if foreign:
             raise Rejected(403, "foreign_entry", f"seq {foreign.seq} belongs to device "
                            f"{foreign.device_id!r}; a gate may send only its own entries")
+        seqs = [e.seq for e in batch.entries]
+        if len(set(seqs)) != len(seqs):
+            raise Rejected(422, "duplicate_seq_in_batch", "a seq appears twice in the batch")
         if batch.priority and any(e.report != "immediate" for e in batch.entries):
             raise Rejected(422, "priority_not_immediate",
                            "a priority batch may carry only report='immediate' entries")
@@ -344,7 +361,13 @@ class Database:
         sample = batch.clock
         received = clock.iso(now)
         rows = []
-        for e in batch.entries:
+        for i, e in enumerate(batch.entries):
+            if len(e.created_utc) != 24 or e.created_utc[-1] != "Z":  # not yet in our text form
+                try:
+                    e.created_utc = clock.iso(clock.parse_iso(e.created_utc))
+                except ValueError:
+                    raise Rejected(422, "invalid_entry", f"entries.{i}.created_utc: no such time "
+                                   f"{e.created_utc!r}") from None
             corrected, source = e.created_utc, "device"
             if sample and e.boot_id == sample.boot_id and e.monotonic_ns <= sample.monotonic_ns:
                 estimate = now - dt.timedelta(microseconds=(sample.monotonic_ns - e.monotonic_ns) // 1000)

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from kiosk import clock
 
 MAX_BATCH = 1000  # entries in one POST /v1/entries; the client sends at most 500
+ISO_UTC = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+           r"(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 
 
 def _iso(value: str) -> str:
@@ -24,7 +26,8 @@ class EntryIn(BaseModel):
 
     device_id: str = Field(min_length=1, max_length=100)
     seq: int = Field(gt=0)
-    created_utc: str
+    # A pattern (checked in Rust) rather than a Python validator: ingest speed.
+    created_utc: str = Field(pattern=ISO_UTC, description="ISO-8601 time, e.g. 2026-11-25T08:00:00.000Z")
     boot_id: str = Field(max_length=100)
     monotonic_ns: int = Field(ge=0)
     clock_synced: bool
@@ -47,7 +50,6 @@ class EntryIn(BaseModel):
     details: dict[str, Any] | None = None
     override_reason: str | None = None
 
-    _utc = field_validator("created_utc")(_iso)
 
 
 class ClockSample(BaseModel):
