@@ -136,8 +136,8 @@ def test_changing_any_byte_of_the_cose_message_makes_it_invalid(signers, alg):
 
 
 def test_changing_any_byte_of_the_compressed_data_makes_it_invalid(signers):
-    """Except a flip in deflate's unused padding bits, which leaves the code byte for byte
-    what was signed (zlib ignores them): counted, and checked to change nothing."""
+    """Except a flip in bits zlib ignores (the header's level hint, deflate padding), which
+    leaves the inflated code byte for byte what was signed: counted, checked to change nothing."""
     key = signers["Ed25519"]
     verifier = Verifier(trust_of(entry_for(key.public_key())))
     text = health(key)
