@@ -43,7 +43,8 @@ def iso_time(text: str) -> dt.datetime:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
 
-    issue = actions.add_parser("issue", help="sign a health code or a pass (township side, tests, demo)",
+    issue = actions.add_parser("issue",
+                               help="sign a health code or a pass (township side, tests, demo)",
                                description="Sign a code; prints the HC1 text.")
     kinds = issue.add_subparsers(dest="kind", required=True)
     health = kinds.add_parser("health", help="a township health code",

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              description="Make a signing key pair and its trust-list entry.")
     new.add_argument("--out", required=True, type=Path, help="directory to write the files to")
     new.add_argument("--alg", choices=keys.ALGS, default="Ed25519",
-                     help="signature algorithm (default: Ed25519: deterministic signatures, no nonce to get wrong)")
+                     help="signature algorithm (default: Ed25519, deterministic signatures: "
+                          "no per-signature nonce to get wrong)")
     new.add_argument("--purpose", action="append", choices=KINDS,
                      help="what the key may sign; repeat for several (default: health and pass)")
     new.add_argument("--name", default="signer", help="file name stem (default: signer)")

@@ -39,8 +39,10 @@ class Reason(str, enum.Enum):
 MESSAGES: dict[Reason | None, dict[str, str]] = {
     None: {"zh": "验证通过", "en": "Valid"},
     Reason.NOT_A_CODE: {"zh": "不是健康码或出入证", "en": "Not a health code or pass"},
-    Reason.BAD_ENCODING: {"zh": "码已损坏或格式错误", "en": "The code is damaged or malformed"},
-    Reason.UNKNOWN_KEY: {"zh": "签发机构不在信任列表中", "en": "Signed by a key that is not trusted"},
+    Reason.BAD_ENCODING: {"zh": "码已损坏或格式错误",
+                          "en": "The code is damaged or malformed"},
+    Reason.UNKNOWN_KEY: {"zh": "签发机构不在信任列表中",
+                         "en": "Signed by a key that is not trusted"},
     Reason.BAD_SIGNATURE: {"zh": "签名无效，疑似伪造或被篡改",
                            "en": "Invalid signature: forged or altered"},
     Reason.WRONG_PURPOSE: {"zh": "签发机构无权签发此类码",
