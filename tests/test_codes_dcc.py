@@ -74,6 +74,20 @@ def test_eu_case_through_gate_codes_verify(gate, tmp_path, name):
                                 for r in conformance.REASONS_FOR_STEP[failed]}
 
 
+def test_a_dcc_gets_a_colour_only_when_the_policy_says_so():
+    from kiosk.codes import Policy, Verifier
+    name, case = next((n, c) for n, c in CASES if n == "common/CO1.json")
+    clock = conformance.parse_time(case["TESTCTX"]["VALIDATIONCLOCK"])
+    plain = Verifier(conformance.trust_for(case)).verify(case["PREFIX"], at=clock)
+    assert plain.valid and "colour" not in plain.claims and plain.claims["type"] == "vaccination"
+    coloured = Verifier(conformance.trust_for(case), policy=Policy(dcc_colour="green")).verify(
+        case["PREFIX"], at=clock)
+    assert coloured.claims["colour"] == "green"
+    expired = Verifier(conformance.trust_for(case), policy=Policy(dcc_colour="green")).verify(
+        case["PREFIX"], at=clock.replace(year=2022))
+    assert expired.reason.value == "expired" and "colour" not in expired.claims
+
+
 def test_gate_codes_vectors_reports_every_step(gate):
     out = gate("codes", "vectors", str(DCC))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr

@@ -86,6 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("--skew", type=float, default=60, help="allowed clock skew, s (default 60)")
     verify.add_argument("--trust-max-age", type=float, default=168,
                         help="hours before the trust list is flagged stale (default 168)")
+    verify.add_argument("--dcc-colour", choices=COLOURS,
+                        help="colour a valid EU certificate counts as (only if policy says so)")
     verify.add_argument("--lang", choices=("zh", "en"), default="zh", help="message language")
 
     vectors = actions.add_parser("vectors", help="run EU DCC test cases step by step",
@@ -197,7 +199,8 @@ def run_verify(args: argparse.Namespace) -> int:
     text = read_input(args.input)
     policy = Policy(max_age=dt.timedelta(seconds=args.max_age),
                     clock_skew=dt.timedelta(seconds=args.skew), community=args.community,
-                    trust_max_age=dt.timedelta(hours=args.trust_max_age))
+                    trust_max_age=dt.timedelta(hours=args.trust_max_age),
+                    dcc_colour=args.dcc_colour)
     result = Verifier(trust, revoked, policy).verify(text, at=args.at)
     print(json.dumps(result.to_json(args.lang), ensure_ascii=False))
     return 0

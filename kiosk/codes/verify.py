@@ -68,6 +68,9 @@ class Policy:
     clock_skew: dt.timedelta = dt.timedelta(seconds=60)  # phones' and the Pi's clocks differ
     community: str | None = None  # this gate's community: passes for others are refused
     trust_max_age: dt.timedelta = DEFAULT_MAX_AGE
+    # The colour a valid EU certificate counts as, only if the township's policy says so;
+    # by default a DCC is verified as a foreign certificate and given no colour.
+    dcc_colour: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,10 @@ class Verifier:
             shown = token.to_json() if token is not None and signer else {}
             return VerifyResult(False, kind, refusal.reason, shown, refusal.detail, kid_text,
                                 signer, stale, token if signer else None)
-        return VerifyResult(True, kind, None, token.to_json(), "", kid_text, signer, stale, token)
+        shown = token.to_json()
+        if kind == kinds.DCC and self.policy.dcc_colour:
+            shown["colour"] = self.policy.dcc_colour
+        return VerifyResult(True, kind, None, shown, "", kid_text, signer, stale, token)
 
     def authenticate(self, message: cose.Sign1, kind: str, at: dt.datetime) -> TrustedKey:
         """The trusted key that signed this message for this kind of code, or Refused."""
