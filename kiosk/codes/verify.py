@@ -159,21 +159,22 @@ class Verifier:
         """The trusted key that signed this message for this kind of code, or Refused."""
         if message.kid is None:
             raise Refused(Reason.UNKNOWN_KEY, "the code names no key id (kid)")
+        kid = message.kid.hex()[:32]  # a forged kid may be long: keep the log line short
         candidates = self.trust.by_kid(message.kid)
         if not candidates:
             raise Refused(Reason.UNKNOWN_KEY,
-                          f"kid {message.kid.hex()} is not in the trust list")
+                          f"kid {kid} is not in the trust list")
         in_force = [key for key in candidates if key.in_force(at)]
         if not in_force:
             raise Refused(Reason.UNKNOWN_KEY,
-                          f"kid {message.kid.hex()}: key outside its not_before/not_after")
+                          f"kid {kid}: key outside its not_before/not_after")
         if message.alg not in cose.ALG_NAMES:
             raise Refused(Reason.BAD_SIGNATURE, f"unsupported algorithm {message.alg!r}")
         signers = [key for key in in_force if cose.verify_signature(message, key.public_key)]
         if not signers:
             raise Refused(Reason.BAD_SIGNATURE,
                           f"signature does not verify with the {len(in_force)} key(s) "
-                          f"of kid {message.kid.hex()}")
+                          f"of kid {kid}")
         for key in signers:
             if key.allows(kind):
                 return key
