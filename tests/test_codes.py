@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kiosk.codes import Policy, Reason, RevocationList, TrustList, Verifier, base45, cose, hc1
 from kiosk.codes import issue, keys
-from kiosk.codes.claims import GATE_CLAIM, HEALTH, PASS
+from kiosk.codes.claims import GATE_CLAIM, HCERT_CLAIM, HEALTH, PASS
 from kiosk.codes.trust import entry_for, kid_of_public_key
 from kiosk.people import person_ref
 
@@ -87,6 +87,27 @@ def test_pass_round_trip(signers, alg):
                              "serial": "S0001", "valid_from": "2026-11-25T08:00:00Z",
                              "valid_until": "2026-12-25T08:00:00Z",
                              "issued_at": result.claims["issued_at"], "issuer": None}
+
+
+@pytest.mark.parametrize("alg", ["Ed25519", "ES256", "PS256"])
+def test_eu_style_certificate_round_trip(signers, alg):
+    """The third kind: an EU hcert payload, signed here, verified as a DCC without colour."""
+    key = signers[alg]
+    dcc = {"ver": "1.3.0", "nam": {"fn": "Musterfrau", "gn": "Erika"}, "dob": "1964-08-12",
+           "t": [{"tg": "840539006", "tr": "260415000", "sc": "2026-11-24T08:00:00Z"}]}
+    text = issue.sign_claims({1: "AT", 6: int(T0.timestamp()),
+                              4: int((T0 + dt.timedelta(days=2)).timestamp()),
+                              HCERT_CLAIM: {1: dcc}}, key)
+    verifier = Verifier(trust_of(entry_for(key.public_key(), ["dcc"])))
+    result = verifier.verify(text, at=T0 + dt.timedelta(hours=1))
+    assert result.valid and result.kind == "dcc" and result.token.certificate == dcc
+    assert result.claims == {"type": "test", "name": "E**** M*********", "dob": "1964-08-12",
+                             "issuer": "AT", "issued_at": "2026-11-25T08:00:00Z",
+                             "expires_at": "2026-11-27T08:00:00Z"}
+    assert verifier.verify(text, at=T0 + dt.timedelta(days=3)).reason == Reason.EXPIRED
+    # A key trusted for our codes only may not vouch for a foreign certificate.
+    assert Verifier(trust_of(entry_for(key.public_key(), ["health", "pass"]))).verify(
+        text, at=T0).reason == Reason.WRONG_PURPOSE
 
 
 def test_the_code_holds_no_full_name_and_no_id_number(signers):
