@@ -171,6 +171,7 @@ class SyncClient:
         self.progress = progress
         self.backoff = Backoff(config.backoff_base_s, config.backoff_cap_s)
         self.acked_seq = 0
+        self._synchronised = False
         self._resumed = False
         self._last_pull = 0.0
         self.http = httpx.Client(
@@ -184,6 +185,7 @@ class SyncClient:
     def run_once(self, pull: bool = True) -> RoundResult:
         """One full round; raises SyncError when it could not finish."""
         result = RoundResult()
+        self._synchronised = clock.clock_synchronised()
         result.clock_offset_s = self.measure_clock()
         if not self._resumed or self.store.meta("seq_floor_unknown") == "1":
             self.resume()
@@ -245,7 +247,7 @@ class SyncClient:
         if abs(self.offset_s) > CLOCK_WARN_S:
             log.warning("gate clock is %+.1f s off the server's (synchronised=%s); entries are "
                         "sent with monotonic times so the server can re-date them",
-                        -self.offset_s, clock.clock_synchronised())
+                        -self.offset_s, self._synchronised)
         return self.offset_s
 
     # -- entries up -----------------------------------------------------------------
@@ -295,7 +297,7 @@ class SyncClient:
         body = {"entries": [wire(e) for e in entries], "priority": priority,
                 "clock": {"boot_id": clock.boot_id(), "monotonic_ns": clock.monotonic_ns(),
                           "wall_utc": clock.iso(clock.utc_now()),
-                          "synchronised": clock.clock_synchronised()}}
+                          "synchronised": self._synchronised}}
         data = gzip.compress(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
                              self.config.gzip_level)
         r = self._request("POST", "/v1/entries", content=data, headers={

@@ -18,6 +18,7 @@ import httpx
 from kiosk.store import Entry, Store
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+_BOOT = __import__("kiosk.clock").clock.boot_id()
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,13 +43,14 @@ def wait_http(url: str, timeout_s: float = 20.0) -> None:
 class ServerThread:
     """`create_app` served by uvicorn in a thread on a socket bound to 127.0.0.1:0."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, port: int = 0):
         import uvicorn
 
         from sync.server import create_app
         self.app = create_app(settings)
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
@@ -161,7 +163,8 @@ def sample_entry(rng: random.Random | None = None, report: str | None = None, **
                   code_kind="health", code_colour="green" if report == "none" else "red",
                   readings=[{"body_c": round(rng.uniform(36.0, 38.5), 1), "object_c": 34.1,
                              "ambient_c": 12.0}],
-                  answers={"fever": False, "travel": False}, mask_confirmed=True)
+                  answers={"fever": False, "travel": False}, mask_confirmed=True,
+                  clock_synced=True, boot_id=_BOOT)  # (asking the kernel costs ms per entry)
     fields.update(kw)
     return Entry(**fields)
 
