@@ -331,3 +331,21 @@ def test_a_flood_of_random_bytes_yields_exactly_the_frames_hidden_in_it(kind):
         os.close(slave)
     assert [r.object_c for r in got] == values
     assert therm.status().counts["garbage"] >= len(values) - 1
+
+
+def test_a_bug_in_a_session_does_not_stop_the_loop(caplog):
+    class Flaky(GyMcu90614Session):
+        calls = 0
+
+        def step(self, port):
+            Flaky.calls += 1
+            if Flaky.calls in (2, 4):
+                raise RuntimeError("a bug")
+            return super().step(port)
+
+    with emulator(GyMcu90614Emulator) as emu:
+        therm = thermometer(emu.path, Flaky(mode="query", interval=0.0))
+        got = collect(therm, 5)
+    assert [r.object_c for r in got] == OBJECTS[:5]
+    assert therm.status().counts["internal_error"] == 2
+    assert "a bug" in caplog.text

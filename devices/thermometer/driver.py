@@ -86,6 +86,9 @@ class Thermometer:
         except (serial.SerialException, OSError) as e:
             ser.close()
             raise PortOpenError(f"port {self.port} failed right after opening: {e}") from None
+        except BaseException:
+            ser.close()
+            raise
         self._serial = ser
         if self._ever_open:
             self._reconnects += 1
@@ -101,9 +104,11 @@ class Thermometer:
             return True
         except PortOpenError as e:
             self._fault(self._down_status, str(e), count_per_minute=False)
-            self._stop.wait(self._backoff)
-            self._backoff = min(self._backoff * 2, self.backoff_max)
-            return False
+        except Exception as e:
+            self._internal(e)
+        self._stop.wait(self._backoff)
+        self._backoff = min(self._backoff * 2, self.backoff_max)
+        return False
 
     def _lost(self, err: Exception) -> None:
         self._close()
@@ -139,20 +144,31 @@ class Thermometer:
                 t0 = self.clock()
                 try:
                     events = self.session.step(self._serial)
-                    events += self._check_silence()
                 except (serial.SerialException, OSError) as e:
                     self._lost(e)
                     continue
                 except Exception as e:   # a bug must not stop the gate measuring
-                    log.exception("thermometer %s: internal error", self.port)
-                    self._fault(Status.INTERNAL_ERROR, repr(e))
-                    self._stop.wait(0.5)
+                    self._internal(e)
                     continue
-                for ev in events:
-                    if isinstance(ev, Sample):
-                        yield self._reading(ev)
-                    else:
+                for ev in events:   # readings first: nothing after this may lose them
+                    try:
+                        reading = self._reading(ev) if isinstance(ev, Sample) else None
+                        if reading is None:
+                            self._fault(ev.status, ev.detail, ev.raw)
+                    except Exception as e:
+                        self._internal(e)
+                        continue
+                    if reading is not None:
+                        yield reading
+                try:
+                    for ev in self._check_silence():
                         self._fault(ev.status, ev.detail, ev.raw)
+                except (serial.SerialException, OSError) as e:
+                    self._lost(e)
+                    continue
+                except Exception as e:
+                    self._internal(e)
+                    continue
                 if self.session.polled:
                     self._stop.wait(max(0.0, self.session.interval - (self.clock() - t0)))
         finally:
@@ -161,6 +177,11 @@ class Thermometer:
                 self._down_status = Status.DISCONNECTED
 
     __iter__ = readings
+
+    def _internal(self, e: Exception) -> None:
+        log.exception("thermometer %s: internal error", self.port)
+        self._fault(Status.INTERNAL_ERROR, repr(e))
+        self._stop.wait(0.5)
 
     def _check_silence(self) -> list:
         now = self.clock()
