@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--register", type=_int, default=0x12, help="modbus object register (default 0x12)")
     t.add_argument("--ambient-register", type=_int, default=0x14, help="modbus ambient register (default 0x14)")
     t.add_argument("--scale", type=float, default=0.1, help="modbus °C per unit (default 0.1)")
+    t.add_argument("--split-lines", action="store_true",
+                   help="ascii: print TO:<object> and TA:<ambient> on lines of their own")
     t.add_argument("--echo", action="store_true",
                    help="modbus: echo each request first, like a half-duplex RS-485 adapter")
 
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "modbus":
         kw.update(address=args.address, register=args.register,
                   ambient_register=args.ambient_register, scale=args.scale, echo=args.echo)
+    if args.protocol == "ascii":
+        kw["split"] = args.split_lines
     if args.interval is None:
         kw["interval"] = {"gy-mcu90614": 1 / 14, "ascii": 0.2}.get(args.protocol, 0.1)
     if args.protocol == "gy-mcu90614" and args.no_auto_output:

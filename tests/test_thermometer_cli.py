@@ -73,6 +73,12 @@ def test_ascii_without_ambient_prints_null(gate, sim):
     assert row["ambient_c"] is None and row["body_c"] == pytest.approx(34.7 - 2.5 + 4.5)
 
 
+def test_ascii_split_lines(gate, sim):
+    s = sim("--protocol", "ascii", "--split-lines", "--object", "34.5", "--ambient", "21", "--interval", "0.05")
+    rows = read_json(gate, "--port", s.path, "--protocol", "ascii", "--count", "3")
+    assert rows[-1]["ambient_c"] == 21.0 and rows[-1]["object_c"] == 34.5
+
+
 def test_modbus_options_and_text_output(gate, sim):
     s = sim("--protocol", "modbus", "--address", "5", "--register", "0x30", "--scale", "0.01",
             "--object", "35.25", "--ambient", "20")

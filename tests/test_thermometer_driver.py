@@ -92,6 +92,14 @@ def test_gy_module_streaming_from_power_on(mode):
     assert idx == list(range(idx[0], idx[0] + 6))
 
 
+def test_ascii_module_with_split_lines():
+    with emulator(AsciiEmulator, split=True) as emu:
+        got = collect(thermometer(emu.path, AsciiSession()), 6)
+    idx = [OBJECTS.index(r.object_c) for r in got]
+    assert idx == list(range(idx[0], idx[0] + 6))
+    assert all(r.ambient_c == 20.0 for r in got[1:])   # paired once the TA lines are known
+
+
 def test_modbus_without_ambient_register_and_other_address():
     with emulator(ModbusEmulator, address=17, register=0x100, ambient_register=0x101, scale=0.01) as emu:
         got = collect(thermometer(emu.path, ModbusSession(address=17, register=0x100, scale=0.01,

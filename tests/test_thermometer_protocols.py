@@ -167,6 +167,16 @@ def test_cut_lines_and_junk_are_garbage_not_readings():
     assert len(events) == 3
 
 
+def test_object_and_ambient_on_lines_of_their_own():
+    p = ascii_line.LineParser()
+    events = p.feed(b"TO:31.92\r\nTA:33.53\r\nTO:32.00\r\nTA:33.50\r\nTO:32.10\r\n")
+    # the first object line comes before any ambient line: it goes out alone
+    assert [(e.object_c, e.ambient_c) for e in events] == [(31.92, None), (32.0, 33.5)]
+    assert events[1].raw == b"TO:32.00\nTA:33.50"
+    [last] = p.flush()   # silence: the held object line goes out without an ambient
+    assert (last.object_c, last.ambient_c) == (32.1, None)
+
+
 def test_custom_pattern_and_bad_patterns():
     p = ascii_line.LineParser(r"T=(?P<object>\d+\.\d)")
     [s] = p.feed(b"T=36.6\n")
@@ -184,8 +194,10 @@ def test_ascii_parser_never_raises_and_only_returns_matching_lines(chunks):
     for chunk in chunks:
         for e in p.feed(chunk):
             if isinstance(e, Sample):
-                assert p.rx.search(e.raw.decode("utf-8", "replace"))
-                assert b"\n" not in e.raw and math.isfinite(e.object_c)
+                object_line, _, ambient_line = e.raw.partition(b"\n")
+                assert p.rx.search(object_line.decode("utf-8", "replace"))
+                assert not ambient_line or p.ambient_rx.search(ambient_line.decode("utf-8", "replace"))
+                assert math.isfinite(e.object_c)
     p.flush()
 
 

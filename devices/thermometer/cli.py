@@ -18,7 +18,7 @@ import time
 
 from .body import DEFAULT_A, DEFAULT_B, DEFAULT_HIGH, DEFAULT_LOW, CalibrationError, Compensation, fit, read_pairs
 from .protocols import PROTOCOLS
-from .protocols.ascii_line import DEFAULT_PATTERN, PatternError
+from .protocols.ascii_line import DEFAULT_AMBIENT_PATTERN, DEFAULT_PATTERN, PatternError
 from .reading import Status, describe
 
 
@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = r.add_argument_group("ascii")
     a.add_argument("--pattern", default=DEFAULT_PATTERN,
                    help="regular expression with named groups object and (optional) ambient")
+    a.add_argument("--ambient-pattern", default=None,
+                   help="regular expression with a named group ambient, for modules that print "
+                        "ambient on a line of its own (default accepts TA:20.5, Ambient: 20.5 C)")
     c = r.add_argument_group("body temperature")
     c.add_argument("--coef-a", type=float, default=DEFAULT_A, help=f"ambient coefficient a (default {DEFAULT_A})")
     c.add_argument("--coef-b", type=float, default=DEFAULT_B, help=f"offset b in °C (default {DEFAULT_B})")
@@ -77,7 +80,8 @@ def make_session(args: argparse.Namespace):
         return ModbusSession(address=args.address, function=args.function, register=args.register,
                              ambient_register=args.ambient_register, scale=args.scale,
                              signed=not args.unsigned, interval=args.interval)
-    return AsciiSession(pattern=args.pattern)
+    return AsciiSession(pattern=args.pattern,
+                        ambient_pattern=args.ambient_pattern or DEFAULT_AMBIENT_PATTERN)
 
 
 def _fmt(v: float | None) -> str:

@@ -336,8 +336,12 @@ class AsciiEmulator(Emulator):
     protocol = "ascii"
     streams_at_start = True
 
+    def __init__(self, values=None, *, split: bool = False, **kw):
+        super().__init__(values, **kw)
+        self.split = split   # `TO:` and `TA:` on lines of their own
+
     def encode(self, obj: float, amb: float | None) -> bytes:
-        return ascii_line.encode(obj, amb)
+        return (ascii_line.encode_split if self.split else ascii_line.encode)(obj, amb)
 
     def corrupt(self, frame: bytes) -> bytes:
         # No checksum in these modules: a corrupted line is one whose text is garbled.

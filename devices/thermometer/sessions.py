@@ -134,13 +134,14 @@ class ModbusSession(Session):
 @dataclass
 class AsciiSession(Session):
     pattern: str = ascii_line.DEFAULT_PATTERN
+    ambient_pattern: str | None = ascii_line.DEFAULT_AMBIENT_PATTERN
     protocol = "ascii"
 
     def __post_init__(self) -> None:
-        self.parser = ascii_line.LineParser(self.pattern)
+        self.parser = ascii_line.LineParser(self.pattern, self.ambient_pattern)
 
     def start(self, port: serial.Serial) -> None:
-        self.parser = ascii_line.LineParser(self.pattern)
+        self.parser = ascii_line.LineParser(self.pattern, self.ambient_pattern)
 
     def step(self, port: serial.Serial) -> list[Event]:
         return self.parser.feed(_read_some(port))
