@@ -28,9 +28,10 @@ def _int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from devices.thermometer import emulator   # stdlib only: cheap to import for --help
     sub = parser.add_subparsers(dest="action", required=True, metavar="DEVICE")
     t = sub.add_parser("thermometer", help="an infrared thermometer on a pty",
-                       description=__import__("devices.thermometer.emulator", fromlist=["x"]).__doc__,
+                       description=emulator.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--protocol", required=True, choices=("gy-mcu90614", "modbus", "ascii"))
     t.add_argument("--object", type=_temps, default=[34.5, 34.4, 34.6, 34.5, 34.3],

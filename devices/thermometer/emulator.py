@@ -1,8 +1,8 @@
 """Emulated thermometers on pseudo-terminals, with injectable faults.
 
 An emulator opens a pty and behaves like the device on it: the GY-MCU90614 answers
-queries and streams after `A5 45 EA`; the Modbus sensor answers register reads; the
-ASCII module prints lines. Temperatures follow a script (cycled). Faults are
+queries and streams (from power-on, as its datasheet says, and after `A5 45 EA`); the
+Modbus sensor answers register reads; the ASCII module prints lines. Temperatures follow a script (cycled). Faults are
 scheduled by frame number (a frame is one answer or one streamed line/frame):
 
     noise:every=N         random bytes before every Nth frame
@@ -14,7 +14,8 @@ scheduled by frame number (a frame is one answer or one streamed line/frame):
     disconnect:at=N,for=S before frame N, vanish for S seconds (the pty closes, the link
                           disappears), then reappear on a new pty (the link points there)
 
-`every` and `at` work for each fault; `at` counts from 0. With `--link PATH` the
+`every` and `at` work for each fault; `at` counts from 0. Without either, stuck,
+silence and disconnect happen at frame 5, the others every 5th frame; `for` is 1 s. With `--link PATH` the
 emulator keeps a symlink to its current pty, as udev keeps /dev/ttyUSB0 for an adapter.
 """
 from __future__ import annotations
