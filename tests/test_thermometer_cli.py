@@ -149,3 +149,42 @@ def test_calibrate_prints_fit_and_residuals(gate, tmp_path):
     bad.write_text("object_c\n35\n")
     out = gate("thermometer", "calibrate", str(bad))
     assert out.returncode == 2 and "missing column" in out.stderr
+
+
+@pytest.mark.parametrize("protocol,answer", [
+    # the datasheet's example frame, answered to each A5 15 BA
+    ("gy-mcu90614", bytes.fromhex("5A5A45040C780D19A7")),
+    # the two-line style of common Arduino sketches for these modules
+    ("ascii", b"TO:31.92\r\nTA:33.53\r\n"),
+])
+def test_read_a_peer_written_from_the_datasheet(gate, protocol, answer):
+    """Not our emulator: literal bytes, as someone else's device or emulator would send them."""
+    import select
+    import threading
+    import tty
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    stop = threading.Event()
+
+    def peer():
+        heard = bytearray()
+        while not stop.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                heard += os.read(master, 64)
+            if protocol == "ascii":
+                os.write(master, answer)
+                stop.wait(0.05)
+            elif b"\xa5\x15\xba" in heard:
+                del heard[:heard.index(b"\xa5\x15\xba") + 3]
+                os.write(master, answer)
+    t = threading.Thread(target=peer, daemon=True)
+    t.start()
+    try:
+        rows = read_json(gate, "--port", os.ttyname(slave), "--protocol", protocol, "--count", "3")
+    finally:
+        stop.set()
+        t.join(5)
+        os.close(master)
+        os.close(slave)
+    assert rows[-1]["object_c"] == 31.92 and rows[-1]["ambient_c"] == 33.53
+    assert rows[-1]["body_c"] is None and rows[-1]["flag"] == "implausible"   # 33.07 °C estimate: not a person
