@@ -184,8 +184,10 @@ class Emulator:
         self.stream_at_power_on = self.streams_at_start if stream is None else stream
         self.streaming = self.stream_at_power_on
         self._done: set[tuple[str, int]] = set()   # one-off faults already played
+        self._tmpdir = None
         if link is None and any(f.name == "disconnect" for f in self.faults):
-            link = os.path.join(tempfile.mkdtemp(prefix="gate-sim-"), "ttyTHERM")
+            self._tmpdir = tempfile.mkdtemp(prefix="gate-sim-")
+            link = os.path.join(self._tmpdir, "ttyTHERM")
         self.line = PtyLine(link)
         self.frames = 0                  # frames produced so far (the script index)
         self.stuck_value: tuple | None = None
@@ -296,6 +298,11 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(5)
         self.line.close()
+        if self._tmpdir:
+            try:
+                os.rmdir(self._tmpdir)
+            except OSError:
+                pass
 
     def request_stop(self) -> None:
         self._stop.set()
