@@ -198,3 +198,83 @@ def batch_body(entries, priority: bool = False, clock_sample: dict | None = None
     if clock_sample:
         body["clock"] = clock_sample
     return _json.dumps(body, ensure_ascii=False).encode()
+
+
+class ChaosProxy:
+    """A TCP proxy on 127.0.0.1 that cuts a share of connections after a random number
+    of bytes (mid-request or mid-response), with a reset, like a village link."""
+
+    def __init__(self, target_port: int, drop_rate: float = 0.3, seed: int | None = None):
+        self.target_port = target_port
+        self.drop_rate = drop_rate
+        self.rng = random.Random(seed)
+        self.cuts = 0
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> "ChaosProxy":
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+        except OSError:
+            _reset(client)
+            return
+        with self._lock:
+            self.connections += 1
+            budget = self.rng.randint(0, 60_000) if self.rng.random() < self.drop_rate else None
+        state = {"left": budget, "dead": False}
+
+        def pump(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while not state["dead"]:
+                    data = src.recv(8192)
+                    if not data:
+                        break
+                    if state["left"] is not None:
+                        with self._lock:
+                            if len(data) >= state["left"]:
+                                data = data[:state["left"]]
+                                state["dead"] = True
+                                self.cuts += 1
+                            state["left"] -= len(data)
+                    dst.sendall(data)
+            except OSError:
+                pass
+            state["dead"] = True
+            _reset(client)
+            _reset(upstream)
+
+        upstream.settimeout(None)
+        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+        pump(client, upstream)
+
+
+def _reset(s: socket.socket) -> None:
+    import struct
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    except OSError:
+        pass
