@@ -51,6 +51,13 @@ def build(args):
     if not 1 <= conf.batch_size <= 1000:
         raise SystemExit("gate sync: --batch-size must be 1..1000")
     store = Store.open(args.store or cfg["store"]["path"])
+    configured = cfg.get("gate", {}).get("device_id")
+    others = store.conn.execute("SELECT COUNT(*) FROM entries WHERE device_id != ? AND synced_at IS NULL",
+                                (creds.device_id,)).fetchone()[0]
+    if others:
+        logging.getLogger("gate.sync").warning(
+            "%d unsent entries belong to another device id than %s (gate.toml [gate] device_id = %r): "
+            "they are not uploaded; set device_id to the enrolled one", others, creds.device_id, configured)
 
     def progress(done: int, total: int) -> None:
         if not args.quiet:

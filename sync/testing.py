@@ -243,7 +243,9 @@ class ChaosProxy:
             return
         with self._lock:
             self.connections += 1
-            budget = self.rng.randint(0, 60_000) if self.rng.random() < self.drop_rate else None
+            # Every third connection is doomed for sure, so a short run still sees cuts.
+            doomed = self.drop_rate > 0 and (self.connections % 3 == 1 or self.rng.random() < self.drop_rate)
+            budget = self.rng.randint(0, 16_000) if doomed else None
         state = {"left": budget, "dead": False}
 
         def pump(src: socket.socket, dst: socket.socket) -> None:

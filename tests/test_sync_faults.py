@@ -72,7 +72,7 @@ def chaos_run(tmp_path: Path, db_url: str, rounds: int, seed: int) -> None:
     admin = Admin(server.url, TOKEN)
     creds = enroll(server.url, admin.enrollment("river-garden", "east")["token"])
     admin.set_policy("river-garden", risk_level="medium")
-    proxy = ChaosProxy(server.port, drop_rate=0.9, seed=seed).start()
+    proxy = ChaosProxy(server.port, drop_rate=0.7, seed=seed).start()
     creds.server = proxy.url
     creds_file = tmp_path / "creds.json"
     creds.save(creds_file)
