@@ -124,12 +124,15 @@ class CascadeDecoder:
         good = [Decoded(b.text, "zxing", _corners(b.position)) for b in found if b.valid]
         if good:
             return self._count(good)
-        roi = _region_of(found, gray.shape) or region or enhance.code_region(gray)
+        # zxing's half-found symbol is precise but often only a finder pattern; the texture
+        # patch covers the whole code; the previous frame's code is a good guess too
+        roi = _union(_region_of(found, gray.shape), region, enhance.code_region(gray))
         if roi is None:
             return []
         self.stats.cascades += 1
         deadline = time.perf_counter() + self.budget_ms / 1000
-        for step, img, (dx, dy, scale) in self._candidates(gray, roi):
+        colour = image if image.ndim == 3 and image.shape[2] == 3 else None
+        for step, img, (dx, dy, scale) in self._candidates(gray, roi, colour):
             for b in self.zx.read(img, try_rotate=False):
                 if b.valid:
                     return self._count([Decoded(b.text, step, _corners(b.position, dx, dy, scale))])
@@ -142,25 +145,33 @@ class CascadeDecoder:
             self.stats.by_step[d.step] = self.stats.by_step.get(d.step, 0) + 1
         return out
 
-    def _candidates(self, gray: np.ndarray, roi: tuple[int, int, int, int]
+    def _candidates(self, gray: np.ndarray, roi: tuple[int, int, int, int], colour: np.ndarray | None
                     ) -> Iterator[tuple[str, np.ndarray, tuple[float, float, float]]]:
         """Enhanced versions of the code's region, cheapest and most often right first."""
         x, y, w, h = _grow(roi, gray.shape, 0.15)
+        # the steps are tuned at 480 lines: bring bigger frames' regions to that scale
+        # (it also shortens their blur in pixels), then give small codes more pixels per module
+        norm = min(1.0, 480 / gray.shape[0])
+        scale = norm * min(2.0, max(1.0, 420 / (norm * max(w, h))))
         crop = enhance.stretch(gray[y:y + h, x:x + w])
-        # small codes need more pixels per module for the steps below to work on
-        scale = min(2.0, max(1.0, 420 / max(w, h)))
-        base = enhance.upscale(crop, scale) if scale > 1.05 else crop
+        if norm < 1:
+            crop = cv2.resize(crop, None, fx=norm, fy=norm, interpolation=cv2.INTER_AREA)
+        up = scale / norm  # from the tuned scale to the one zxing gets
+        base = enhance.upscale(crop, up) if up > 1.05 else crop
         where = (x, y, scale)
-        yield "sharpen", enhance.unsharp(base, 2.0 * scale, 1.5), where
-        yield "contrast", enhance.unsharp(enhance.clahe(base), 2.0 * scale, 1.5), where
-        yield "threshold", enhance.adaptive_binary(base, int(31 * scale)), where
+        yield "sharpen", enhance.unsharp(base, 2.0 * up, 1.5), where
+        if colour is not None and enhance.colourful(colour[y:y + h, x:x + w]):
+            # a green/yellow/red code: its darkest channel has the contrast luma lost
+            dark = enhance.stretch(enhance.darkest_channel(colour[y:y + h, x:x + w]))
+            dark = cv2.resize(dark, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1
+                              else cv2.INTER_AREA)
+            yield "colour", enhance.unsharp(dark, 2.0 * up, 1.5), where
+        yield "contrast", enhance.unsharp(enhance.clahe(base), 2.0 * up, 1.5), where
+        yield "threshold", enhance.adaptive_binary(base, int(31 * up)), where
         yield "crop", base, where
-        for step, img in enhance.deblur_motion(crop):
-            yield step, enhance.upscale(img, scale) if scale > 1.05 else img, where
-        for step, img in enhance.deblur_gauss(crop):
-            yield step, enhance.upscale(img, scale) if scale > 1.05 else img, where
-        for step, img in enhance.deblur_motion(crop, k=0.03):
-            yield step + "-noisy", enhance.upscale(img, scale) if scale > 1.05 else img, where
+        for steps in (enhance.deblur_motion(crop), enhance.deblur_gauss(crop), enhance.deblur_motion(crop, k=0.03)):
+            for step, img in steps:
+                yield step, enhance.upscale(img, up) if up > 1.05 else img, where
 
     def close(self) -> None:
         pass
@@ -180,8 +191,26 @@ def _region_of(found, shape) -> tuple[int, int, int, int] | None:
     return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
 
 
+def _union(*rois: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+    """The bounding box of the overlapping regions (the largest region's cluster)."""
+    rs = sorted((r for r in rois if r is not None), key=lambda r: -r[2] * r[3])
+    if not rs:
+        return None
+    x0, y0, x1, y1 = rs[0][0], rs[0][1], rs[0][0] + rs[0][2], rs[0][1] + rs[0][3]
+    for x, y, w, h in rs[1:]:
+        if x < x1 and x + w > x0 and y < y1 and y + h > y0:
+            x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x + w), max(y1, y + h)
+    return x0, y0, x1 - x0, y1 - y0
+
+
 def _grow(roi: tuple[int, int, int, int], shape: tuple[int, ...], frac: float) -> tuple[int, int, int, int]:
     x, y, w, h = roi
+    # a region smaller than a readable code is part of one (a finder pattern): look around it
+    least = shape[0] * 0.4
+    if w < least:
+        x, w = int(x - (least - w) / 2), int(least)
+    if h < least:
+        y, h = int(y - (least - h) / 2), int(least)
     mx, my = int(w * frac) + 8, int(h * frac) + 8
     x0, y0 = max(0, x - mx), max(0, y - my)
     x1, y1 = min(shape[1], x + w + mx), min(shape[0], y + h + my)

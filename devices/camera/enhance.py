@@ -28,6 +28,20 @@ def adaptive_binary(gray: np.ndarray, block: int = 31) -> np.ndarray:
     return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block | 1, 2)
 
 
+def darkest_channel(bgr: np.ndarray) -> np.ndarray:
+    """Per pixel, the darkest of B, G, R. Health codes are green, yellow or red: in luma a
+    yellow module is nearly white, but one of its channels is near zero while the white
+    screen is bright in all three. The best gray for coloured codes."""
+    return cv2.min(cv2.min(bgr[..., 0], bgr[..., 1]), bgr[..., 2])
+
+
+def colourful(bgr: np.ndarray) -> bool:
+    """Whether a region has enough colour for `darkest_channel` to differ from luma."""
+    small = cv2.resize(bgr, (32, 32), interpolation=cv2.INTER_AREA)
+    sat = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[..., 1]
+    return float(np.percentile(sat, 90)) > 60
+
+
 def stretch(gray: np.ndarray) -> np.ndarray:
     """Full-range contrast from the 1st to the 99th percentile: low light, haze, dim screens."""
     lo, hi = np.percentile(gray, (1, 99))
@@ -116,7 +130,7 @@ def deblur_motion(gray: np.ndarray, lengths: tuple[float, ...] = (4, 6, 8, 10), 
     sp = Spectrum.of(gray)
     angle = motion_direction(gray)
     for length in lengths:
-        yield f"wiener-motion{length:g}", wiener(sp, _psf_motion(length, angle, sp.shape), gray.shape, k)
+        yield f"wiener-motion{length:g}" + ("-noisy" if k > 0.01 else ""), wiener(sp, _psf_motion(length, angle, sp.shape), gray.shape, k)
 
 
 def deblur_gauss(gray: np.ndarray, sigmas: tuple[float, ...] = (1.6, 2.4), k: float = 0.01):
@@ -137,7 +151,7 @@ def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, i
     m = cv2.blur(s, (7, 7))
     sd = np.sqrt(np.maximum(cv2.blur(s * s, (7, 7)) - m * m, 0))
     lap = cv2.blur(np.abs(cv2.Laplacian(s, cv2.CV_32F)), (7, 7))
-    hot = ((lap > thresh * (sd + 4)) & (sd > 12)).astype(np.uint8)
+    hot = ((lap > thresh * (sd + 4)) & (sd > 8)).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
     if n < 2:
         return None

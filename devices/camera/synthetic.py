@@ -211,11 +211,18 @@ def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
 
 
 def render(text: str | None, distortion: str = "clean", rng: np.random.Generator | int = 0,
-           size: tuple[int, int] = (640, 480), style: str = "default") -> np.ndarray:
-    """One BGR camera frame showing `text` as a QR on a phone (None: no code) with a distortion."""
+           size: tuple[int, int] = (640, 480), style: str = "default",
+           optics: np.random.Generator | None = None) -> np.ndarray:
+    """One BGR camera frame showing `text` as a QR on a phone (None: no code) with a distortion.
+
+    `rng` draws the scene (wall, phone, pose, light); `optics`, when given, draws what
+    changes from frame to frame while a person holds still (blur, shake, noise, glare
+    position, compression), so a burst of frames of one presentation can be rendered.
+    """
     if distortion not in DISTORTIONS:
         raise ValueError(f"unknown distortion {distortion!r}; one of {', '.join(DISTORTIONS)}")
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    orng = optics or rng
     st = STYLE[style]
     w, h = size
     k = h / 480  # distortion strengths are given at 480 lines
@@ -259,19 +266,19 @@ def render(text: str | None, distortion: str = "clean", rng: np.random.Generator
         img = (img.astype(np.float32) * _u(rng, st.low_gain) * 0.5).astype(np.uint8)
     # optics and sensor, in the order light meets them
     if "glare" in effects:
-        img = _glare(rng, img, centre, radius, _u(rng, st.glare_gain))
+        img = _glare(orng, img, centre, radius, _u(orng, st.glare_gain))
     if "blur" in effects:
-        img = cv2.GaussianBlur(img, (0, 0), _u(rng, st.blur_sigma) * k)
+        img = cv2.GaussianBlur(img, (0, 0), _u(orng, st.blur_sigma) * k)
     else:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 0.8) * k)  # every lens is a little soft
+        img = cv2.GaussianBlur(img, (0, 0), orng.uniform(0.4, 0.8) * k)  # every lens is a little soft
     if "motion" in effects:
-        img = cv2.filter2D(img, -1, _motion_kernel(_u(rng, st.motion_len) * k, rng.uniform(0, np.pi)))
-    sigma = _u(rng, st.noise_sigma) if "noise" in effects else rng.uniform(1.5, 4)
+        img = cv2.filter2D(img, -1, _motion_kernel(_u(orng, st.motion_len) * k, orng.uniform(0, np.pi)))
+    sigma = _u(orng, st.noise_sigma) if "noise" in effects else orng.uniform(1.5, 4)
     if "lowlight" in effects:
-        sigma = max(sigma, rng.uniform(6, 12))  # gain turned up in the dark
-    f = img.astype(np.float32) + rng.normal(0, sigma, img.shape).astype(np.float32)
+        sigma = max(sigma, orng.uniform(6, 12))  # gain turned up in the dark
+    f = img.astype(np.float32) + orng.normal(0, sigma, img.shape).astype(np.float32)
     img = np.clip(f, 0, 255).astype(np.uint8)
-    q = int(rng.integers(st.jpeg_q[0], st.jpeg_q[1] + 1)) if "jpeg" in effects else int(rng.integers(70, 92))
+    q = int(orng.integers(st.jpeg_q[0], st.jpeg_q[1] + 1)) if "jpeg" in effects else int(orng.integers(70, 92))
     return _jpeg(img, q)  # USB cameras deliver MJPEG
 
 
@@ -293,3 +300,11 @@ def samples(n: int, distortions: tuple[str, ...] = DISTORTIONS, seed: int = 0,
             text = None if d == "empty" else payload(rng)
             out.append(Sample(render(text, d, rng, size, style), text, d))
     return out
+
+
+def burst(text: str | None, distortion: str, n: int, seed: int, size: tuple[int, int] = (640, 480),
+          style: str = "default") -> list[np.ndarray]:
+    """`n` frames of one presentation: the same scene and pose, fresh optics each frame.
+    Harder than independent frames: a phone that glares in one frame glares in the next."""
+    return [render(text, distortion, np.random.default_rng(seed), size, style,
+                   optics=np.random.default_rng([seed, k])) for k in range(n)]
