@@ -169,7 +169,8 @@ class CascadeDecoder:
         yield "contrast", enhance.unsharp(enhance.clahe(base), 2.0 * up, 1.5), where
         yield "threshold", enhance.adaptive_binary(base, int(31 * up)), where
         yield "crop", base, where
-        for steps in (enhance.deblur_motion(crop), enhance.deblur_gauss(crop), enhance.deblur_motion(crop, k=0.03)):
+        for steps in (enhance.deblur_motion(crop), enhance.deblur_gauss(crop), enhance.deblur_motion(crop, k=0.03),
+                      enhance.deblur_gauss(crop, (1.8, 2.2), k=0.003)):
             for step, img in steps:
                 yield step, enhance.upscale(img, up) if up > 1.05 else img, where
 

@@ -136,7 +136,7 @@ def deblur_motion(gray: np.ndarray, lengths: tuple[float, ...] = (4, 6, 8, 10), 
 def deblur_gauss(gray: np.ndarray, sigmas: tuple[float, ...] = (1.6, 2.4), k: float = 0.01):
     sp = Spectrum.of(gray)
     for s in sigmas:
-        yield f"wiener-gauss{s:g}", wiener(sp, _psf_gauss(s, sp.shape), gray.shape, k)
+        yield f"wiener-gauss{s:g}" + ("-sharp" if k < 0.01 else ""), wiener(sp, _psf_gauss(s, sp.shape), gray.shape, k)
 
 
 def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, int] | None:

@@ -10,6 +10,7 @@ colours, quiet zones, phone shapes) so the decoders are not tuned to one generat
 from __future__ import annotations
 
 import string
+import zlib
 from dataclasses import dataclass
 
 import cv2
@@ -77,8 +78,13 @@ STYLE = {
 
 
 def qr_modules(text: str, ec: str = "m") -> np.ndarray:
-    """The QR symbol as a bool array, True = dark module, no quiet zone."""
-    return np.array(segno.make(text, error=ec, micro=False, boost_error=False).matrix, dtype=bool)
+    """The QR symbol as a bool array, True = dark module, no quiet zone.
+
+    The mask comes from the text instead of segno's search for the best one, which takes
+    most of a frame's rendering time; any mask is a valid code.
+    """
+    mask = zlib.crc32(text.encode()) % 8
+    return np.array(segno.make(text, error=ec, micro=False, boost_error=False, mask=mask).matrix, dtype=bool)
 
 
 def _u(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
@@ -89,11 +95,13 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     """A wall with a light gradient, a door frame, posters, low-frequency texture."""
     c0, c1 = rng.uniform(60, 220, 3), rng.uniform(40, 200, 3)
     ang = rng.uniform(0, 2 * np.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = ((xx / w - 0.5) * np.cos(ang) + (yy / h - 0.5) * np.sin(ang)) + 0.5
-    img = (c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None])
-    small = rng.normal(0, 12, (h // 32 + 1, w // 32 + 1, 1)).astype(np.float32)
-    img += cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
+    sh, sw = h // 8 + 1, w // 8 + 1  # smooth light: drawn small, scaled up
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    t = ((xx / sw - 0.5) * np.cos(ang) + (yy / sh - 0.5) * np.sin(ang)) + 0.5
+    small = (c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]).astype(np.float32)
+    tex = cv2.resize(rng.normal(0, 12, (h // 32 + 1, w // 32 + 1)).astype(np.float32), (sw, sh),
+                     interpolation=cv2.INTER_CUBIC)
+    img = cv2.resize(small + tex[..., None], (w, h), interpolation=cv2.INTER_LINEAR)
     img = np.clip(img, 0, 255).astype(np.uint8)
     for _ in range(int(rng.integers(2, 7))):  # door frames, posters, a railing
         x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
@@ -276,7 +284,7 @@ def render(text: str | None, distortion: str = "clean", rng: np.random.Generator
     sigma = _u(orng, st.noise_sigma) if "noise" in effects else orng.uniform(1.5, 4)
     if "lowlight" in effects:
         sigma = max(sigma, orng.uniform(6, 12))  # gain turned up in the dark
-    f = img.astype(np.float32) + orng.normal(0, sigma, img.shape).astype(np.float32)
+    f = img.astype(np.float32) + orng.standard_normal(img.shape, dtype=np.float32) * np.float32(sigma)
     img = np.clip(f, 0, 255).astype(np.uint8)
     q = int(orng.integers(st.jpeg_q[0], st.jpeg_q[1] + 1)) if "jpeg" in effects else int(orng.integers(70, 92))
     return _jpeg(img, q)  # USB cameras deliver MJPEG
