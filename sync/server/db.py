@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 
 from kiosk import clock
 from kiosk.store import LISTS
+from sync.server.models import ISO_UTC
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS communities (
@@ -52,6 +53,7 @@ ENTRY_COLUMNS = ("device_id", "seq", "community", "gate", "created_utc", "correc
                  "time_source", "boot_id", "monotonic_ns", "action", "report", "received_utc",
                  "body")
 DOCUMENTS = ("policy",) + LISTS
+is_iso = re.compile(ISO_UTC).match
 CLOCK_TRUST_S = 60.0  # a "synchronised" entry further than this from the monotonic estimate is re-dated
 
 
@@ -362,6 +364,9 @@ class Database:
         received = clock.iso(now)
         rows = []
         for i, e in enumerate(batch.entries):
+            if not is_iso(e.created_utc):
+                raise Rejected(422, "invalid_entry", f"entries.{i}.created_utc: not an ISO-8601 "
+                               f"time: {e.created_utc[:40]!r}")
             if len(e.created_utc) != 24 or e.created_utc[-1] != "Z":  # not yet in our text form
                 try:
                     e.created_utc = clock.iso(clock.parse_iso(e.created_utc))
