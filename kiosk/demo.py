@@ -1,51 +1,199 @@
-"""Run the gate on simulated people: the sample cases in docs/cases.jsonl go through
-the decision rules and are written to a demo store, as the gate would log them.
+"""Run the gate on simulated devices: people come to the gate one at a time.
 
-The whole simulated gate (camera, thermometer, console) joins this as those parts land.
+Each person's health code is issued and signed (as the township would), shown to a
+simulated camera (a rendered frame: tilted, blurred, glare…) and decoded, verified
+offline against the trust list, then the person stands before a GY-MCU90614 infrared
+module emulated on a pseudo-terminal and read through the real serial driver
+(re-tested when the first reading is high), and the rules decide. Every decision is
+written to the local store before the gate would open.
+
+`gate demo --cases` instead runs the sample cases in docs/cases.jsonl through the rules.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as dt
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from kiosk import reasons
+from kiosk import clock, reasons
 from kiosk.decide_cmd import parse_case
-from kiosk.rules import decide
+from kiosk.rules import MEASURE, RETEST, Code, Facts, Policy, Subject, decide
 from kiosk.store import Entry, Store
 
 CASES = Path(__file__).resolve().parents[1] / "docs" / "cases.jsonl"
+DEVICE_ID = "demo-gate-1"
+SALT = "demo-township-salt"  # a real township keeps its salt secret
+
+
+@dataclasses.dataclass
+class Visitor:
+    """One simulated person at the gate and what they bring."""
+    name: str
+    id_number: str
+    kind: str = "resident"
+    colour: str | None = "green"  # None: shows something that is not a health code
+    code_age_min: float = 0.5  # how long ago the code was refreshed on the phone
+    foreign_text: str | None = None
+    distortion: str = "clean"  # how the camera sees the phone
+    forehead: tuple[float, ...] = (33.3,)  # object °C per measurement (ambient 12 °C)
+
+
+AMBIENT_C = 12.0  # a cold morning: forehead readings are low, the compensation lifts them
+SCENE = [
+    Visitor("王小明", "110105199001011234", distortion="tilt"),
+    Visitor("李华", "110105198505052345", distortion="glare", forehead=(34.3, 33.6)),
+    Visitor("张伟", "110105197707073456", colour="yellow", distortion="motion"),
+    Visitor("赵敏", "110105199209094567", distortion="blur", forehead=(34.9, 34.8)),
+    Visitor("陈静", "110105198812125678", code_age_min=25, distortion="jpeg"),
+    Visitor("刘洋", "320102199503036789", kind="visitor", distortion="lowlight"),
+    Visitor("孙丽", "110105196606067890", colour=None,
+            foreign_text="https://pay.example.com/qr/8f3a9c2d-收款码", distortion="noise"),
+    Visitor("周强", "110105197111118901", forehead=(26.0, 33.4)),
+    Visitor("吴刚", "110105198004049012", colour="red", distortion="inverted"),
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cases", type=Path, default=CASES, help="JSON lines of sample cases")
+    parser.add_argument("--cases", action="store_true",
+                        help="run the sample cases in docs/cases.jsonl through the rules instead")
     parser.add_argument("--db", type=Path, help="store to log into (default: a temporary file)")
+    parser.add_argument("--risk-level", choices=("low", "medium", "high"), default="low")
     parser.add_argument("--lang", choices=reasons.LANGS, default=None, help="zh (default) or en")
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = [json.loads(line) for line in args.cases.read_text().splitlines() if line.strip()]
-    with tempfile.TemporaryDirectory() as tmp:
-        db = args.db or Path(tmp) / "demo.db"
+    with tempfile.TemporaryDirectory(prefix="gate-demo-") as tmp:
+        db = args.db or Path(tmp) / "gate.db"
         with Store.open(db) as store:
-            for row in rows:
-                policy, facts, now = parse_case(row["case"])
-                d = decide(policy, facts, now)
-                entry = store.record(Entry(
-                    gate="demo", direction=facts.direction, subject_kind=facts.subject.kind,
-                    action=d.action, report=d.report, reasons=list(d.reasons),
-                    readings=[{"body_c": r} for r in facts.readings_c],
-                    code_colour=facts.code.colour if facts.code else None,
-                    override_reason=facts.override_reason), device_id="demo-gate-1", now=now)
-                sep = "; " if (args.lang or reasons.default_lang()) == "en" else "；"
-                words = sep.join(reasons.reason_text(r, args.lang) for r in d.reasons)
-                print(f"#{entry.seq:<3} [{policy.risk_level:>6}] {row['title']}\n"
-                      f"     -> {reasons.action_text(d.action, args.lang)}: {words}"
-                      + (f"  ({reasons.text(reasons.REPORT_TEXT, d.report, args.lang)})"
-                         if d.report != "none" else ""))
+            if args.cases:
+                run_cases(store, args.lang)
+            else:
+                run_gate(store, Policy(risk_level=args.risk_level), args.lang)
             stats = store.stats()
-        print(f"\n{stats['entries']} entries logged, {stats['unsynced']} waiting to sync.",
-              file=sys.stderr)
+        print(f"\n{stats['entries']} entries logged, {stats['unsynced']} waiting to sync.")
     return 0
+
+
+def run_cases(store: Store, lang: str | None) -> None:
+    for line in CASES.read_text().splitlines():
+        row = json.loads(line)
+        policy, facts, now = parse_case(row["case"])
+        d = decide(policy, facts, now)
+        entry = store.record(Entry(
+            gate="demo", direction=facts.direction, subject_kind=facts.subject.kind,
+            action=d.action, report=d.report, reasons=list(d.reasons),
+            readings=[{"body_c": r} for r in facts.readings_c],
+            code_colour=facts.code.colour if facts.code else None,
+            override_reason=facts.override_reason), device_id=DEVICE_ID, now=now)
+        print(f"#{entry.seq:<3} [{policy.risk_level:>6}] {row['title']}\n     -> "
+              + say_decision(d, lang))
+
+
+def say_decision(d, lang: str | None) -> str:
+    sep = "; " if (lang or reasons.default_lang()) == "en" else "；"
+    words = sep.join(reasons.reason_text(r, lang) for r in d.reasons)
+    report = f"  ({reasons.text(reasons.REPORT_TEXT, d.report, lang)})" if d.report != "none" else ""
+    return f"{reasons.action_text(d.action, lang)}: {words}{report}"
+
+
+def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
+    # Heavy parts are imported here so `gate demo --cases` stays light.
+    from devices.camera import make_decoder
+    from devices.camera.synthetic import render
+    from devices.thermometer.driver import Thermometer
+    from devices.thermometer.emulator import GyMcu90614Emulator
+    from devices.thermometer.sessions import GyMcu90614Session
+    from kiosk.codes import Verifier, issue, keys, trust
+    from kiosk.codes.verify import Reason
+    NOT_A_CODE = Reason.NOT_A_CODE
+    from kiosk.people import mask_name, person_ref
+
+    en = (lang or reasons.default_lang()) == "en"
+    signer = keys.generate("Ed25519")  # the township's health-code key
+    trust_list = trust.TrustList.from_json(
+        {"keys": [trust.entry_for(signer.public_key(), ["health"], label="demo township")]},
+        fetched_at=clock.utc_now())
+    verifier = Verifier(trust_list)
+    decoder = make_decoder()
+    emulator = GyMcu90614Emulator(values=[(AMBIENT_C, AMBIENT_C)]).start()  # nobody there yet
+    thermometer = Thermometer(emulator.path, GyMcu90614Session(mode="query")).start()
+    print(("Simulated gate: camera (rendered frames), GY-MCU90614 thermometer on "
+           if en else "模拟卡口：摄像头（合成画面），GY-MCU90614 测温模块 ") + emulator.path)
+    try:
+        for v in SCENE:
+            now = clock.utc_now()
+            ref = person_ref(v.id_number, SALT)
+            text = v.foreign_text or issue.health_code(
+                signer, person_ref=ref, name=v.name, colour=v.colour,
+                issued_at=now - dt.timedelta(minutes=v.code_age_min))
+            frame = render(text, v.distortion, rng=abs(hash(v.id_number)) % 2**32)
+            t0 = time.perf_counter()
+            found = decoder.decode(frame)
+            decode_ms = (time.perf_counter() - t0) * 1000
+            seen = found[0].text if found else None
+            result = verifier.verify(seen, at=now) if seen else None
+            # A payment code or a URL is no health code at all, not a forged one.
+            code = None if result is None or result.reason == NOT_A_CODE else Code(
+                colour=result.claims.get("colour") if result.valid else None, valid=result.valid)
+
+            readings, d = [], None
+            for forehead in v.forehead:
+                readings.append(measure(thermometer, emulator, forehead))
+                facts = Facts(direction="in", subject=Subject(kind=v.kind, has_pass=True), code=code,
+                              readings_c=tuple(r.body_estimate_c for r in readings))
+                d = decide(policy, facts, now)
+                if d.action not in (MEASURE, RETEST):
+                    break
+            emulator.values = [(AMBIENT_C, AMBIENT_C)]  # the person walks on
+
+            entry = store.record(Entry(
+                gate="demo", direction="in", subject_kind=v.kind, masked_name=mask_name(v.name),
+                person_ref=ref, code_kind=result.kind if result else None,
+                code_colour=code.colour if code else None,
+                code_result=("valid" if result.valid else result.reason.value) if result else "no_code",
+                readings=[{"object_c": r.object_c, "ambient_c": r.ambient_c, "body_c": r.body_c,
+                           "raw": r.raw} for r in readings],
+                action=d.action, report=d.report, reasons=list(d.reasons)), device_id=DEVICE_ID)
+
+            temps = " → ".join(f"{r.body_estimate_c:.1f}" for r in readings)
+            print(f"#{entry.seq:<2} {mask_name(v.name):<4} {words(KIND_WORDS, v.kind, lang)}  "
+                  f"{describe_code(result, lang)} [{v.distortion}, {decode_ms:.1f} ms]  "
+                  f"{words(TEMP_WORD, '', lang)} {temps} °C\n     -> {say_decision(d, lang)}")
+    finally:
+        thermometer.stop()
+        emulator.stop()
+        decoder.close()
+
+
+KIND_WORDS = {"resident": {"zh": "居民", "en": "resident"}, "visitor": {"zh": "访客", "en": "visitor"}}
+TEMP_WORD = {"": {"zh": "体温", "en": "temp"}}
+COLOUR_WORDS = {"green": {"zh": "绿码", "en": "green code"}, "yellow": {"zh": "黄码", "en": "yellow code"},
+                "red": {"zh": "红码", "en": "red code"}}
+
+
+def words(table: dict, key: str, lang: str | None) -> str:
+    return reasons.text(table, key, lang)
+
+
+def describe_code(result, lang: str | None) -> str:
+    if result is None:
+        return words({"": {"zh": "未识别到码", "en": "no code read"}}, "", lang)
+    if not result.valid:
+        return result.message(lang or reasons.default_lang())
+    return words(COLOUR_WORDS, result.claims.get("colour", ""), lang)
+
+
+def measure(thermometer, emulator, forehead_c: float):
+    """The person stands before the module; the first frame that shows them is the reading."""
+    emulator.values = [(forehead_c, AMBIENT_C)]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        r = thermometer.wait_reading(after=time.monotonic(), timeout=1.0)
+        if r is not None and abs(r.object_c - forehead_c) < 0.005:
+            return r
+    raise RuntimeError("the simulated thermometer gave no reading in 5 s")

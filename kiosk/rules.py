@@ -45,7 +45,7 @@ class Subject:
 
 @dataclasses.dataclass(frozen=True)
 class Code:
-    colour: str
+    colour: str | None  # None when the code could not be read as a health code
     valid: bool
 
 
