@@ -152,7 +152,7 @@ class CascadeDecoder:
         # the steps are tuned at 480 lines: bring bigger frames' regions to that scale
         # (it also shortens their blur in pixels), then give small codes more pixels per module
         norm = min(1.0, 480 / gray.shape[0])
-        scale = norm * min(2.0, max(1.0, 420 / (norm * max(w, h))))
+        scale = norm * min(2.0, max(1.0, 600 / (norm * max(w, h))))
         crop = enhance.stretch(gray[y:y + h, x:x + w])
         if norm < 1:
             crop = cv2.resize(crop, None, fx=norm, fy=norm, interpolation=cv2.INTER_AREA)
