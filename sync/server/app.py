@@ -205,8 +205,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
         def work():
             device = gate_device(request, body)
-            batch = parse_batch(inflate(request, body))
-            return db.ingest(device, batch, now)
+            raw = inflate(request, body)
+            return db.ingest(device, parse_batch(raw), now, raw)
 
         return await run_in_threadpool(work)
 

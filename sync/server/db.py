@@ -36,8 +36,12 @@ CREATE TABLE IF NOT EXISTS entries (
     {id_pk}, device_id TEXT NOT NULL, seq BIGINT NOT NULL, community TEXT NOT NULL,
     gate TEXT NOT NULL, created_utc TEXT NOT NULL, corrected_utc TEXT NOT NULL,
     time_source TEXT NOT NULL, boot_id TEXT NOT NULL, monotonic_ns BIGINT NOT NULL,
-    action TEXT NOT NULL, report TEXT NOT NULL, received_utc TEXT NOT NULL, body TEXT NOT NULL,
-    UNIQUE (device_id, seq));
+    action TEXT NOT NULL, report TEXT NOT NULL, received_utc TEXT NOT NULL,
+    batch_id BIGINT NOT NULL, batch_index INTEGER NOT NULL, UNIQUE (device_id, seq));
+-- Each batch's JSON exactly as received (gunzipped), once: an entry's full record is
+-- entries[batch_index] of its batch. Re-serialising every entry cost a quarter of ingest.
+CREATE TABLE IF NOT EXISTS batches (
+    {id_pk}, device_id TEXT NOT NULL, received_utc TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_day ON entries (corrected_utc);
 CREATE INDEX IF NOT EXISTS entries_immediate ON entries (id) WHERE report = 'immediate';
 CREATE TABLE IF NOT EXISTS seq_losses (
@@ -51,7 +55,7 @@ ID_PK = {"sqlite": "id INTEGER PRIMARY KEY",
          "postgres": "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
 ENTRY_COLUMNS = ("device_id", "seq", "community", "gate", "created_utc", "corrected_utc",
                  "time_source", "boot_id", "monotonic_ns", "action", "report", "received_utc",
-                 "body")
+                 "batch_index", "batch_id")
 DOCUMENTS = ("policy",) + LISTS
 is_iso = re.compile(ISO_UTC).match
 CLOCK_TRUST_S = 60.0  # a "synchronised" entry further than this from the monotonic estimate is re-dated
@@ -293,8 +297,9 @@ class Database:
         return row is not None
 
     # -- entries --------------------------------------------------------------------
-    def ingest(self, device: Device, batch, now: dt.datetime) -> dict:
-        """Store a batch all or nothing; answer the highest contiguous seq held."""
+    def ingest(self, device: Device, batch, now: dt.datetime, raw: bytes = b"") -> dict:
+        """Store a batch all or nothing; answer the highest contiguous seq held.
+        `raw` is the batch's JSON as received, kept as the entries' full record."""
         foreign = next((e for e in batch.entries if e.device_id != device.device_id), None)
         if foreign:
             raise Rejected(403, "foreign_entry", f"seq {foreign.seq} belongs to device "
@@ -326,6 +331,12 @@ class Database:
                                f"seq {clash} is already held with a different entry; the gate's "
                                "numbering restarted (see docs/sync.md, recovery)")
             new = [r for r in rows if r[1] not in held]
+            if new:
+                (batch_id,) = t.one("INSERT INTO batches (device_id, received_utc, body) VALUES (?, ?, ?) "
+                                    "RETURNING id", (device.device_id, now_text,
+                                                     raw.decode("utf-8", "replace") if raw
+                                                     else batch.model_dump_json()))
+                new = [r + (batch_id,) for r in new]
             t.many(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
                    f"({', '.join('?' * len(ENTRY_COLUMNS))}) ON CONFLICT (device_id, seq) DO NOTHING",
                    new)
@@ -383,7 +394,7 @@ class Database:
                 source = "unverified"
             rows.append((e.device_id, e.seq, device.community, device.gate, e.created_utc,
                          corrected, source, e.boot_id, e.monotonic_ns, e.action, e.report,
-                         received, e.model_dump_json()))
+                         received, i))
         return rows
 
     def declare_lost(self, device: Device, upto: int) -> dict:
@@ -418,10 +429,24 @@ class Database:
             where += " AND device_id = ?"
             params.append(device_id)
         with self.tx() as t:
-            rows = t.all(f"SELECT id, corrected_utc, time_source, received_utc, body FROM entries "
-                         f"WHERE {where} ORDER BY device_id, seq LIMIT {int(limit)}", params)
-        return [{**json.loads(b), "server_id": i, "corrected_utc": c, "time_source": s,
-                 "received_utc": r} for i, c, s, r, b in rows]
+            rows = t.all(f"SELECT id, created_utc, corrected_utc, time_source, received_utc, batch_id, "
+                         f"batch_index FROM entries WHERE {where} ORDER BY device_id, seq "
+                         f"LIMIT {int(limit)}", params)
+            records = self._records(t, rows, batch_at=5)
+        return [{**rec, "created_utc": created, "server_id": i, "corrected_utc": c, "time_source": s,
+                 "received_utc": r} for (i, created, c, s, r, _, _), rec in zip(rows, records)]
+
+    @staticmethod
+    def _records(t: Tx, rows: list[tuple], batch_at: int) -> list[dict]:
+        """The full entry records for rows holding (batch_id, batch_index) at `batch_at`."""
+        ids = sorted({r[batch_at] for r in rows})
+        bodies: dict[int, list] = {}
+        for start in range(0, len(ids), 200):
+            chunk = ids[start:start + 200]
+            for bid, body in t.all(f"SELECT id, body FROM batches WHERE id IN ({', '.join('?' * len(chunk))})",
+                                   chunk):
+                bodies[bid] = json.loads(body)["entries"]
+        return [bodies[r[batch_at]][r[batch_at + 1]] for r in rows]
 
     # -- policy and lists -----------------------------------------------------------
     def publish(self, community: str, name: str, body: Any) -> dict:
@@ -491,12 +516,12 @@ class Database:
 
     def alarms(self, after_id: int = 0, limit: int = 100) -> list[dict]:
         with self.tx() as t:
-            rows = t.all("SELECT id, community, gate, device_id, seq, corrected_utc, action, body "
-                         "FROM entries WHERE report = 'immediate' AND id > ? ORDER BY id "
+            rows = t.all("SELECT id, community, gate, device_id, seq, corrected_utc, action, batch_id, "
+                         "batch_index FROM entries WHERE report = 'immediate' AND id > ? ORDER BY id "
                          f"LIMIT {int(limit)}", (after_id,))
+            records = self._records(t, rows, batch_at=7)
         out = []
-        for i, community, gate, device_id, seq, at, action, body in rows:
-            e = json.loads(body)
+        for (i, community, gate, device_id, seq, at, action, _, _), e in zip(rows, records):
             out.append({"id": i, "community": community, "gate": gate, "device_id": device_id,
                         "seq": seq, "at_utc": at, "action": action, "reasons": e.get("reasons", []),
                         "subject_kind": e.get("subject_kind"), "code_colour": e.get("code_colour"),
