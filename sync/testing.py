@@ -243,8 +243,10 @@ class ChaosProxy:
             return
         with self._lock:
             self.connections += 1
-            # Every third connection is doomed for sure, so a short run still sees cuts.
-            doomed = self.drop_rate > 0 and (self.connections % 3 == 1 or self.rng.random() < self.drop_rate)
+            # Until the first cut, and then every third connection, a cut is certain:
+            # a short run still sees some.
+            doomed = self.drop_rate > 0 and (self.cuts == 0 or self.connections % 3 == 1
+                                             or self.rng.random() < self.drop_rate)
             budget = self.rng.randint(0, 16_000) if doomed else None
         state = {"left": budget, "dead": False}
 
