@@ -259,16 +259,24 @@ def main() -> None:
 
     empty = [s for s in synthetic.samples(150, distortions=("empty",), seed=SEED + 4)]
     lines += ["### Frames with no code (what the kiosk sees most), 640x480, 150 frames", "",
-              "| decoder | median ms | p95 ms | false reads |", "|---|---:|---:|---:|"]
+              "Each frame decoded 3 times: `single` is the median over all runs, `best of 3` the median of "
+              "each frame's fastest run (what the code costs without other processes' interruptions).", "",
+              "| decoder | median ms (single) | median ms (best of 3) | p95 ms | false reads |",
+              "|---|---:|---:|---:|---:|"]
     iso = make_decoder("cascade", isolate=True)
     for n, d in [("cascade", cascade), ("cascade in a worker process", iso), ("zxing", decs["zxing"]),
                  ("zbar", decs["zbar"])]:
-        ms, false = [], 0
+        ms, best, false = [], [], 0
         for s in empty:
-            t0 = time.perf_counter()
-            false += len(d.decode(s.image))
-            ms.append((time.perf_counter() - t0) * 1000)
-        lines.append(f"| {n} | {statistics.median(ms):.2f} | {pct(ms, 95):.1f} | {false} |")
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                false += len(d.decode(s.image))
+                runs.append((time.perf_counter() - t0) * 1000)
+            ms += runs
+            best.append(min(runs))
+        lines.append(f"| {n} | {statistics.median(ms):.2f} | {statistics.median(best):.2f} | {pct(ms, 95):.1f} "
+                     f"| {false} |")
     iso.close()
     lines.append("")
 

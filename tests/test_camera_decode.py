@@ -168,3 +168,15 @@ def test_native_crash_in_the_decoder_costs_one_frame(frames):
         assert dec.crashes == 1
     finally:
         dec.close()
+
+
+def test_a_code_like_poster_does_not_cost_a_cascade_every_frame():
+    import cv2
+    rng = np.random.default_rng(1)
+    frame = np.full((480, 640), 170, np.uint8)
+    patch = (rng.random((60, 60)) < 0.5).astype(np.uint8) * 200 + 20  # fine texture, no finder patterns
+    frame[100:340, 200:440] = cv2.resize(patch, (240, 240), interpolation=cv2.INTER_NEAREST)
+    dec = CascadeDecoder()
+    for _ in range(12):
+        assert dec.decode(frame) == []
+    assert dec.stats.cascades == 4 and dec.stats.skipped == 8  # the first, then one in three

@@ -100,6 +100,7 @@ class CascadeStats:
     """What the cascade did, for the bench and the logs."""
     frames: int = 0
     cascades: int = 0           # frames where the cascade ran
+    skipped: int = 0            # texture-only hints where the cascade had just failed
     by_step: dict[str, int] = field(default_factory=dict)
 
 
@@ -108,8 +109,13 @@ class CascadeDecoder:
     name = "cascade"
     uses_region = True
 
-    def __init__(self, budget_ms: float = 250.0) -> None:
+    def __init__(self, budget_ms: float = 250.0, retry_every: int = 3) -> None:
         self.zx = ZxingDecoder()
+        # A poster or a patterned shirt that looks like a code to the texture check, frame
+        # after frame, would cost a cascade on every frame: where the cascade just failed on a
+        # texture-only hint, it runs again on only one frame in `retry_every`.
+        self.retry_every = retry_every
+        self._stale: tuple[tuple[int, int, int, int], int] | None = None
         # A safety stop for a slow machine: the next frame comes soon. The steps are few
         # enough (about 40 ms in all at 640x480) that it rarely binds, so results do not
         # depend on the machine's load.
@@ -126,18 +132,29 @@ class CascadeDecoder:
             return self._count(good)
         # zxing's half-found symbol is precise but often only a finder pattern; the texture
         # patch covers the whole code; the previous frame's code is a good guess too
-        roi = _union(_region_of(found, gray.shape), region, enhance.code_region(gray))
+        detected = _region_of(found, gray.shape)
+        roi = _union(detected, region, enhance.code_region(gray))
         if roi is None:
             return []
+        texture_only = detected is None and region is None
+        if texture_only and self._stale and _iou(roi, self._stale[0]) > 0.6:
+            seen = self._stale[1] + 1
+            self._stale = (self._stale[0], seen)
+            if seen % self.retry_every:
+                self.stats.skipped += 1
+                return []
         self.stats.cascades += 1
         deadline = time.perf_counter() + self.budget_ms / 1000
         colour = image if image.ndim == 3 and image.shape[2] == 3 else None
         for step, img, (dx, dy, scale) in self._candidates(gray, roi, colour):
             for b in self.zx.read(img, try_rotate=False):
                 if b.valid:
+                    self._stale = None
                     return self._count([Decoded(b.text, step, _corners(b.position, dx, dy, scale))])
             if time.perf_counter() > deadline:
                 break
+        if texture_only and not (self._stale and _iou(roi, self._stale[0]) > 0.6):
+            self._stale = (roi, 0)
         return []
 
     def _count(self, out: list[Decoded]) -> list[Decoded]:
@@ -202,6 +219,13 @@ def _union(*rois: tuple[int, int, int, int] | None) -> tuple[int, int, int, int]
         if x < x1 and x + w > x0 and y < y1 and y + h > y0:
             x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x + w), max(y1, y + h)
     return x0, y0, x1 - x0, y1 - y0
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter or 1)
 
 
 def _grow(roi: tuple[int, int, int, int], shape: tuple[int, ...], frac: float) -> tuple[int, int, int, int]:
