@@ -140,8 +140,9 @@ class NonceCache:
 
 
 # -- administrators and enrollment tokens ------------------------------------------------
-def new_token() -> str:
-    return secrets.token_urlsafe(24)
+def new_token(prefix: str = "gt_") -> str:
+    """A random token; the prefix keeps it from starting with '-' on a command line."""
+    return prefix + secrets.token_urlsafe(24)
 
 
 def token_hash(token: str) -> str:

@@ -1,8 +1,9 @@
 """The gate's sync client: entries up, policy and lists down.
 
 `SyncClient(store, config)` runs in `gate sync` or as a thread of the gate daemon
-(`run_forever(stop_event)`). It uses its own Store connection and short
-transactions, so it never holds the gate's write lock for more than one UPDATE.
+(`run_forever(stop_event)`). Give it a Store of its own (`Store.open(path)` again:
+one sqlite3 connection must not carry two threads' transactions); its transactions
+are single short UPDATEs, so it never holds up the gate's writes.
 
 Order of one round (`run_once`):
 1. measure the clock offset against the server's /v1/time;
@@ -39,6 +40,7 @@ from sync.backoff import Backoff
 log = logging.getLogger("gate.sync")
 
 MANIFEST_ETAG = "township_manifest_etag"
+DEFAULT_CREDENTIALS = "var/sync-credentials.json"
 CLOCK_WARN_S = 2.0
 
 
@@ -96,6 +98,22 @@ class SyncConfig:
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 60.0
     gzip_level: int = 1            # the Pi's CPU matters more than a few bytes
+
+    @classmethod
+    def from_gate_config(cls, cfg: dict, **overrides) -> "SyncConfig":
+        """From the gate's config (kiosk.config.load()): the optional [sync] table holds
+        `credentials` (path) and any field above; `overrides` win over both."""
+        section = dict(cfg.get("sync", {}))
+        creds = Credentials.load(overrides.pop("credentials", None)
+                                 or section.pop("credentials", DEFAULT_CREDENTIALS))
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "credentials"}
+        unknown = sorted(set(section) - set(fields))
+        if unknown:
+            raise SyncError(f"unknown [sync] setting {unknown[0]!r}; known: credentials, "
+                            f"{', '.join(fields)}", retry=False, reason="bad_config")
+        merged = {**section, **{k: v for k, v in overrides.items() if v is not None}}
+        values = {k: type(fields[k].default)(v) for k, v in merged.items()}
+        return cls(credentials=creds, **values)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 
@@ -68,7 +69,12 @@ def run(args) -> int:
                         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
                         report_tz=args.report_tz, busy_timeout_ms=args.busy_timeout_ms,
                         max_db_mb=args.max_db_mb)
-    app = create_app(settings)
+    from sync.server.db import StorageError
+    try:
+        app = create_app(settings)
+    except StorageError as exc:
+        print(f"gate server: cannot open the database {args.db.split('@')[-1]}: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
                 access_log=args.log_level == "debug")

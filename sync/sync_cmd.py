@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-DEFAULT_CREDENTIALS = "var/sync-credentials.json"
+from sync.client import DEFAULT_CREDENTIALS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,20 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build(args):
     from kiosk import config as gate_config
     from kiosk.store import Store
-    from sync.client import Credentials, SyncClient, SyncConfig
+    from sync.client import SyncClient, SyncConfig
 
     cfg = gate_config.load()
-    sync_cfg = cfg.get("sync", {})
-    creds = Credentials.load(args.credentials or sync_cfg.get("credentials", DEFAULT_CREDENTIALS))
-    conf = SyncConfig(credentials=creds)
-    for opt, key, attr in (("batch_size", "batch_size", "batch_size"), ("interval", "interval_s", "interval_s"),
-                           ("pull_interval", "pull_interval_s", "pull_interval_s"),
-                           ("backoff_cap", "backoff_cap_s", "backoff_cap_s")):
-        value = getattr(args, opt)
-        if value is None:
-            value = sync_cfg.get(key)
-        if value is not None:
-            setattr(conf, attr, type(getattr(conf, attr))(value))
+    conf = SyncConfig.from_gate_config(cfg, credentials=args.credentials, batch_size=args.batch_size,
+                                       interval_s=args.interval, pull_interval_s=args.pull_interval,
+                                       backoff_cap_s=args.backoff_cap)
+    creds = conf.credentials
     if not 1 <= conf.batch_size <= 1000:
         raise SystemExit("gate sync: --batch-size must be 1..1000")
     store = Store.open(args.store or cfg["store"]["path"])

@@ -217,7 +217,8 @@ def test_offline_gate_catches_up_by_itself(tmp_path, store):
         admin = Admin(srv.url, TOKEN)
         creds = enroll(srv.url, admin.enrollment("c", "g")["token"])
         admin.close()
-    client = SyncClient(store, SyncConfig(creds, interval_s=0.05, backoff_base_s=0.05, backoff_cap_s=0.3))
+    own = Store.open(store.path)  # the sync thread has its own connection, as in the daemon
+    client = SyncClient(own, SyncConfig(creds, interval_s=0.05, backoff_base_s=0.05, backoff_cap_s=0.3))
     stop = threading.Event()
     thread = client.start_thread(stop)
     try:
@@ -239,6 +240,7 @@ def test_offline_gate_catches_up_by_itself(tmp_path, store):
     finally:
         stop.set()
         client.close()
+        own.close()
 
 
 def test_backoff_is_full_jitter_and_capped():
@@ -283,3 +285,25 @@ def test_cli_enroll_sync_and_report(server, admin, gate, tmp_path):
     r = gate("sync", "--once", "--store", str(tmp_path / "cli.db"), "--credentials",
              str(tmp_path / "missing.json"), env=env)
     assert r.returncode == 2 and "gate enroll" in r.stderr
+
+
+def test_sync_config_from_the_gate_config(tmp_path, server, creds):
+    path = tmp_path / "creds.json"
+    creds.save(path)
+    conf = SyncConfig.from_gate_config({"sync": {"credentials": str(path), "batch_size": "200",
+                                                 "interval_s": 5}}, interval_s=None, backoff_cap_s=9)
+    assert (conf.batch_size, conf.interval_s, conf.backoff_cap_s) == (200, 5.0, 9.0)
+    assert conf.credentials.device_id == creds.device_id
+    assert creds.private_key not in repr(conf)  # the key stays out of logs
+    with pytest.raises(SyncError, match="unknown \\[sync\\] setting 'batchsize'"):
+        SyncConfig.from_gate_config({"sync": {"credentials": str(path), "batchsize": 1}})
+    with pytest.raises(SyncError, match="gate enroll"):
+        SyncConfig.from_gate_config({"sync": {"credentials": str(tmp_path / "nope.json")}})
+
+
+def test_server_says_clearly_when_its_database_is_unreachable(gate, tmp_path):
+    url = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/township"
+    r = gate("server", "--db", url, "--port", str(free_port()), "--admin-token-file",
+             str(tmp_path / "token"), timeout=60)
+    assert r.returncode == 1 and "cannot open the database" in r.stderr
+    assert "secret" not in r.stderr  # the password in the URL is not echoed
