@@ -7,7 +7,6 @@ import gzip
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import threading
