@@ -184,6 +184,8 @@ class CascadeDecoder:
                               else cv2.INTER_AREA)
             yield "colour", enhance.unsharp(dark, 2.0 * up, 1.5), where
         yield "contrast", enhance.unsharp(enhance.clahe(base), 2.0 * up, 1.5), where
+        # noise (sensor, JPEG, Bayer) first smoothed away, then the code's edges sharpened
+        yield "smooth-sharpen", enhance.unsharp(cv2.GaussianBlur(base, (0, 0), 1.0 * up), 2.5 * up, 2.0), where
         yield "threshold", enhance.adaptive_binary(base, int(31 * up)), where
         yield "crop", base, where
         for steps in (enhance.deblur_motion(crop), enhance.deblur_gauss(crop), enhance.deblur_motion(crop, k=0.03),
