@@ -360,6 +360,13 @@ class Store:
                 [(clock.iso(at or clock.utc_now()), device_id, s) for s in seqs])
         return cur.rowcount
 
+    def mark_unsynced_above(self, device_id: str, seq: int) -> int:
+        """The server no longer holds seqs above `seq` (restored from a backup): send them again."""
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE entries SET synced_at = NULL WHERE device_id = ? AND seq > ? "
+                               "AND synced_at IS NOT NULL", (device_id, seq))
+        return cur.rowcount
+
     def unsynced_count(self, device_id: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM entries WHERE device_id = ? AND synced_at IS NULL",
                                  (device_id,)).fetchone()[0]

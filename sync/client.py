@@ -247,6 +247,8 @@ class SyncClient:
             r = self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise SyncError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        if r.status_code == 409 and _reason(r) == "seq_gap" and path == "/v1/entries":
+            self._resend_lost(r)
         if r.status_code >= 500 or r.status_code == 429:
             raise SyncError(f"{method} {path}: server says {_why(r)}", reason=_reason(r))
         if r.status_code == 401 and _reason(r) == "stale_timestamp":
@@ -255,6 +257,18 @@ class SyncClient:
         if r.status_code >= 400 and r.status_code != 404:
             raise SyncError(f"{method} {path}: refused: {_why(r)}", retry=False, reason=_reason(r))
         return r
+
+    def _resend_lost(self, r: httpx.Response) -> None:
+        """The server misses seqs the gate had marked synced: it lost data (restored from
+        a backup). Unmark everything above its ack so the next round sends it again."""
+        acked = self._request("GET", "/v1/device").json()["acked_seq"]
+        again = self.store.mark_unsynced_above(self.device_id, acked)
+        if not again:
+            raise SyncError(f"POST /v1/entries: {_why(r)}; the entries it misses are no longer on "
+                            "the gate", retry=False, reason="seq_gap")
+        log.warning("the server holds only up to seq %d (restored from a backup?): resending %d "
+                    "entries", acked, again)
+        raise SyncError(f"server lost entries above seq {acked}; resending {again}", reason="seq_gap")
 
     def measure_clock(self) -> float:
         """Offset of the server's clock from ours (NTP-style midpoint)."""

@@ -307,3 +307,21 @@ def test_server_says_clearly_when_its_database_is_unreachable(gate, tmp_path):
              str(tmp_path / "token"), timeout=60)
     assert r.returncode == 1 and "cannot open the database" in r.stderr
     assert "secret" not in r.stderr  # the password in the URL is not echoed
+
+
+def test_server_restored_from_an_old_backup_gets_the_lost_entries_again(server, admin, creds, store,
+                                                                         tmp_path):
+    fill(store, creds.device_id, 100, random.Random(8))
+    client = client_for(store, creds)
+    client.run_once()
+    # The township restores last night's backup: it holds only seqs 1..50.
+    db = sqlite3.connect(tmp_path / "township.db", isolation_level=None)
+    db.execute("DELETE FROM entries WHERE seq > 50")
+    db.execute("UPDATE devices SET acked_seq = 50, max_seq = 50")
+    db.close()
+    fill(store, creds.device_id, 10)
+    with pytest.raises(SyncError, match=r"above seq 50; resending 5\d"):
+        client.run_once()
+    assert client.run_once().backlog == 0
+    same_entries(admin, store, creds.device_id)
+    client.close()

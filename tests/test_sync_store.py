@@ -85,3 +85,10 @@ def test_apply_township_checks_references_across_lists(store):
     # Replacing households while residents still point at them works inside one bundle.
     store.apply_township(lists={"households": ([{"id": "h1", "address": "3-2-502"}], "2", '"h2"')})
     assert store.db["households"].get("h1")["address"] == "3-2-502"
+
+
+def test_mark_unsynced_above_resends_only_what_the_server_lost(store):
+    fill(store, DEV, 6)
+    store.mark_synced(DEV, 5)
+    assert store.mark_unsynced_above(DEV, 3) == 2
+    assert [e.seq for e in store.unsynced(DEV)] == [4, 5, 6]
