@@ -422,7 +422,8 @@ class Store:
                        lists: dict[str, tuple[list[dict], str | None, str | None]] | None = None,
                        policy_version: tuple[str | None, str | None] | None = None,
                        meta: dict[str, str] | None = None, fetched_at: dt.datetime | None = None) -> None:
-        """Apply what the sync client pulled, in ONE transaction: the policy (keys upserted),
+        """Apply what the sync client pulled, in ONE transaction: the policy (the township's
+        document replaces the table whole: local settings belong in gate.toml),
         whole lists {name: (rows, version, etag)} and meta values. The gate sees all of it
         or none of it; foreign keys are checked at commit, across the lists."""
         unknown = [n for n in (lists or {}) if n not in LISTS]
@@ -431,9 +432,10 @@ class Store:
         at = clock.iso(fetched_at or clock.utc_now())
         with self.transaction() as conn:
             conn.execute("PRAGMA defer_foreign_keys = ON")
-            for key, value in (policy or {}).items():
-                conn.execute("INSERT OR REPLACE INTO policy VALUES (?, ?)", (key, json.dumps(value)))
             if policy is not None:
+                conn.execute("DELETE FROM policy")
+                conn.executemany("INSERT INTO policy VALUES (?, ?)",
+                                 [(k, json.dumps(v)) for k, v in policy.items()])
                 version, etag = policy_version or (None, None)
                 conn.execute("INSERT OR REPLACE INTO list_versions VALUES ('policy', ?, ?, ?)",
                              (version, etag, at))

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 
@@ -125,18 +126,20 @@ class NonceCache:
         self.window_s = window_s
         self.max_size = max_size
         self._seen: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
 
     def add(self, device_id: str, nonce: str, now: float | None = None) -> bool:
         """False when this nonce was already used by this device."""
         now = time.monotonic() if now is None else now
-        if len(self._seen) >= self.max_size:
-            cutoff = now - self.window_s
-            self._seen = {k: t for k, t in self._seen.items() if t > cutoff}
         key = (device_id, nonce)
-        if key in self._seen:
-            return False
-        self._seen[key] = now
-        return True
+        with self._lock:  # check-and-set: two copies of one request may race
+            if len(self._seen) >= self.max_size:
+                cutoff = now - self.window_s
+                self._seen = {k: t for k, t in self._seen.items() if t > cutoff}
+            if key in self._seen:
+                return False
+            self._seen[key] = now
+            return True
 
 
 # -- administrators and enrollment tokens ------------------------------------------------

@@ -136,6 +136,9 @@ def test_policy_and_lists_come_down_atomically_and_only_when_changed(server, adm
     admin.put_list("river-garden", "risk_areas", [])
     assert client.run_once().pulled == ["risk_areas"]
     assert store.db["risk_areas"].count == 0 and store.db["revoked_passes"].count == 1
+    admin.set_policy("river-garden", risk_level="low")  # the township drops the visitor rule
+    assert client.run_once().pulled == ["policy"]
+    assert store.policy() == {"risk_level": "low"}
     client.close()
 
 

@@ -92,3 +92,13 @@ def test_mark_unsynced_above_resends_only_what_the_server_lost(store):
     store.mark_synced(DEV, 5)
     assert store.mark_unsynced_above(DEV, 3) == 2
     assert [e.seq for e in store.unsynced(DEV)] == [4, 5, 6]
+
+
+def test_nonce_cache_accepts_each_nonce_once():
+    from sync.auth import NonceCache
+    cache = NonceCache(window_s=10, max_size=3)
+    assert cache.add("d", "n1", now=0) and not cache.add("d", "n1", now=1)
+    assert cache.add("other", "n1", now=1)  # nonces are per device
+    assert cache.add("d", "n2", now=2)
+    assert cache.add("d", "n3", now=20)  # full: entries older than the window are dropped
+    assert cache.add("d", "n1", now=21)
