@@ -186,7 +186,7 @@ class SyncClient:
         self.creds = config.credentials
         self.device_id = self.creds.device_id
         self.offset_s = 0.0
-        self.progress = progress
+        self.progress = progress or self._log_progress
         self.backoff = Backoff(config.backoff_base_s, config.backoff_cap_s)
         self.acked_seq = 0
         self._synchronised = False
@@ -198,6 +198,10 @@ class SyncClient:
 
     def close(self) -> None:
         self.http.close()
+
+    @staticmethod
+    def _log_progress(done: int, total: int) -> None:
+        log.info("backlog: uploaded %d/%d (%d%%)", done, total, 100 * done // max(total, 1))
 
     # -- one round ------------------------------------------------------------------
     def run_once(self, pull: bool = True) -> RoundResult:
@@ -322,7 +326,7 @@ class SyncClient:
                 return uploaded
             self._send(batch, priority=False)
             uploaded += len(batch)
-            if self.progress and total > self.config.batch_size:
+            if total > self.config.batch_size:
                 self.progress(min(uploaded, total), total)
 
     def _send(self, entries: list[Entry], priority: bool) -> int:
