@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     except SourceError as e:
         print(f"gate scan: {e}", file=sys.stderr)
         return 2
-    decoder = make_decoder(args.decoder, isolate=True if args.isolate else None)
+    # files: every step on every frame, so a result does not depend on the machine's load
+    decoder = make_decoder(args.decoder, isolate=True if args.isolate else None,
+                           thorough=not getattr(source, "live", True))
     by_name = type(source).__name__ == "ImageFilesSource"
     out = sys.stdout
     n = 0

@@ -180,3 +180,10 @@ def test_a_code_like_poster_does_not_cost_a_cascade_every_frame():
     for _ in range(12):
         assert dec.decode(frame) == []
     assert dec.stats.cascades == 4 and dec.stats.skipped == 8  # the first, then one in three
+    # a folder of different photos with the code in the same place: each gets the cascade
+    other = frame.copy()
+    other[100:340, 200:440] = 255 - other[100:340, 200:440]
+    dec = CascadeDecoder()
+    for k in range(6):
+        dec.decode(frame if k % 2 else other)
+    assert dec.stats.cascades == 6 and dec.stats.skipped == 0

@@ -113,12 +113,14 @@ class CascadeDecoder:
         self.zx = ZxingDecoder()
         # A poster or a patterned shirt that looks like a code to the texture check, frame
         # after frame, would cost a cascade on every frame: where the cascade just failed on a
-        # texture-only hint, it runs again on only one frame in `retry_every`.
+        # texture-only hint, the same patch (same place, same look) gets the cascade again on
+        # only one frame in `retry_every`. Different pictures (a folder of photos) are not
+        # affected.
         self.retry_every = retry_every
-        self._stale: tuple[tuple[int, int, int, int], int] | None = None
-        # A safety stop for a slow machine: the next frame comes soon. The steps are few
-        # enough (about 40 ms in all at 640x480) that it rarely binds, so results do not
-        # depend on the machine's load.
+        self._stale: tuple[tuple[int, int, int, int], np.ndarray, int] | None = None
+        # A safety stop for a slow machine: the next frame comes soon. All the steps take
+        # about 50-120 ms at 640x480 here, so it binds only on a loaded or slow machine
+        # (a Raspberry Pi 4 is some 3x slower: raise it there if frames are few).
         self.budget_ms = budget_ms
         self.stats = CascadeStats()
 
@@ -137,9 +139,11 @@ class CascadeDecoder:
         if roi is None:
             return []
         texture_only = detected is None and region is None
-        if texture_only and self._stale and _iou(roi, self._stale[0]) > 0.6:
-            seen = self._stale[1] + 1
-            self._stale = (self._stale[0], seen)
+        look = _thumb(gray, roi) if texture_only else None
+        same = texture_only and self._same_as_stale(roi, look)
+        if same and self._stale:
+            seen = self._stale[2] + 1
+            self._stale = (self._stale[0], self._stale[1], seen)
             if seen % self.retry_every:
                 self.stats.skipped += 1
                 return []
@@ -153,9 +157,14 @@ class CascadeDecoder:
                     return self._count([Decoded(b.text, step, _corners(b.position, dx, dy, scale))])
             if time.perf_counter() > deadline:
                 break
-        if texture_only and not (self._stale and _iou(roi, self._stale[0]) > 0.6):
-            self._stale = (roi, 0)
+        if texture_only and not same and look is not None:
+            self._stale = (roi, look, 0)
         return []
+
+    def _same_as_stale(self, roi: tuple[int, int, int, int], look: np.ndarray | None) -> bool:
+        if self._stale is None or look is None or _iou(roi, self._stale[0]) <= 0.6:
+            return False
+        return float(cv2.absdiff(look, self._stale[1]).mean()) < 12
 
     def _count(self, out: list[Decoded]) -> list[Decoded]:
         for d in out:
@@ -223,6 +232,11 @@ def _union(*rois: tuple[int, int, int, int] | None) -> tuple[int, int, int, int]
     return x0, y0, x1 - x0, y1 - y0
 
 
+def _thumb(gray: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    x, y, w, h = roi
+    return cv2.resize(gray[y:y + h, x:x + w], (16, 16), interpolation=cv2.INTER_AREA)
+
+
 def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
@@ -253,17 +267,19 @@ DECODERS: dict[str, str] = {
 DEFAULT_DECODER = "cascade"
 
 
-def make_decoder(name: str = DEFAULT_DECODER, isolate: bool | None = None) -> Decoder:
-    """A decoder by name. `isolate` runs it in a worker process (default: only zbar)."""
+def make_decoder(name: str = DEFAULT_DECODER, isolate: bool | None = None, thorough: bool = False) -> Decoder:
+    """A decoder by name. `isolate` runs it in a worker process (default: only zbar).
+    `thorough`: no time budget per frame (files, where a result should not depend on the
+    machine's load; a live camera wants the next frame instead)."""
     if name not in DECODERS:
         raise ValueError(f"unknown decoder {name!r}; one of {', '.join(DECODERS)}")
     if isolate is None:
         isolate = name == "zbar"
     if isolate:
         from devices.camera.isolated import IsolatedDecoder
-        return IsolatedDecoder(name)
+        return IsolatedDecoder(name, thorough=thorough)
     if name == "zxing":
         return ZxingDecoder()
     if name == "zbar":
         return ZbarDecoder()
-    return CascadeDecoder()
+    return CascadeDecoder(budget_ms=float("inf")) if thorough else CascadeDecoder()

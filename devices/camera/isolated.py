@@ -19,18 +19,18 @@ from devices.camera.decoders import Decoded
 log = logging.getLogger(__name__)
 
 
-def _make(name: str):
+def _make(name: str, thorough: bool):
     """A decoder by name, or by "package.module:factory" for one defined elsewhere."""
     if ":" in name:
         import importlib
         module, _, attr = name.partition(":")
         return getattr(importlib.import_module(module), attr)()
     from devices.camera.decoders import make_decoder
-    return make_decoder(name, isolate=False)
+    return make_decoder(name, isolate=False, thorough=thorough)
 
 
-def _worker(conn: Connection, name: str) -> None:
-    decoder = _make(name)
+def _worker(conn: Connection, name: str, thorough: bool) -> None:
+    decoder = _make(name, thorough)
     conn.send("ready")
     while True:
         try:
@@ -55,8 +55,10 @@ class DecoderCrashed(RuntimeError):
 class IsolatedDecoder:
     """`make_decoder(name)` in a worker process, restarted when it dies."""
 
-    def __init__(self, name: str, timeout_s: float = 5.0, start_timeout_s: float = 60.0) -> None:
+    def __init__(self, name: str, timeout_s: float = 5.0, start_timeout_s: float = 60.0,
+                 thorough: bool = False) -> None:
         self.inner = name
+        self.thorough = thorough
         self.name = name
         self.timeout_s = timeout_s
         self.start_timeout_s = start_timeout_s
@@ -73,7 +75,7 @@ class IsolatedDecoder:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker, args=(child, self.inner), daemon=True,
+        proc = self._ctx.Process(target=_worker, args=(child, self.inner, self.thorough), daemon=True,
                                  name=f"decoder-{self.inner}")
         proc.start()
         child.close()
