@@ -53,7 +53,7 @@ def _line(source: str | int, text: str | None, ms: float, step: str, as_json: bo
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from devices.camera import CameraSettings, SourceError, make_decoder, open_source
+    from devices.camera import CameraSettings, ImageFilesSource, SourceError, make_decoder, open_source
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own message says it better
     settings = CameraSettings(args.width, args.height, args.fps, args.exposure, args.focus)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     # files: every step on every frame, so a result does not depend on the machine's load
     decoder = make_decoder(args.decoder, isolate=True if args.isolate else None,
                            thorough=not getattr(source, "live", True))
-    by_name = type(source).__name__ == "ImageFilesSource"
+    by_name = isinstance(source, ImageFilesSource)  # files are named, video and camera frames numbered
     out = sys.stdout
     n = 0
     try:

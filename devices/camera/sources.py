@@ -403,7 +403,7 @@ class SyntheticSource(_Iterable):
             self._next_at = max(self._next_at + 1 / self.fps, time.monotonic() - 1 / self.fps)
         text, k = self._plan[i % len(self._plan)]
         rng = np.random.default_rng([self.seed, i])
-        dist = "empty" if text is None else self.distortions[(i // 1) % len(self.distortions)]
+        dist = "empty" if text is None else self.distortions[i % len(self.distortions)]
         img = self._render(text, dist, rng, self.size, self.style)
         self._index += 1
         if self.repeat and self._index >= self.repeat * len(self._plan):
