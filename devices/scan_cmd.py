@@ -51,11 +51,15 @@ def _line(source: str | int, text: str | None, ms: float, step: str, as_json: bo
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     import cv2
 
     from devices.camera import CameraSettings, ImageFilesSource, SourceError, make_decoder, open_source
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own message says it better
+    # a camera that is lost, stalled or back, and decoder worker restarts, on stderr
+    logging.basicConfig(level=logging.WARNING, format="gate scan: %(message)s", stream=sys.stderr)
     settings = CameraSettings(args.width, args.height, args.fps, args.exposure, args.focus)
     try:
         source = open_source(args.source, settings)

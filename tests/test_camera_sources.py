@@ -73,7 +73,8 @@ def test_camera_settings_are_applied_where_the_camera_has_them():
     assert cv2.CAP_PROP_FOCUS not in dev.props  # refused, and the camera still works
 
 
-def test_camera_unplugged_is_lost_then_reopened_with_capped_backoff():
+def test_camera_unplugged_is_lost_then_reopened_with_capped_backoff(caplog):
+    caplog.set_level("WARNING", logger="devices.camera.sources")
     dev, clock = FakeDevice(), Clock()
     cam = camera(dev, clock)
     assert [cam.read() is not None for _ in range(3)] == [True, True, True]
@@ -97,6 +98,8 @@ def test_camera_unplugged_is_lost_then_reopened_with_capped_backoff():
     f = cam.read()
     assert f is not None and cam.status == SourceStatus.OK
     assert cam.reopens == 7
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == ["camera /dev/video0 stalled: no frames", "camera /dev/video0 reopened"]  # no spam
     # and the back-off starts small again next time
     dev.giving = False
     for _ in range(3):

@@ -135,6 +135,7 @@ class CameraSource(_Iterable):
     def open(self) -> bool:
         """Try to open now. True when the camera is giving frames (or at least opened)."""
         api = cv2.CAP_V4L2 if os.name == "posix" and self.factory is cv2.VideoCapture else cv2.CAP_ANY
+        self.last_error = ""
         try:
             cap = self.factory(self.device, api)
             opened = bool(cap.isOpened())
@@ -148,6 +149,8 @@ class CameraSource(_Iterable):
             return False
         self._cap = cap
         self._apply(cap)
+        if self.status in (SourceStatus.LOST, SourceStatus.STALLED):
+            log.warning("camera %s reopened", self.device)
         self.status = SourceStatus.OK
         self._fails = 0
         self._delay = self.backoff_s
@@ -221,8 +224,6 @@ class CameraSource(_Iterable):
             if self._fails >= self.stall_reads or now - self._last_frame_at > self.stall_s:
                 self._drop(SourceStatus.STALLED, self.last_error or "no frames")
             return None
-        if self.status != SourceStatus.OK:
-            log.info("camera %s is back", self.device)
         self.status = SourceStatus.OK
         self._fails = 0
         self._last_frame_at = now
