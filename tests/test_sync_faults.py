@@ -84,10 +84,13 @@ def chaos_run(tmp_path: Path, db_url: str, rounds: int, seed: int) -> None:
     recorder.start()
     client.start()
     kills = {"client": 0, "server": 0}
+    # Every kind of kill at least once, the rest at random, in random order.
+    victims = ["client", "server", "both"] + [rng.choice(["client", "server", "both"])
+                                              for _ in range(max(0, rounds - 3))]
+    rng.shuffle(victims)
     try:
-        for _ in range(rounds):
+        for victim in victims:
             time.sleep(rng.uniform(0.2, 1.2))
-            victim = rng.choice(["client", "server", "both"])
             if victim in ("client", "both"):
                 client.kill()
                 kills["client"] += 1
@@ -140,6 +143,6 @@ def test_same_on_postgresql(tmp_path):
         pytest.skip(why)
     cluster = PostgresCluster().start()
     try:
-        chaos_run(tmp_path, cluster.new_database("faults"), max(3, ROUNDS // 2), seed=int(time.time()) + 1)
+        chaos_run(tmp_path, cluster.new_database("faults"), max(4, ROUNDS // 2), seed=int(time.time()) + 1)
     finally:
         cluster.stop()
