@@ -89,8 +89,13 @@ def chaos_run(tmp_path: Path, db_url: str, rounds: int, seed: int) -> None:
                                               for _ in range(max(0, rounds - 3))]
     rng.shuffle(victims)
     try:
+        mark = 0  # proxy connections before the last restart
         for victim in victims:
-            time.sleep(rng.uniform(0.2, 1.2))
+            # Let the restarted client reach the server first, then kill at a random moment.
+            deadline = time.monotonic() + 15
+            while proxy.connections == mark and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.05, 1.0))
             if victim in ("client", "both"):
                 client.kill()
                 kills["client"] += 1
@@ -98,6 +103,7 @@ def chaos_run(tmp_path: Path, db_url: str, rounds: int, seed: int) -> None:
                 server.kill()
                 kills["server"] += 1
             time.sleep(rng.uniform(0.0, 0.3))
+            mark = proxy.connections
             if not server.proc or server.proc.poll() is not None:
                 server.start()
             if not client.alive():
