@@ -125,12 +125,15 @@ def wiener(sp: Spectrum, psf: np.ndarray, out_shape: tuple[int, int], k: float =
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def deblur_motion(gray: np.ndarray, lengths: tuple[float, ...] = (4, 6, 8, 10), k: float = 0.01):
-    """Candidates deconvolved for motion along the estimated direction, one per blur length."""
+def deblur_motion(gray: np.ndarray, lengths: tuple[float, ...] = (4, 6, 8, 10), k: float = 0.01,
+                  name_scale: float = 1.0):
+    """Candidates deconvolved for motion along the estimated direction, one per blur length
+    (`name_scale`: the image was upscaled by it; steps are named by the length at 1x)."""
     sp = Spectrum.of(gray)
     angle = motion_direction(gray)
     for length in lengths:
-        yield f"wiener-motion{length:g}" + ("-noisy" if k > 0.01 else ""), wiener(sp, _psf_motion(length, angle, sp.shape), gray.shape, k)
+        yield (f"wiener-motion{length / name_scale:g}" + ("-noisy" if k > 0.01 else ""),
+               wiener(sp, _psf_motion(length, angle, sp.shape), gray.shape, k))
 
 
 def deblur_gauss(gray: np.ndarray, sigmas: tuple[float, ...] = (1.6, 2.4), k: float = 0.01):
@@ -147,7 +150,13 @@ def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, i
     Returns (x, y, w, h) in full-size pixels, or None.
     """
     h, w = gray.shape[:2]
-    s = cv2.resize(gray, (w // 4, h // 4), interpolation=cv2.INTER_AREA).astype(np.float32)
+    # 120 lines whatever the frame size: a code's texture then looks the same at 480 and 720
+    f = max(1.0, h / 120)
+    s = cv2.resize(gray, (int(w / f), int(h / f)), interpolation=cv2.INTER_AREA).astype(np.float32)
+    # a dim frame (auto-exposure on a dark scene) has all its contrasts scaled down: undo that
+    lo, hi = np.percentile(s, (1, 99))
+    if 8 < hi - lo < 160:
+        s = (s - np.float32(lo)) * np.float32(160 / (hi - lo))
     m = cv2.blur(s, (7, 7))
     sd = np.sqrt(np.maximum(cv2.blur(s * s, (7, 7)) - m * m, 0))
     lap = cv2.blur(np.abs(cv2.Laplacian(s, cv2.CV_32F)), (7, 7))
@@ -158,7 +167,7 @@ def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, i
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, bw, bh, area = (int(v) for v in stats[best])
     # a readable code is at least a sixth of the frame height, squarish and mostly filled
-    side = h / 24
+    side = s.shape[0] / 6
     if min(bw, bh) < side or area < 0.4 * bw * bh or max(bw, bh) > 2.5 * min(bw, bh):
         return None
-    return x * 4, y * 4, bw * 4, bh * 4
+    return int(x * f), int(y * f), int(bw * f), int(bh * f)
