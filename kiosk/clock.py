@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import datetime as dt
+import functools
 import time
 import uuid
 from pathlib import Path
@@ -49,9 +50,17 @@ def clock_synchronised() -> bool:
     """True when the kernel says NTP has disciplined the clock (as timedatectl does)."""
     if Path("/run/systemd/timesync/synchronized").exists():
         return True
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        buf = ctypes.create_string_buffer(512)  # struct timex, modes=0: read only
-        return libc.adjtimex(buf) not in (-1, _TIME_ERROR)
-    except OSError:
+    libc = _libc()
+    if libc is None:
         return False
+    buf = ctypes.create_string_buffer(512)  # struct timex, modes=0: read only
+    return libc.adjtimex(buf) not in (-1, _TIME_ERROR)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # find_library runs ldconfig: once per process, not once per entry.
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None

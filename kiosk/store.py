@@ -290,10 +290,10 @@ class Store:
         else:
             try:
                 self.conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:  # e.g. a deferred foreign key, or the disk
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
-                raise _named(exc) from exc
+                raise _named(exc) if isinstance(exc, sqlite3.OperationalError) else exc
 
     # -- entries: the outbox --------------------------------------------------------
     def record(self, entry: Entry, *, device_id: str, now: dt.datetime | None = None) -> Entry:
@@ -409,14 +409,7 @@ class Store:
     def replace_list(self, name: str, rows: list[dict], *, version: str | None = None,
                      etag: str | None = None, fetched_at: dt.datetime | None = None) -> None:
         """Replace a township list whole, atomically: the gate never sees half a list."""
-        if name not in LISTS:
-            raise StoreError(f"unknown list {name!r}; known: {', '.join(LISTS)}")
-        with self.transaction():
-            self.conn.execute(f"DELETE FROM {name}")
-            if rows:
-                self.db[name].insert_all(rows)
-            self.conn.execute("INSERT OR REPLACE INTO list_versions VALUES (?, ?, ?, ?)",
-                              (name, version, etag, clock.iso(fetched_at or clock.utc_now())))
+        self.apply_township(lists={name: (rows, version, etag)}, fetched_at=fetched_at)
 
     def apply_township(self, *, policy: dict[str, Any] | None = None,
                        lists: dict[str, tuple[list[dict], str | None, str | None]] | None = None,
