@@ -13,6 +13,7 @@ step can fail to read but cannot invent a text.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
@@ -201,11 +202,18 @@ class CascadeDecoder:
                       enhance.deblur_gauss(crop, (1.8, 2.2), k=0.003)):
             for step, img in steps:
                 yield step, enhance.upscale(img, up) if up > 1.05 else img, where
-        # a small region again at twice the size, where a motion kernel is drawn more exactly
-        if max(crop.shape) <= 400:
-            r = up / 2
-            for step, img in enhance.deblur_motion(enhance.upscale(crop, 2), (8, 12, 16, 20), name_scale=2):
-                yield step + "-fine", cv2.resize(img, None, fx=r, fy=r, interpolation=cv2.INTER_AREA), where
+        # a small region again at twice the size, where a kernel is drawn more exactly; then
+        # defocus and shake together
+        fine = 2.0 if max(crop.shape) <= 400 else 1.0
+        big = enhance.upscale(crop, fine) if fine > 1 else crop
+        r = up / fine
+        steps = enhance.deblur_lens_and_shake(big, fine)
+        if fine > 1:
+            steps = itertools.chain(
+                ((s + "-fine", img) for s, img in enhance.deblur_motion(big, (8, 12, 16, 20), name_scale=2)), steps)
+        for step, img in steps:
+            yield step, (cv2.resize(img, None, fx=r, fy=r, interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_CUBIC)
+                         if abs(r - 1) > 0.05 else img), where
 
     def close(self) -> None:
         pass

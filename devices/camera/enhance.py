@@ -86,6 +86,21 @@ def _psf_gauss(sigma: float, shape: tuple[int, int]) -> np.ndarray:
     return _pad_psf((g @ g.T).astype(np.float32), shape)
 
 
+def _psf_lens_and_shake(sigma: float, length: float, angle: float, shape: tuple[int, int]) -> np.ndarray:
+    """Defocus and hand shake at once (a photo often has both): a line blurred by a Gaussian."""
+    k = (int(np.ceil(length + 6 * sigma)) | 1)
+    ker = np.zeros((k, k), np.float32)
+    c = k // 2
+    dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
+    if length >= 1:
+        cv2.line(ker, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1.0, 1,
+                 cv2.LINE_AA)
+    else:
+        ker[c, c] = 1.0
+    ker = cv2.GaussianBlur(ker, (0, 0), sigma)
+    return _pad_psf(ker / ker.sum(), shape)
+
+
 def _pad_psf(ker: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The kernel in an image-sized array, centred at the origin (wrapped) for the DFT."""
     out = np.zeros(shape, np.float32)
@@ -171,3 +186,19 @@ def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, i
     if min(bw, bh) < side or area < 0.4 * bw * bh or max(bw, bh) > 2.5 * min(bw, bh):
         return None
     return int(x * f), int(y * f), int(bw * f), int(bh * f)
+
+
+# (defocus sigma, shake length, noise-to-signal) at 1x, found on tuning frames (seeds 7001-7004)
+LENS_AND_SHAKE: tuple[tuple[float, float, float], ...] = ((1.0, 5, 0.005), (1.5, 3, 0.02), (2.0, 0, 0.02),
+                                                          (1.0, 0, 0.02))
+
+
+def deblur_lens_and_shake(gray: np.ndarray, scale: float = 1.0,
+                          kernels: tuple[tuple[float, float, float], ...] = LENS_AND_SHAKE):
+    """Candidates deconvolved for defocus and shake together (`scale`: the image was upscaled
+    by it from the frame; kernels are given at 1x)."""
+    sp = Spectrum.of(gray)
+    angle = motion_direction(gray)
+    for sigma, length, k in kernels:
+        psf = _psf_lens_and_shake(sigma * scale, length * scale, angle, sp.shape)
+        yield f"wiener-lens{sigma:g}-shake{length:g}", wiener(sp, psf, gray.shape, k)
