@@ -31,6 +31,15 @@ class Policy:
     plausible_min_c: float = 34.0  # a body estimate outside this range is a sensor error
     plausible_max_c: float = 43.0
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> "Policy":
+        """From the policy the township pushed down (Store.policy()); other keys are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in settings.items() if k in known and v is not None}
+        if values.get("risk_level", "low") not in RISK_LEVELS:
+            raise ValueError(f"unknown risk level {values['risk_level']!r}")
+        return cls(**{k: v if k == "risk_level" else float(v) for k, v in values.items()})
+
 
 @dataclasses.dataclass(frozen=True)
 class Subject:

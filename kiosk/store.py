@@ -440,7 +440,8 @@ class Store:
                              (name, version, etag, at))
             for key, value in (meta or {}).items():
                 conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-            broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+            enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+            broken = enforced and conn.execute("PRAGMA foreign_key_check").fetchone()
             if broken:  # refuse here, so the rollback is ours and not a failed COMMIT's
                 raise StoreError(f"township lists disagree: a row of {broken[0]} refers to a "
                                  f"missing {broken[2]} row; nothing applied")

@@ -76,7 +76,7 @@ def _do(admin, args) -> int:
                 key, _, value = item.partition("=")
                 extra[key] = json.loads(value)
             if args.fever_threshold is not None:
-                extra["fever_threshold_c"] = args.fever_threshold
+                extra["fever_c"] = args.fever_threshold
             p = admin.set_policy(args.community, risk_level=args.risk_level, **extra)
             print(f"policy of {args.community}: version {p['version']}")
         elif args.action == "list":

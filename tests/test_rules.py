@@ -217,3 +217,11 @@ def test_properties(policy, facts):
 @given(policies, facts_strategy)
 def test_decide_is_pure(policy, facts):
     assert decide(policy, facts, NOW) == decide(policy, facts, NOW)
+
+
+def test_policy_from_township_settings():
+    p = Policy.from_settings({"risk_level": "medium", "fever_c": 37.5, "visitors": "essential"})
+    assert p == Policy(risk_level="medium", fever_c=37.5)
+    assert Policy.from_settings({}) == Policy()
+    with pytest.raises(ValueError):
+        Policy.from_settings({"risk_level": "extreme"})

@@ -327,9 +327,9 @@ def test_policy_and_lists_with_etags(server, admin, gate_a):
     r = signed_request(server.url, gate_a, "GET", "/v1/manifest")
     assert r.status_code == 200 and r.json()["documents"] == {}
     assert signed_request(server.url, gate_a, "GET", "/v1/policy").status_code == 404
-    p = admin.set_policy("river-garden", risk_level="high", fever_threshold_c=37.3)
+    p = admin.set_policy("river-garden", risk_level="high", fever_c=37.3)
     r = signed_request(server.url, gate_a, "GET", "/v1/policy")
-    assert r.json()["policy"] == {"risk_level": "high", "fever_threshold_c": 37.3}
+    assert r.json()["policy"] == {"risk_level": "high", "fever_c": 37.3}
     assert r.headers["etag"] == p["etag"]
     r304 = signed_request(server.url, gate_a, "GET", "/v1/policy", headers={"If-None-Match": p["etag"]})
     assert r304.status_code == 304 and r304.content == b""

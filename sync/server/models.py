@@ -127,7 +127,7 @@ class Policy(BaseModel):
     """A community's policy: the risk level and any thresholds the rules read."""
     model_config = ConfigDict(extra="allow")
     risk_level: Literal["low", "medium", "high"]
-    fever_threshold_c: float | None = Field(None, ge=35.0, le=40.0)
+    fever_c: float | None = Field(None, ge=35.0, le=40.0)
 
 
 class ListUpload(BaseModel):
