@@ -190,7 +190,7 @@ def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, i
 
 # (defocus sigma, shake length, noise-to-signal) at 1x, found on tuning frames (seeds 7001-7004)
 LENS_AND_SHAKE: tuple[tuple[float, float, float], ...] = ((1.0, 5, 0.005), (1.5, 3, 0.02), (2.0, 0, 0.02),
-                                                          (1.0, 0, 0.02))
+                                                          (1.0, 0, 0.02), (2.0, 3, 0.05))
 
 
 def deblur_lens_and_shake(gray: np.ndarray, scale: float = 1.0,
