@@ -160,7 +160,7 @@ def deblur_gauss(gray: np.ndarray, sigmas: tuple[float, ...] = (1.6, 2.4), k: fl
 def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, int] | None:
     """Where a QR code seems to be, cheaply, even when it is too blurred for a finder pattern.
 
-    At quarter size a code is a patch with contrast well above noise and many edges per
+    At 120 lines a code is a patch with contrast well above noise and many edges per
     unit of contrast (fine texture); walls, text lines and screens without a code are not.
     Returns (x, y, w, h) in full-size pixels, or None.
     """
@@ -169,7 +169,7 @@ def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, i
     f = max(1.0, h / 120)
     s = cv2.resize(gray, (int(w / f), int(h / f)), interpolation=cv2.INTER_AREA).astype(np.float32)
     # a dim frame (auto-exposure on a dark scene) has all its contrasts scaled down: undo that
-    lo, hi = np.percentile(s, (1, 99))
+    lo, hi = cv2.minMaxLoc(cv2.blur(s, (5, 5)))[:2]
     if 8 < hi - lo < 160:
         s = (s - np.float32(lo)) * np.float32(160 / (hi - lo))
     m = cv2.blur(s, (7, 7))
