@@ -154,16 +154,14 @@ def say_decision(d, lang: str | None) -> str:
 
 def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
     # Heavy parts are imported here so `gate demo --cases` stays light.
-    from devices.camera import make_decoder
     import numpy as np
 
+    from devices.camera import make_decoder
     from devices.camera.synthetic import render
     from devices.thermometer.driver import Thermometer
     from devices.thermometer.emulator import GyMcu90614Emulator
     from devices.thermometer.sessions import GyMcu90614Session
-    from kiosk.codes import Verifier, issue, keys, trust
-    from kiosk.codes.verify import Reason
-    NOT_A_CODE = Reason.NOT_A_CODE
+    from kiosk.codes import Reason, Verifier, issue, keys, trust
     from kiosk.people import mask_name, person_ref
 
     en = (lang or reasons.default_lang()) == "en"
@@ -197,7 +195,7 @@ def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
             seen = found[0].text if found else None
             result = verifier.verify(seen, at=now) if seen else None
             # A payment code or a URL is no health code at all, not a forged one.
-            code = None if result is None or result.reason == NOT_A_CODE else Code(
+            code = None if result is None or result.reason == Reason.NOT_A_CODE else Code(
                 colour=result.claims.get("colour") if result.valid else None, valid=result.valid)
 
             readings, d = [], None
@@ -216,7 +214,7 @@ def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
                 code_colour=code.colour if code else None,
                 code_result=("valid" if result.valid else result.reason.value) if result else "no_code",
                 readings=[{"object_c": r.object_c, "ambient_c": r.ambient_c, "body_c": r.body_c,
-                           "raw": r.raw} for r in readings],
+                           "body_estimate_c": r.body_estimate_c, "raw": r.raw} for r in readings],
                 action=d.action, report=d.report, reasons=list(d.reasons)), device_id=DEVICE_ID)
 
             temps = " → ".join(f"{r.body_estimate_c:.1f}" for r in readings)
