@@ -70,14 +70,19 @@ def motion_direction(gray: np.ndarray) -> float:
     return strong + np.pi / 2
 
 
-def _psf_motion(length: float, angle: float, shape: tuple[int, int]) -> np.ndarray:
+def motion_kernel(length: float, angle: float) -> np.ndarray:
+    """A straight hand-shake blur of `length` px at `angle` radians, summing to 1."""
     k = int(np.ceil(length)) | 1
     ker = np.zeros((k, k), np.float32)
     c = k // 2
     dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
     cv2.line(ker, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1.0, 1,
              cv2.LINE_AA)
-    return _pad_psf(ker / ker.sum(), shape)
+    return ker / ker.sum()
+
+
+def _psf_motion(length: float, angle: float, shape: tuple[int, int]) -> np.ndarray:
+    return _pad_psf(motion_kernel(length, angle), shape)
 
 
 def _psf_gauss(sigma: float, shape: tuple[int, int]) -> np.ndarray:

@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import segno
 
+from devices.camera.enhance import motion_kernel
+
 # "empty" frames hold no code; every other distortion holds exactly one.
 DISTORTIONS: tuple[str, ...] = ("clean", "tilt", "blur", "motion", "noise", "glare", "jpeg",
                                 "lowlight", "inverted", "mixed", "empty")
@@ -190,16 +192,6 @@ def _pose(rng: np.random.Generator, pw: int, ph: int, w: int, h: int, scale: flo
     return cv2.getPerspectiveTransform(src[:4], dst[:4])
 
 
-def _motion_kernel(length: float, angle: float) -> np.ndarray:
-    k = int(np.ceil(length)) | 1
-    ker = np.zeros((k, k), np.float32)
-    c = k // 2
-    dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
-    cv2.line(ker, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1.0, 1,
-             cv2.LINE_AA)
-    return ker / ker.sum()
-
-
 def _glare(rng: np.random.Generator, img: np.ndarray, centre: np.ndarray, radius: float, gain: float) -> np.ndarray:
     """A window or lamp reflected in the phone glass: a bright soft blob, saturating at its core."""
     h, w = img.shape[:2]
@@ -280,7 +272,7 @@ def render(text: str | None, distortion: str = "clean", rng: np.random.Generator
     else:
         img = cv2.GaussianBlur(img, (0, 0), orng.uniform(0.4, 0.8) * k)  # every lens is a little soft
     if "motion" in effects:
-        img = cv2.filter2D(img, -1, _motion_kernel(_u(orng, st.motion_len) * k, orng.uniform(0, np.pi)))
+        img = cv2.filter2D(img, -1, motion_kernel(_u(orng, st.motion_len) * k, orng.uniform(0, np.pi)))
     sigma = _u(orng, st.noise_sigma) if "noise" in effects else orng.uniform(1.5, 4)
     if "lowlight" in effects:
         sigma = max(sigma, orng.uniform(6, 12))  # gain turned up in the dark
