@@ -21,7 +21,7 @@ from typing import Iterator, Protocol
 import cv2
 import numpy as np
 
-from devices.camera import enhance
+from devices.camera import enhance, soft
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class CascadeDecoder:
     name = "cascade"
     uses_region = True
 
-    def __init__(self, budget_ms: float = 250.0, retry_every: int = 3) -> None:
+    def __init__(self, budget_ms: float = 250.0, retry_every: int = 3, soft_tries: int = 4) -> None:
         self.zx = ZxingDecoder()
         # A poster or a patterned shirt that looks like a code to the texture check, frame
         # after frame, would cost a cascade on every frame: where the cascade just failed on a
@@ -123,6 +123,8 @@ class CascadeDecoder:
         # about 50-120 ms at 640x480 here, so it binds only on a loaded or slow machine
         # (a Raspberry Pi 4 is some 3x slower: raise it there if frames are few).
         self.budget_ms = budget_ms
+        self.soft_tries = soft_tries
+        self._soft_tries = soft_tries
         self.stats = CascadeStats()
 
     def decode(self, image: np.ndarray, region: tuple[int, int, int, int] | None = None) -> list[Decoded]:
@@ -133,6 +135,10 @@ class CascadeDecoder:
         good = [Decoded(b.text, "zxing", _corners(b.position)) for b in found if b.valid]
         if good:
             return self._count(good)
+        self._soft_tries = self.soft_tries
+        rescued = self._soft(found, gray, "soft", (0, 0, 1.0))
+        if rescued:
+            return self._count(rescued)
         # zxing's half-found symbol is precise but often only a finder pattern; the texture
         # patch covers the whole code; the previous frame's code is a good guess too
         detected = _region_of(found, gray.shape)
@@ -152,14 +158,28 @@ class CascadeDecoder:
         deadline = time.perf_counter() + self.budget_ms / 1000
         colour = image if image.ndim == 3 and image.shape[2] == 3 else None
         for step, img, (dx, dy, scale) in self._candidates(gray, roi, colour):
-            for b in self.zx.read(img, try_rotate=False):
-                if b.valid:
-                    self._stale = None
-                    return self._count([Decoded(b.text, step, _corners(b.position, dx, dy, scale))])
+            found = self.zx.read(img, errors=True, try_rotate=False)
+            good = [Decoded(b.text, step, _corners(b.position, dx, dy, scale)) for b in found if b.valid]
+            good = good or self._soft(found, img, step + "+soft", (dx, dy, scale))
+            if good:
+                self._stale = None
+                return self._count(good[:1])
             if time.perf_counter() > deadline:
                 break
         if texture_only and not same and look is not None:
             self._stale = (roi, look, 0)
+        return []
+
+    def _soft(self, found, img: np.ndarray, step: str, where: tuple[float, float, float]) -> list[Decoded]:
+        """Symbols zxing placed but could not correct, read again with erasures (soft.py);
+        at most `soft_tries` a frame, as each costs some 10-40 ms."""
+        for b in found:
+            if b.valid or self._soft_tries <= 0 or (sym := soft.symbol_of(b)) is None:
+                continue
+            self._soft_tries -= 1
+            text = soft.read(img, sym)
+            if text is not None:
+                return [Decoded(text, step, _corners(b.position, *where))]
         return []
 
     def _same_as_stale(self, roi: tuple[int, int, int, int], look: np.ndarray | None) -> bool:
