@@ -62,13 +62,18 @@ def symbol_of(barcode) -> Symbol | None:
 
 def read(gray: np.ndarray, sym: Symbol) -> str | None:
     """The symbol's text, or None when even the erasures do not make it whole."""
-    values = sample(gray, refine(gray, sym))
+    sym = refine(gray, sym)
+    values = sample(gray, sym)
     if _inverted(values):
         values = 255 - values
-    dark, sure = decide(values)
-    bits, conf = _unmask_and_walk(dark, sure, sym)
-    data = _correct(bits, conf, sym)
-    return None if data is None else parse(data, sym.version)
+    # two ways to call the modules: against the local midpoint (right for glare), and with
+    # the blur between neighbours taken out (right for blur)
+    for dark, sure in (decide(values), equalise(values, sym.version)):
+        data = _correct(*_unmask_and_walk(dark, sure, sym), sym)
+        text = None if data is None else parse(data, sym.version)
+        if text is not None:
+            return text
+    return None
 
 
 # --- the grid -------------------------------------------------------------------------
@@ -96,9 +101,9 @@ def _inverted(values: np.ndarray) -> bool:
 
 
 @lru_cache(maxsize=None)
-def template(version: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows, columns and darkness of the modules every symbol of this version has: finders
-    and their separators, timing rows, alignment patterns, the dark module."""
+def fixed_pattern(version: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where every symbol of this version has the same modules (finders and their
+    separators, timing rows, alignment patterns, the dark module), and which are dark."""
     n = 17 + 4 * version
     known = np.zeros((n, n), bool)
     dark = np.zeros((n, n), bool)
@@ -116,8 +121,8 @@ def template(version: int) -> tuple[np.ndarray, np.ndarray]:
                     known[r - 2:r + 3, c - 2:c + 3] = True
                     dark[r - 2:r + 3, c - 2:c + 3] = ring[1:6, 1:6] != 1
     known[n - 8, 8] = dark[n - 8, 8] = True
-    rows, cols = np.nonzero(known)
-    return np.stack([cols, rows], axis=1).astype(np.float32) + 0.5, dark[rows, cols].astype(np.float32)
+    known.flags.writeable = dark.flags.writeable = False
+    return known, dark
 
 
 def _fit(gray: np.ndarray, corners: np.ndarray, n: int, points: np.ndarray, expect: np.ndarray) -> float:
@@ -138,7 +143,10 @@ def refine(gray: np.ndarray, sym: Symbol) -> Symbol:
     sharp one, but its fourth corner is an estimate; under blur a quarter-module slip
     doubles the wrong modules (measured: 12-33% wrong -> 5-10% on blurred symbols)."""
     n = sym.size
-    centres, expect = template(sym.version)
+    known, dark = fixed_pattern(sym.version)
+    rows, cols = np.nonzero(known)
+    centres = np.stack([cols, rows], axis=1).astype(np.float32) + 0.5
+    expect = dark[rows, cols].astype(np.float32)
     # each known module at 5 points (centre and +-0.2 module), so a slip shows before a whole module
     offsets = np.float32([(0, 0), (-0.2, -0.2), (0.2, -0.2), (-0.2, 0.2), (0.2, 0.2)])
     points = (centres[:, None, :] + offsets[None]).reshape(-1, 2)
@@ -174,6 +182,41 @@ def decide(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     typical = float(np.median(spread)) + 1e-3
     sure = np.abs(values - mid) / np.maximum(spread, typical) * np.minimum(1.0, spread / typical)
     return values < mid, sure
+
+
+_EDGE = np.float32([[0, 1, 0], [1, 0, 1], [0, 1, 0]])
+_CORNER = np.float32([[1, 0, 1], [0, 0, 0], [1, 0, 1]])
+
+
+def equalise(values: np.ndarray, version: int, rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Dark or light per module with the blur between neighbours taken out. Blur spreads
+    each module into its neighbours (inter-symbol interference, as a modem would say):
+    value = a*self + b*(4 edge neighbours) + c*(4 corner neighbours) + d. Fit a-d by least
+    squares on the fixed patterns first, then on all modules, and call each module
+    against what its neighbours, as last called, contribute (decision feedback). On
+    frames the cascade missed it cut the wrong modules of blurred symbols 3-9x (7.2% ->
+    1.6%, 9.0% -> 1.0%); under glare the local midpoint does better, so read() tries both."""
+    known, fixed = fixed_pattern(version)
+    mid = cv2.GaussianBlur(values, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
+    spread = np.sqrt(cv2.GaussianBlur((values - mid) ** 2, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT))
+    z = (values - mid) / np.maximum(spread, float(np.median(spread)) + 1e-3)   # glare and shade evened
+    m = (z < 0).astype(np.float32)
+    m[known] = fixed[known]
+    fit_on = known
+    dark, sure = m > 0.5, np.abs(z)
+    for _ in range(rounds):
+        edge = cv2.filter2D(m, -1, _EDGE, borderType=cv2.BORDER_CONSTANT)     # the quiet zone is light
+        corner = cv2.filter2D(m, -1, _CORNER, borderType=cv2.BORDER_CONSTANT)
+        x = np.stack([m[fit_on], edge[fit_on], corner[fit_on], np.ones(int(fit_on.sum()), np.float32)], axis=1)
+        (a, b, c, d), *_ = np.linalg.lstsq(x, z[fit_on], rcond=None)
+        if a >= 0:      # dark modules should read lower: the fit makes no sense
+            break
+        threshold = b * edge + c * corner + d + a / 2
+        dark, sure = z < threshold, np.abs(z - threshold) / (-a / 2)
+        m = dark.astype(np.float32)
+        m[known] = fixed[known]
+        fit_on = np.ones_like(known)
+    return dark, sure
 
 
 @lru_cache(maxsize=None)
