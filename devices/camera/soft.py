@@ -43,7 +43,9 @@ class Symbol:
 
 
 def symbol_of(barcode) -> Symbol | None:
-    """The symbol of a zxing-cpp Barcode that failed its checksum, when its format was read."""
+    """The symbol of a zxing-cpp Barcode that failed its checksum, when zxing read its format.
+    (A FormatError comes with no position; Micro QR and rMQR, in zxing-cpp 3's QRCode family,
+    are not read here.)"""
     extra = barcode.extra
     if isinstance(extra, str):
         try:
@@ -125,6 +127,20 @@ def fixed_pattern(version: int) -> tuple[np.ndarray, np.ndarray]:
     return known, dark
 
 
+@lru_cache(maxsize=None)
+def _fixed_points(version: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points in module units on the fixed patterns, 5 a module (centre and +-0.2, so a
+    slip shows before it is a whole module), and their darkness centred to unit length."""
+    known, dark = fixed_pattern(version)
+    rows, cols = np.nonzero(known)
+    centres = np.stack([cols, rows], axis=1).astype(np.float32) + 0.5
+    offsets = np.float32([(0, 0), (-0.2, -0.2), (0.2, -0.2), (-0.2, 0.2), (0.2, 0.2)])
+    points = (centres[:, None, :] + offsets[None]).reshape(-1, 2)
+    expect = np.repeat(dark[rows, cols].astype(np.float32), len(offsets))
+    expect -= expect.mean()
+    return points, expect / np.linalg.norm(expect)
+
+
 def _fit(gray: np.ndarray, corners: np.ndarray, n: int, points: np.ndarray, expect: np.ndarray) -> float:
     """How well the grid these corners give matches the symbol's fixed patterns: |correlation|
     with `expect` (centred, unit length), so a light-on-dark code matches as well."""
@@ -143,15 +159,7 @@ def refine(gray: np.ndarray, sym: Symbol) -> Symbol:
     sharp one, but its fourth corner is an estimate; under blur a quarter-module slip
     doubles the wrong modules (measured: 12-33% wrong -> 5-10% on blurred symbols)."""
     n = sym.size
-    known, dark = fixed_pattern(sym.version)
-    rows, cols = np.nonzero(known)
-    centres = np.stack([cols, rows], axis=1).astype(np.float32) + 0.5
-    expect = dark[rows, cols].astype(np.float32)
-    # each known module at 5 points (centre and +-0.2 module), so a slip shows before a whole module
-    offsets = np.float32([(0, 0), (-0.2, -0.2), (0.2, -0.2), (-0.2, 0.2), (0.2, 0.2)])
-    points = (centres[:, None, :] + offsets[None]).reshape(-1, 2)
-    expect = np.repeat(expect, len(offsets))
-    expect = (expect - expect.mean()) / np.linalg.norm(expect - expect.mean())
+    points, expect = _fixed_points(sym.version)
     corners = sym.corners.astype(np.float32).copy()
     module = float(np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[3] - corners[0])) / (2 * n)
     best = _fit(gray, corners, n, points, expect)
