@@ -57,15 +57,19 @@ def _corners(pos, dx: float = 0, dy: float = 0, scale: float = 1.0) -> tuple[tup
 
 
 class ZxingDecoder:
-    """zxing-cpp, QR codes only, on the frame as given."""
+    """zxing-cpp, regular QR codes only, on the frame as given."""
     name = "zxing"
 
     def __init__(self) -> None:
         import zxingcpp
         self._zx = zxingcpp
+        # zxing-cpp 3's QRCode is a family with Micro QR and rMQR. Health codes are regular
+        # QR codes, and a Micro QR M1 has only two check codewords: a patterned background
+        # "read" as one gave a six-digit text on a tuning frame.
+        self._formats = getattr(zxingcpp.BarcodeFormat, "QRCodeModel2", zxingcpp.BarcodeFormat.QRCode)
 
     def read(self, gray: np.ndarray, errors: bool = False, **kw):
-        return self._zx.read_barcodes(gray, formats=self._zx.BarcodeFormat.QRCode, return_errors=errors, **kw)
+        return self._zx.read_barcodes(gray, formats=self._formats, return_errors=errors, **kw)
 
     def decode(self, image: np.ndarray) -> list[Decoded]:
         return [Decoded(b.text, "zxing", _corners(b.position)) for b in self.read(to_gray(image)) if b.valid]

@@ -18,5 +18,6 @@ def qr_texts(image: bytes) -> list[str]:
     pixels = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_GRAYSCALE)
     if pixels is None:
         raise PictureError("not an image OpenCV can read")
-    return [found.text for found in
-            zxingcpp.read_barcodes(pixels, formats=zxingcpp.BarcodeFormat.QRCode)]
+    # regular QR codes only: zxing-cpp 3's QRCode family has Micro QR, with weaker checks
+    qr = getattr(zxingcpp.BarcodeFormat, "QRCodeModel2", zxingcpp.BarcodeFormat.QRCode)
+    return [found.text for found in zxingcpp.read_barcodes(pixels, formats=qr)]
