@@ -67,6 +67,7 @@ class ZxingDecoder:
         # QR codes, and a Micro QR M1 has only two check codewords: a patterned background
         # "read" as one gave a six-digit text on a tuning frame.
         self._formats = getattr(zxingcpp.BarcodeFormat, "QRCodeModel2", zxingcpp.BarcodeFormat.QRCode)
+        self.fixed = zxingcpp.Binarizer.FixedThreshold
 
     def read(self, gray: np.ndarray, errors: bool = False, **kw):
         return self._zx.read_barcodes(gray, formats=self._formats, return_errors=errors, **kw)
@@ -162,9 +163,7 @@ class CascadeDecoder:
         deadline = time.perf_counter() + self.budget_ms / 1000
         colour = image if image.ndim == 3 and image.shape[2] == 3 else None
         for step, img, (dx, dy, scale) in self._candidates(gray, roi, colour):
-            found = self.zx.read(img, errors=True, try_rotate=False)
-            good = [Decoded(b.text, step, _corners(b.position, dx, dy, scale)) for b in found if b.valid]
-            good = good or self._soft(found, img, step + "+soft", (dx, dy, scale))
+            good = self._read(img, step, (dx, dy, scale))
             if good:
                 self._stale = None
                 return self._count(good[:1])
@@ -172,6 +171,18 @@ class CascadeDecoder:
                 break
         if texture_only and not same and look is not None:
             self._stale = (roi, look, 0)
+        return []
+
+    def _read(self, img: np.ndarray, step: str, where: tuple[float, float, float]) -> list[Decoded]:
+        """zxing-cpp on one candidate, then its unreadable symbols through the soft reader; then
+        the same with a fixed threshold (a candidate's contrast is already stretched, and there
+        zxing places symbols the local-average binarizer broke up)."""
+        for binarizer, tag in ((None, ""), (self.zx.fixed, "+fixed")):
+            found = self.zx.read(img, errors=True, try_rotate=False, **({"binarizer": binarizer} if binarizer else {}))
+            good = [Decoded(b.text, step + tag, _corners(b.position, *where)) for b in found if b.valid]
+            good = good or self._soft(found, img, step + tag + "+soft", where)
+            if good:
+                return good
         return []
 
     def _soft(self, found, img: np.ndarray, step: str, where: tuple[float, float, float]) -> list[Decoded]:
