@@ -192,19 +192,17 @@ def decide(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values < mid, sure
 
 
-_EDGE = np.float32([[0, 1, 0], [1, 0, 1], [0, 1, 0]])
-_CORNER = np.float32([[1, 0, 1], [0, 0, 0], [1, 0, 1]])
-
-
 def equalise(values: np.ndarray, version: int, rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Dark or light per module with the blur between neighbours taken out. Blur spreads
     each module into its neighbours (inter-symbol interference, as a modem would say):
-    value = a*self + b*(4 edge neighbours) + c*(4 corner neighbours) + d. Fit a-d by least
-    squares on the fixed patterns first, then on all modules, and call each module
-    against what its neighbours, as last called, contribute (decision feedback). On
-    frames the cascade missed it cut the wrong modules of blurred symbols 3-9x (7.2% ->
-    1.6%, 9.0% -> 1.0%); under glare the local midpoint does better, so read() tries both."""
+    value = a*self + sum of c_k * neighbour_k over the 24 modules around + d; one c_k each,
+    so a shake along any direction is fitted as well as a round defocus. Fit by least
+    squares on the fixed patterns first, then on all modules, and call each module against
+    what its neighbours, as last called, contribute (decision feedback). On frames the
+    cascade missed it cut the wrong modules of blurred symbols 3-9x (7.2% -> 1.6%,
+    9.0% -> 1.0%); under glare the local midpoint does better, so read() tries both."""
     known, fixed = fixed_pattern(version)
+    n = values.shape[0]
     mid = cv2.GaussianBlur(values, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
     spread = np.sqrt(cv2.GaussianBlur((values - mid) ** 2, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT))
     z = (values - mid) / np.maximum(spread, float(np.median(spread)) + 1e-3)   # glare and shade evened
@@ -213,13 +211,14 @@ def equalise(values: np.ndarray, version: int, rounds: int = 3) -> tuple[np.ndar
     fit_on = known
     dark, sure = m > 0.5, np.abs(z)
     for _ in range(rounds):
-        edge = cv2.filter2D(m, -1, _EDGE, borderType=cv2.BORDER_CONSTANT)     # the quiet zone is light
-        corner = cv2.filter2D(m, -1, _CORNER, borderType=cv2.BORDER_CONSTANT)
-        x = np.stack([m[fit_on], edge[fit_on], corner[fit_on], np.ones(int(fit_on.sum()), np.float32)], axis=1)
-        (a, b, c, d), *_ = np.linalg.lstsq(x, z[fit_on], rcond=None)
+        around = np.pad(m, 2)                   # the quiet zone is light
+        near = [around[2 + dy:2 + dy + n, 2 + dx:2 + dx + n] for dy in range(-2, 3) for dx in range(-2, 3) if dy or dx]
+        x = np.stack([m[fit_on]] + [q[fit_on] for q in near] + [np.ones(int(fit_on.sum()), np.float32)], axis=1)
+        coef, *_ = np.linalg.lstsq(x, z[fit_on], rcond=None)
+        a = float(coef[0])
         if a >= 0:      # dark modules should read lower: the fit makes no sense
             break
-        threshold = b * edge + c * corner + d + a / 2
+        threshold = sum(c * q for c, q in zip(coef[1:-1], near)) + coef[-1] + a / 2
         dark, sure = z < threshold, np.abs(z - threshold) / (-a / 2)
         m = dark.astype(np.float32)
         m[known] = fixed[known]
