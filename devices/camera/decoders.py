@@ -21,7 +21,7 @@ from typing import Iterator, Protocol
 import cv2
 import numpy as np
 
-from devices.camera import enhance, soft
+from devices.camera import enhance, finders, soft
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,29 @@ class CascadeDecoder:
                 return self._count(good[:1])
             if time.perf_counter() > deadline:
                 break
+        else:
+            good = self._locate(gray, roi)
+            if good:
+                self._stale = None
+                return self._count(good)
         if texture_only and not same and look is not None:
             self._stale = (roi, look, 0)
+        return []
+
+    def _locate(self, gray: np.ndarray, roi: tuple[int, int, int, int]) -> list[Decoded]:
+        """The last step: symbols zxing never placed, from finder patterns found here
+        (finders.py), through the soft reader. Some 100-300 ms, so only when the steps
+        before it had time to fail."""
+        x, y, w, h = _grow(roi, gray.shape, 0.15)
+        norm = min(1.0, 480 / gray.shape[0])   # finders.py looks for modules of 2-8 px at 480 lines
+        crop = gray[y:y + h, x:x + w]
+        if norm < 1:
+            crop = cv2.resize(crop, None, fx=norm, fy=norm, interpolation=cv2.INTER_AREA)
+        for sym in finders.symbols(crop):
+            text = soft.read(crop, sym)
+            if text is not None:
+                corners = tuple((int(round(px / norm + x)), int(round(py / norm + y))) for px, py in sym.corners)
+                return [Decoded(text, "finders+soft", corners)]
         return []
 
     def _read(self, img: np.ndarray, step: str, where: tuple[float, float, float]) -> list[Decoded]:

@@ -66,7 +66,7 @@ def read(gray: np.ndarray, sym: Symbol) -> str | None:
     """The symbol's text, or None when even the erasures do not make it whole."""
     sym = refine(gray, sym)
     values = sample(gray, sym)
-    if _inverted(values):
+    if inverted(values):
         values = 255 - values
     # two ways to call the modules: against the local midpoint (right for glare), and with
     # the blur between neighbours taken out (right for blur)
@@ -91,7 +91,7 @@ def sample(gray: np.ndarray, sym: Symbol) -> np.ndarray:
     return cells[:, 1:PX - 1, :, 1:PX - 1].mean(axis=(1, 3))
 
 
-def _inverted(values: np.ndarray) -> bool:
+def inverted(values: np.ndarray) -> bool:
     """A light-on-dark code (a phone in dark mode): the finders' cores are lighter than their rings."""
     n = values.shape[0]
     core = ring = 0.0
@@ -128,7 +128,7 @@ def fixed_pattern(version: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def _fixed_points(version: int) -> tuple[np.ndarray, np.ndarray]:
+def fixed_points(version: int) -> tuple[np.ndarray, np.ndarray]:
     """Points in module units on the fixed patterns, 5 a module (centre and +-0.2, so a
     slip shows before it is a whole module), and their darkness centred to unit length."""
     known, dark = fixed_pattern(version)
@@ -141,7 +141,7 @@ def _fixed_points(version: int) -> tuple[np.ndarray, np.ndarray]:
     return points, expect / np.linalg.norm(expect)
 
 
-def _fit(gray: np.ndarray, corners: np.ndarray, n: int, points: np.ndarray, expect: np.ndarray) -> float:
+def fit(gray: np.ndarray, corners: np.ndarray, n: int, points: np.ndarray, expect: np.ndarray) -> float:
     """How well the grid these corners give matches the symbol's fixed patterns: |correlation|
     with `expect` (centred, unit length), so a light-on-dark code matches as well."""
     h = cv2.getPerspectiveTransform(np.float32([(0, 0), (n, 0), (n, n), (0, n)]), corners)
@@ -159,10 +159,10 @@ def refine(gray: np.ndarray, sym: Symbol) -> Symbol:
     sharp one, but its fourth corner is an estimate; under blur a quarter-module slip
     doubles the wrong modules (measured: 12-33% wrong -> 5-10% on blurred symbols)."""
     n = sym.size
-    points, expect = _fixed_points(sym.version)
+    points, expect = fixed_points(sym.version)
     corners = sym.corners.astype(np.float32).copy()
     module = float(np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[3] - corners[0])) / (2 * n)
-    best = _fit(gray, corners, n, points, expect)
+    best = fit(gray, corners, n, points, expect)
     moves = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
     for step in (0.5, 0.25, 0.125):
         better = True
@@ -172,7 +172,7 @@ def refine(gray: np.ndarray, sym: Symbol) -> Symbol:
                 for dx, dy in moves:
                     trial = corners.copy()
                     trial[k] += (dx * step * module, dy * step * module)
-                    f = _fit(gray, trial, n, points, expect)
+                    f = fit(gray, trial, n, points, expect)
                     if f > best + 1e-4:
                         best, corners, better = f, trial, True
     return Symbol(corners, sym.version, sym.ec, sym.mask)
