@@ -11,8 +11,9 @@ erased, two more at a time (generalised minimum distance decoding).
 Every read still passes the Reed-Solomon check with `SPARE` check codewords left unused,
 and a well-formed data stream (known modes, lengths within the symbol, standard padding),
 so a wrong text would need a miscorrection those spare codewords did not catch: about
-1 in 256**SPARE per try. zxing-cpp gives us where the symbol is (its corners), its
-version, error-correction level and mask; only regular QR codes (versions 1-40).
+1 in 256**SPARE per try. zxing-cpp (or finders.py) gives us where the symbol is (its
+corners), its version, error-correction level and mask; only regular QR codes (versions
+1-40).
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ PX = 5      # pixels per module when the symbol is resampled
 
 @dataclass(frozen=True)
 class Symbol:
-    """A QR symbol zxing-cpp found: where (corners TL, TR, BR, BL in image pixels) and what kind."""
+    """A QR symbol found (by zxing-cpp or finders.py): where (corners TL, TR, BR, BL in image
+    pixels) and what kind."""
     corners: np.ndarray
     version: int
     ec: str        # L, M, Q or H
@@ -154,10 +156,10 @@ def fit(gray: np.ndarray, corners: np.ndarray, n: int, points: np.ndarray, expec
 
 
 def refine(gray: np.ndarray, sym: Symbol) -> Symbol:
-    """zxing-cpp's corners moved, each by up to a module, to where the grid fits the finders,
-    timing rows and alignment patterns best. zxing places a symbol well enough to read a
-    sharp one, but its fourth corner is an estimate; under blur a quarter-module slip
-    doubles the wrong modules (measured: 12-33% wrong -> 5-10% on blurred symbols)."""
+    """The corners moved, a fraction of a module at a time, to where the grid fits the
+    finders, timing rows and alignment patterns best. zxing-cpp places a symbol well enough
+    to read a sharp one, but its fourth corner is an estimate; under blur a quarter-module
+    slip doubles the wrong modules (measured: 12-33% wrong -> 6-8% on blurred symbols)."""
     n = sym.size
     points, expect = fixed_points(sym.version)
     corners = sym.corners.astype(np.float32).copy()
@@ -229,20 +231,13 @@ def equalise(values: np.ndarray, version: int, rounds: int = 3) -> tuple[np.ndar
 
 @lru_cache(maxsize=None)
 def function_modules(version: int) -> np.ndarray:
-    """True where a module is not data: finders, separators, timing, alignment, format, version."""
+    """True where a module is not data: the fixed patterns, format and version information."""
     n = 17 + 4 * version
-    f = np.zeros((n, n), bool)
-    f[:9, :9] = f[:9, n - 8:] = f[n - 8:, :9] = True       # finders, separators, format
-    f[6, :] = f[:, 6] = True                                # timing
-    if version >= 2:
-        pos = qr.ALIGNMENT_POS[version - 2]
-        last = pos[-1]
-        for r in pos:
-            for c in pos:
-                if (r, c) not in ((6, 6), (6, last), (last, 6)):   # where the finders are
-                    f[r - 2:r + 3, c - 2:c + 3] = True
+    f = fixed_pattern(version)[0].copy()
+    f[:9, :9] = f[:9, n - 8:] = f[n - 8:, :9] = True       # format information beside the finders
     if version >= 7:
         f[:6, n - 11:n - 8] = f[n - 11:n - 8, :6] = True
+    f.flags.writeable = False
     return f
 
 
