@@ -66,3 +66,10 @@ def test_frames_without_a_code_give_no_symbol_that_reads():
     for s in synthetic.samples(6, distortions=("empty",), seed=99):
         gray = cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY)
         assert all(soft.read(gray, sym) is None for sym in finders.symbols(gray))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (10, 10), (40, 400), (480, 640)])
+def test_tiny_and_blank_images_give_nothing(shape):
+    blank = np.zeros(shape, np.uint8)
+    assert finders.candidates(blank) == [] and finders.symbols(blank) == []
+    assert CascadeDecoder(budget_ms=1e9)._locate(blank, (0, 0, shape[1], shape[0])) == []

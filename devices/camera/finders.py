@@ -47,12 +47,12 @@ def candidates(gray: np.ndarray, modules: tuple[float, ...] = (2.0, 2.5, 3.2, 4.
     found = []
     for u in modules:
         f = SCALE / u
+        if min(gray.shape[:2]) * f < 2 * 9 * SCALE:    # too small to hold a symbol at this size
+            continue
         small = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
         small = small.astype(np.float32)
         for turn in (0, 1):
             t = _template(turn)
-            if small.shape[0] < t.shape[0] * 2 or small.shape[1] < t.shape[1] * 2:
-                continue
             score = cv2.matchTemplate(small, t, cv2.TM_CCOEFF_NORMED)
             peaks = (score >= MIN_SCORE) & (score == cv2.dilate(score, np.ones((7, 7), np.uint8)))
             for y, x in zip(*np.nonzero(peaks)):
