@@ -6,10 +6,12 @@
 - `cascade` (default): zxing-cpp first; only when that fails and a code seems present
   (zxing found a symbol it could not read, or the frame has a code-like patch) a cascade
   of region crops, sharpening, contrast, thresholding and Wiener deblurring, each
-  tried with zxing-cpp, stopping at the first valid read. Frames without a code leave
-  after one zxing pass and a quarter-size texture check.
-Only results that pass the QR Reed-Solomon check are returned (`valid`), so a cascade
-step can fail to read but cannot invent a text.
+  tried with zxing-cpp, stopping at the first valid read; symbols zxing places but cannot
+  correct go to the soft reader (soft.py), and last, finder patterns zxing could not place
+  are looked for (finders.py). Frames without a code leave after one zxing pass and a
+  small texture check.
+Only results that pass the QR Reed-Solomon check are returned, so a cascade step can fail
+to read but cannot invent a text.
 """
 from __future__ import annotations
 
@@ -329,7 +331,7 @@ def _grow(roi: tuple[int, int, int, int], shape: tuple[int, ...], frac: float) -
 
 # name: what it is (`gate scan --decoder NAME`)
 DECODERS: dict[str, str] = {
-    "cascade": "zxing-cpp, then a cascade of crops, sharpening, contrast and deblurring (default)",
+    "cascade": "zxing-cpp, then crops, sharpening, contrast, deblurring and a soft reader with erasures (default)",
     "zxing": "zxing-cpp on the whole frame",
     "zbar": "pyzbar (libzbar0), in a worker process",
 }
