@@ -144,3 +144,31 @@ def test_symbol_of_rejects_what_is_not_a_regular_qr_code():
                   {"Version": "41", "ECLevel": "L", "DataMask": 1}, {"Version": "7", "ECLevel": "X", "DataMask": 1},
                   {"Version": "7", "ECLevel": "L", "DataMask": 9}, {"Version": "R13x139", "ECLevel": "H"}):
         assert soft.symbol_of(B(extra)) is None
+
+
+def test_a_bent_grid_follows_lens_distortion():
+    """Barrel distortion bends a large symbol's rows: one perspective cannot follow them,
+    the grid bent to the finders and alignment patterns can."""
+    text = "https://jkm.example.gov.cn/v?c=G&id=" + "0123456789ABCDEF" * 16
+    q = segno.make_qr(text, error="h", boost_error=False)
+    img, corners = picture(q, px=5)
+    h, w = img.shape
+    c = np.float32([w / 2, h / 2])
+    k = 0.03   # the edges bulge by about a module
+
+    def squeeze(p):        # where a point of the flat picture lands after the lens
+        d = (p - c) / (w / 2)
+        for _ in range(20):
+            d = ((p - c) / (w / 2)) / (1 + k * (d ** 2).sum(axis=-1, keepdims=True))
+        return d * (w / 2) + c
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.stack([xs, ys], -1)
+    src = (d - c) * (1 + k * (((d - c) / (w / 2)) ** 2).sum(-1, keepdims=True)) + c
+    bent = cv2.remap(img, src[..., 0], src[..., 1], cv2.INTER_LINEAR, borderValue=235)
+    bent = cv2.GaussianBlur(bent, (0, 0), 1.6)
+    sym = soft.refine(bent, soft.Symbol(squeeze(corners), q.version, "H", q.mask))
+    truth = np.array(q.matrix, bool)
+    flat = soft.decide(soft.sample(bent, sym))[0]
+    following = soft.decide(soft.sample(bent, sym, soft.local_offsets(bent, sym)))[0]
+    assert (following != truth).mean() < 0.6 * (flat != truth).mean()     # 13.5% -> 7.2% wrong
+    assert soft.read(bent, sym) == text
