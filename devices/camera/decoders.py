@@ -69,7 +69,7 @@ class ZxingDecoder:
         # QR codes, and a Micro QR M1 has only two check codewords: a patterned background
         # "read" as one gave a six-digit text on a tuning frame.
         self._formats = getattr(zxingcpp.BarcodeFormat, "QRCodeModel2", zxingcpp.BarcodeFormat.QRCode)
-        self.fixed = zxingcpp.Binarizer.FixedThreshold
+        self.local, self.fixed = zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.FixedThreshold
 
     def read(self, gray: np.ndarray, errors: bool = False, **kw):
         return self._zx.read_barcodes(gray, formats=self._formats, return_errors=errors, **kw)
@@ -130,8 +130,8 @@ class CascadeDecoder:
         # about 50-120 ms at 640x480 here, so it binds only on a loaded or slow machine
         # (a Raspberry Pi 4 is some 3x slower: raise it there if frames are few).
         self.budget_ms = budget_ms
-        self.soft_tries = soft_tries
-        self._soft_tries = soft_tries
+        self.soft_tries = soft_tries       # soft reads a frame may use
+        self._soft_tries = soft_tries      # left for the frame being decoded
         self.stats = CascadeStats()
 
     def decode(self, image: np.ndarray, region: tuple[int, int, int, int] | None = None) -> list[Decoded]:
@@ -200,8 +200,8 @@ class CascadeDecoder:
         """zxing-cpp on one candidate, then its unreadable symbols through the soft reader; then
         the same with a fixed threshold (a candidate's contrast is already stretched, and there
         zxing places symbols the local-average binarizer broke up)."""
-        for binarizer, tag in ((None, ""), (self.zx.fixed, "+fixed")):
-            found = self.zx.read(img, errors=True, try_rotate=False, **({"binarizer": binarizer} if binarizer else {}))
+        for binarizer, tag in ((self.zx.local, ""), (self.zx.fixed, "+fixed")):
+            found = self.zx.read(img, errors=True, try_rotate=False, binarizer=binarizer)
             good = [Decoded(b.text, step + tag, _corners(b.position, *where)) for b in found if b.valid]
             good = good or self._soft(found, img, step + tag + "+soft", where)
             if good:
