@@ -16,9 +16,9 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+from segno import consts as qr
 
 from devices.camera import soft
-from segno import consts as qr
 
 SCALE = 2.0        # pixels per module the image is resized to, for each module size tried
 MIN_SCORE = 0.45   # correlation a finder must reach
