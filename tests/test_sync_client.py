@@ -232,9 +232,15 @@ def test_offline_gate_catches_up_by_itself(tmp_path, store):
         assert client.backoff.attempt >= 2  # it has been failing and backing off
         assert store.unsynced_count(creds.device_id) == 1500
         with ServerThread(settings, port=port) as srv:
+            # the day's backlog drains while the gate is still in use...
             deadline = time.monotonic() + 60
-            while store.unsynced_count(creds.device_id) and time.monotonic() < deadline:
-                fill(store, creds.device_id, 1)  # the gate is still in use
+            added = 0
+            while store.unsynced_count(creds.device_id) > added and time.monotonic() < deadline:
+                fill(store, creds.device_id, 1)
+                added += 1
+                time.sleep(0.05)
+            # ...and once the queue pauses, nothing is left behind
+            while store.unsynced_count(creds.device_id) and time.monotonic() < deadline + 30:
                 time.sleep(0.05)
             assert store.unsynced_count(creds.device_id) == 0
             stop.set()
