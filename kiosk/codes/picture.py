@@ -1,4 +1,5 @@
-"""QR codes in pictures (PNG, JPEG): OpenCV reads the image, zxing-cpp the codes.
+"""QR codes in pictures (PNG, JPEG): OpenCV reads the image, zxing-cpp the codes (regular QR
+only, as at the camera: devices/camera/decoders.py).
 
 Imported only by the commands that take a picture, so verifying text never loads OpenCV.
 """
@@ -6,7 +7,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import zxingcpp
+
+from devices.camera.decoders import ZxingDecoder
 
 
 class PictureError(ValueError):
@@ -18,6 +20,4 @@ def qr_texts(image: bytes) -> list[str]:
     pixels = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_GRAYSCALE)
     if pixels is None:
         raise PictureError("not an image OpenCV can read")
-    # regular QR codes only: zxing-cpp 3's QRCode family has Micro QR, with weaker checks
-    qr = getattr(zxingcpp.BarcodeFormat, "QRCodeModel2", zxingcpp.BarcodeFormat.QRCode)
-    return [found.text for found in zxingcpp.read_barcodes(pixels, formats=qr)]
+    return [found.text for found in ZxingDecoder().decode(pixels)]
