@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 RUNTIME_DEBS := libzbar0
 TEST_DEBS := libzbar0 postgresql
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test bench lint clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	@scripts/system-deps $(TEST_DEBS)
 	$(PY) -m pytest -n 2 -q
+
+# House rules checked by machines: ruff (rules in pyproject.toml) and mypy.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check kiosk devices sync tui tests bench
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	@scripts/system-deps $(RUNTIME_DEBS)

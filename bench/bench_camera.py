@@ -22,8 +22,8 @@ import zxingcpp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devices.camera import synthetic  # noqa: E402
-from devices.camera.decoders import CascadeDecoder, ZbarDecoder, ZxingDecoder, make_decoder, to_gray  # noqa: E402
+from devices.camera import synthetic
+from devices.camera.decoders import CascadeDecoder, ZbarDecoder, ZxingDecoder, make_decoder, to_gray
 
 SEED = 4242          # held out: tests use 20261125, tuning used 7, 11, 101 and 7001-7011
 CODED = [d for d in synthetic.DISTORTIONS if d != "empty"]
@@ -267,7 +267,8 @@ def main() -> None:
 
     f720 = synthetic.samples(10, seed=SEED + 2, size=(1280, 720))
     res_7 = {n: run(d, f720) for n, d in decs.items()}
-    lines += table("1280x720, default style, 10 frames per distortion", res_7, "Full-resolution frames, no downscaling.")
+    lines += table("1280x720, default style, 10 frames per distortion", res_7,
+                   "Full-resolution frames, no downscaling.")
 
     small = synthetic.samples(8, seed=SEED + 3)
     res_cv = {n: run(d, small) for n, d in

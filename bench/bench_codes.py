@@ -20,7 +20,7 @@ from kiosk.codes.conformance import load_cases, trust_for  # noqa: E402
 from kiosk.codes.trust import entry_for, parse_time  # noqa: E402
 from kiosk.people import person_ref  # noqa: E402
 
-T0 = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
 SECONDS = 2.0
 ROUNDS = 5
 

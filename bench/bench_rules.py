@@ -1,5 +1,4 @@
 """Decisions per second: the rules must never be the slow part of a 1.5 s gate check."""
-import datetime as dt
 import json
 import time
 from pathlib import Path

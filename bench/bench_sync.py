@@ -16,13 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from kiosk.store import Store  # noqa: E402
-from sync import auth  # noqa: E402
-from sync.admin import Admin  # noqa: E402
-from sync.client import Credentials, SyncClient, SyncConfig, enroll, wire  # noqa: E402
-from sync.testing import PostgresCluster, ServerProcess, fill, sample_entry  # noqa: E402
+from kiosk.store import Store
+from sync import auth
+from sync.admin import Admin
+from sync.client import Credentials, SyncClient, SyncConfig, enroll, wire
+from sync.testing import PostgresCluster, ServerProcess, fill, sample_entry
 
 TOKEN = "bench-admin-token-0123456789"
 INGEST_DEVICES = 4

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devices.thermometer import AsciiSession, GyMcu90614Session, ModbusSession, Thermometer  # noqa: E402
-from devices.thermometer.protocols import Sample, ascii_line, gy_mcu90614 as gy  # noqa: E402
+from devices.thermometer.protocols import Sample, ascii_line  # noqa: E402
+from devices.thermometer.protocols import gy_mcu90614 as gy  # noqa: E402
 
 WINDOW_S = 2.0          # how long each readings/s measurement runs
 QUERIES = 150           # queries per latency measurement

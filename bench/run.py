@@ -51,7 +51,7 @@ def main(names: list[str]) -> int:
             failed += 1
             print(proc.stderr[-4000:], file=sys.stderr)
             continue
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         (RESULTS / f"{name}.md").write_text(
             proc.stdout.rstrip() + f"\n\n_Run {stamp} on: {machine()}._\n")
         print(proc.stdout)

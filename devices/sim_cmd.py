@@ -28,14 +28,15 @@ def _int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from devices.thermometer import emulator   # stdlib only: cheap to import for --help
+    from devices.thermometer import emulator  # stdlib only: cheap to import for --help
     sub = parser.add_subparsers(dest="action", required=True, metavar="DEVICE")
     t = sub.add_parser("thermometer", help="an infrared thermometer on a pty",
                        description=emulator.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--protocol", required=True, choices=("gy-mcu90614", "modbus", "ascii"))
     t.add_argument("--object", type=_temps, default=[34.5, 34.4, 34.6, 34.5, 34.3],
-                   help="object temperatures, comma-separated, cycled (default 34.5,34.4,34.6,34.5,34.3: a healthy forehead at 20 °C)")
+                   help="object temperatures, comma-separated, cycled "
+                        "(default 34.5,34.4,34.6,34.5,34.3: a healthy forehead at 20 °C)")
     t.add_argument("--ambient", type=_temps, default=[20.0],
                    help="ambient temperatures, comma-separated, cycled (default 20.0)")
     t.add_argument("--no-ambient", action="store_true", help="ascii/modbus: the device has no ambient sensor")

@@ -13,11 +13,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from kiosk import clock, reasons
-from kiosk.rules import (COLOURS, DIRECTIONS, QUARANTINE_KINDS, RISK_LEVELS, SUBJECT_KINDS,
-                         Answers, Code, Decision, Facts, Policy, Subject, Vehicle, decide)
+from kiosk.rules import (
+    COLOURS,
+    DIRECTIONS,
+    QUARANTINE_KINDS,
+    RISK_LEVELS,
+    SUBJECT_KINDS,
+    Answers,
+    Code,
+    Decision,
+    Facts,
+    Policy,
+    Subject,
+    Vehicle,
+    decide,
+)
 
 
 class CaseError(ValueError):

@@ -219,7 +219,8 @@ def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
 
             temps = " → ".join(f"{r.body_estimate_c:.1f}" for r in readings)
             print(f"#{entry.seq:<2} {mask_name(v.name):<4} {words(KIND_WORDS, v.kind, lang)}  "
-                  f"{describe_code(result, lang)} [{v.distortion}, {k + 1} frame{'s' if k else ''}, {decode_ms:.1f} ms]  "
+                  f"{describe_code(result, lang)} "
+                  f"[{v.distortion}, {k + 1} frame{'s' if k else ''}, {decode_ms:.1f} ms]  "
                   f"{words(TEMP_WORD, '', lang)} {temps} °C\n     -> {say_decision(d, lang)}")
     finally:
         thermometer.stop()

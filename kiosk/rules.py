@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Iterable
+import itertools
+from collections.abc import Iterable
 
 # Weakest to strongest: the decision takes the strongest action any rule asks for.
 ADMIT, MEASURE, RETEST, REFUSE, ISOLATE = "admit", "measure", "retest", "refuse", "isolate"
@@ -32,7 +33,7 @@ class Policy:
     plausible_max_c: float = 43.0
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "Policy":
+    def from_settings(cls, settings: dict) -> Policy:
         """From the policy the township pushed down (Store.policy()); other keys are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in settings.items() if k in known and v is not None}
@@ -175,7 +176,7 @@ def fever_state(policy: Policy, readings_c: Iterable[float]) -> str:
     if not plausible:
         return "none"
     hot = [r >= policy.fever_c for r in plausible]
-    if any(a and b for a, b in zip(hot, hot[1:])):
+    if any(a and b for a, b in itertools.pairwise(hot)):
         return "confirmed"
     return "first_fever" if hot[-1] else "normal"
 

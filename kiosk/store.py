@@ -15,9 +15,10 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlite_utils
 
@@ -155,7 +156,7 @@ class Entry:
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Entry":
+    def from_row(cls, row: dict[str, Any]) -> Entry:
         row = dict(row)
         for f in JSON_FIELDS:
             if row.get(f) is not None:
@@ -216,7 +217,7 @@ class Store:
 
     # -- opening, migrations, recovery --------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "Store":
+    def open(cls, path: str | os.PathLike) -> Store:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         problem = _healthy(path) if path.exists() else None
@@ -265,7 +266,7 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -293,7 +294,7 @@ class Store:
             except sqlite3.Error as exc:  # e.g. a deferred foreign key, or the disk
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
-                raise _named(exc) if isinstance(exc, sqlite3.OperationalError) else exc
+                raise (_named(exc) if isinstance(exc, sqlite3.OperationalError) else exc) from exc
 
     # -- entries: the outbox --------------------------------------------------------
     def record(self, entry: Entry, *, device_id: str, now: dt.datetime | None = None) -> Entry:

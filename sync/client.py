@@ -26,9 +26,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -77,7 +77,7 @@ class Credentials:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Credentials":
+    def load(cls, path: str | os.PathLike) -> Credentials:
         try:
             return cls(**json.loads(Path(path).read_text()))
         except (OSError, ValueError, TypeError) as exc:
@@ -100,7 +100,7 @@ class SyncConfig:
     gzip_level: int = 1            # the Pi's CPU matters more than a few bytes
 
     @classmethod
-    def from_gate_config(cls, cfg: dict, **overrides) -> "SyncConfig":
+    def from_gate_config(cls, cfg: dict, **overrides) -> SyncConfig:
         """From the gate's config (kiosk.config.load()): the optional [sync] table holds
         `credentials` (path) and any field above; `overrides` win over both."""
         section = dict(cfg.get("sync", {}))
@@ -235,7 +235,7 @@ class SyncClient:
                 if not exc.retry:  # a refusal: keep trying, slowly, and say so
                     wait = max(wait, self.backoff.ceiling() / 2)
                 log.warning("sync failed (%s); next try in %.1f s", exc, wait)
-            except Exception:  # noqa: BLE001 - a loop that runs all day never dies of one error
+            except Exception:
                 wait = self.backoff.next_delay()
                 log.exception("sync round crashed; next try in %.1f s", wait)
             stop.wait(wait)

@@ -36,7 +36,7 @@ def wait_http(url: str, timeout_s: float = 20.0) -> None:
             return
         except httpx.HTTPError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no server at {url}")
+                raise TimeoutError(f"no server at {url}") from None
             time.sleep(0.05)
 
 
@@ -56,7 +56,7 @@ class ServerThread:
         self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         wait_http(self.url)
         return self
@@ -79,7 +79,7 @@ class ServerProcess:
         self.log = log
         self.proc: subprocess.Popen | None = None
 
-    def start(self, *extra: str) -> "ServerProcess":
+    def start(self, *extra: str) -> ServerProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "GATE_ADMIN_TOKEN": self.admin_token}
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
@@ -130,7 +130,7 @@ class PostgresCluster:
     def _run(self, *cmd: str) -> None:
         subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, timeout=120)
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         data = self.dir / "data"
         self._run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
                   "--no-sync", "-E", "UTF8")
@@ -219,7 +219,7 @@ class ChaosProxy:
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
-    def start(self) -> "ChaosProxy":
+    def start(self) -> ChaosProxy:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 

@@ -143,7 +143,7 @@ def test_decoder_worker_killed_between_frames_is_restarted(frames):
         first = dec.pid
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while dec._proc.is_alive() and time.monotonic() < deadline:  # noqa: SLF001
+        while dec._proc.is_alive() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert [d.text for d in dec.decode(s.image)] == [s.text]  # this frame still read
         assert dec.crashes == 1 and dec.pid != first

@@ -19,7 +19,8 @@ def picture(q: segno.QRCode, px: int = PX) -> tuple[np.ndarray, np.ndarray]:
     m = np.array(q.matrix, bool)
     n = m.shape[0]
     img = np.full(((n + 2 * QUIET) * px,) * 2, 235, np.uint8)
-    img[QUIET * px:(QUIET + n) * px, QUIET * px:(QUIET + n) * px] = np.where(np.kron(m, np.ones((px, px), bool)), 25, 235)
+    inside = slice(QUIET * px, (QUIET + n) * px)
+    img[inside, inside] = np.where(np.kron(m, np.ones((px, px), bool)), 25, 235)
     a, b = QUIET * px, (QUIET + n) * px
     return img, np.float32([(a, a), (b, a), (b, b), (a, b)])
 

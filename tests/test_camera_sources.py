@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from devices.camera import synthetic
-from devices.camera.sources import (CameraSettings, CameraSource, ImageFilesSource, SourceError, SourceStatus,
-                                    SyntheticSource, VideoFileSource, open_source)
+from devices.camera.sources import (
+    CameraSettings,
+    CameraSource,
+    ImageFilesSource,
+    SourceError,
+    SourceStatus,
+    SyntheticSource,
+    VideoFileSource,
+    open_source,
+)
 
 
 class Clock:

@@ -9,13 +9,12 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kiosk.codes import Policy, Reason, RevocationList, TrustList, Verifier, base45, cose, hc1
-from kiosk.codes import issue, keys
+from kiosk.codes import Policy, Reason, RevocationList, TrustList, Verifier, base45, cose, hc1, issue, keys
 from kiosk.codes.claims import GATE_CLAIM, HCERT_CLAIM, HEALTH, PASS
 from kiosk.codes.trust import entry_for, kid_of_public_key
 from kiosk.people import person_ref
 
-T0 = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
 ALICE = person_ref("110105194912310021", "township-salt")
 
 

@@ -65,7 +65,7 @@ def test_issue_and_verify_a_health_code(gate, township):
     assert result["claims"]["nat_at"] == "2026-11-24T00:00:00Z"
     assert result["message"] == "验证通过"
     # Ten minutes later the same text is a screenshot.
-    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10)).isoformat()
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)).isoformat()
     old = verify(gate, township, "--at", later, "--lang", "en", text)
     assert (old["valid"], old["reason"]) == (False, "too_old")
     assert "screenshot" in old["message"]

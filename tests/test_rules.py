@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.decide_cmd import parse_case
 from kiosk.reasons import REASON_TEXT, reason_text
-from kiosk.rules import (ACTIONS, ADMIT, Answers, Code, Facts, Policy, Subject, Vehicle,
-                         decide, fever_state)
+from kiosk.rules import ACTIONS, ADMIT, Answers, Code, Facts, Policy, Subject, Vehicle, decide, fever_state
 
 CASES = [json.loads(line) for line in
          (Path(__file__).resolve().parents[1] / "docs" / "cases.jsonl").read_text().splitlines()]
-NOW = dt.datetime(2026, 11, 25, 0, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 0, 0, tzinfo=dt.UTC)
 GREEN = Code("green", True)
 
 

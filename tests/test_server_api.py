@@ -15,8 +15,7 @@ from sync import auth
 from sync.admin import Admin, AdminError
 from sync.client import enroll
 from sync.server import Settings
-from sync.testing import (PostgresCluster, ServerThread, batch_body, fill, sample_entry,
-                          signed_request)
+from sync.testing import PostgresCluster, ServerThread, batch_body, fill, sample_entry, signed_request
 
 TOKEN = "test-admin-token-abcdef"
 
@@ -357,7 +356,7 @@ def test_admin_upload_is_checked_against_the_gate_schema(server, admin):
 def test_daily_report_lists_every_community_with_zeros(server, admin, gate_a, gate_b, tmp_path):
     admin.set_policy("quiet-lane", risk_level="low")  # a community with no gate traffic
     e = entries_for(tmp_path, gate_a, 6)
-    for x, report in zip(e, ["none", "none", "daily", "immediate", "none", "none"]):
+    for x, report in zip(e, ["none", "none", "daily", "immediate", "none", "none"], strict=True):
         x.report = report
         x.action = {"none": "admit", "daily": "refuse", "immediate": "isolate"}[report]
     post(server, gate_a, e)

@@ -12,17 +12,17 @@ import time
 from multiprocessing import get_context
 
 import pytest
+from conftest import ROOT
 
 from kiosk.store import Entry, Store, StoreError, StoreFull
-
-from conftest import ROOT
 
 DEVICE = "gate-test-1"
 
 
 def entry(**kw) -> Entry:
     base = dict(gate="east", direction="in", subject_kind="resident", action="admit",
-                report="none", reasons=["all_checks_passed"], readings=[{"object_c": 34.1, "ambient_c": 12.0, "body_c": 36.4}])
+                report="none", reasons=["all_checks_passed"],
+                readings=[{"object_c": 34.1, "ambient_c": 12.0, "body_c": 36.4}])
     base.update(kw)
     return Entry(**base)
 
@@ -59,7 +59,7 @@ def test_record_roundtrip_and_pragmas(tmp_path):
 
 def _writer(path: str, n: int) -> None:
     with Store.open(path) as store:
-        for i in range(n):
+        for _ in range(n):
             store.record(entry(guard=f"w{os.getpid()}"), device_id=DEVICE)
 
 
@@ -91,7 +91,7 @@ def test_writer_killed_mid_transaction_leaves_a_consistent_store(tmp_path):
     path = tmp_path / "g.db"
     rng = random.Random(7)
     total = 0
-    for round_ in range(6):
+    for _ in range(6):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=ROOT,
                                 stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert proc.stdout.readline().strip() == b"ready"
@@ -141,7 +141,7 @@ def test_damaged_page_keeps_seqs_above_what_was_salvaged(tmp_path):
 
 
 def test_retention_never_purges_unacknowledged(tmp_path):
-    now = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
     with Store.open(tmp_path / "g.db") as store:
         for days_ago in (60, 40, 30, 5, 1):
             store.record(entry(), device_id=DEVICE, now=now - dt.timedelta(days=days_ago))
@@ -178,7 +178,7 @@ def test_replace_list_is_atomic(tmp_path):
     with Store.open(tmp_path / "g.db") as store:
         store.replace_list("risk_areas", [{"code": "320100", "name": "南京市某区", "level": "high"}],
                           version="7")
-        with pytest.raises(Exception):  # a bad row: the old list must survive whole
+        with pytest.raises(sqlite3.IntegrityError):  # a bad row: the old list must survive whole
             store.replace_list("risk_areas", [{"code": "1", "name": "a", "level": "medium"},
                                               {"code": "2", "name": "b", "level": "extreme"}])
         rows = [dict(r) for r in store.conn.execute("SELECT code, level FROM risk_areas")]

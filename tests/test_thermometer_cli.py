@@ -87,7 +87,8 @@ def test_modbus_options_and_text_output(gate, sim):
                "--timeout", "20", timeout=90)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert len(lines) == 2 and "object 35.25 °C" in lines[0] and "body 37.25 °C" in lines[0]   # no ambient: 25 °C assumed
+    # no ambient: 25 °C assumed
+    assert len(lines) == 2 and "object 35.25 °C" in lines[0] and "body 37.25 °C" in lines[0]
 
 
 def test_implausible_is_flagged_in_json(gate, sim):

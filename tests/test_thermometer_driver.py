@@ -10,10 +10,8 @@ import time
 
 import pytest
 
-from devices.thermometer import (AsciiSession, Flag, GyMcu90614Session, ModbusSession, Status,
-                                 Thermometer)
-from devices.thermometer.emulator import (AsciiEmulator, FaultSpec, GyMcu90614Emulator,
-                                          ModbusEmulator)
+from devices.thermometer import AsciiSession, Flag, GyMcu90614Session, ModbusSession, Status, Thermometer
+from devices.thermometer.emulator import AsciiEmulator, FaultSpec, GyMcu90614Emulator, ModbusEmulator
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -310,7 +308,9 @@ def test_a_flood_of_random_bytes_yields_exactly_the_frames_hidden_in_it(kind):
     """20 kB of noise with valid frames between; the loop survives and finds each one."""
     import random
     import tty
-    from devices.thermometer.protocols import ascii_line, gy_mcu90614 as gy
+
+    from devices.thermometer.protocols import ascii_line
+    from devices.thermometer.protocols import gy_mcu90614 as gy
     rng = random.Random(3)
     values = OBJECTS[:20]
     encode = (lambda v: gy.encode(v, 20.0)) if kind == "gy-continuous" else (lambda v: ascii_line.encode(v, 20.0))

@@ -4,11 +4,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devices.thermometer.body import CalibrationError, Compensation, Pair, fit, read_pairs
-from devices.thermometer.protocols import Fault, Sample
-from devices.thermometer.protocols import ascii_line, gy_mcu90614 as gy, modbus_rtu as mb
+from devices.thermometer.protocols import Fault, Sample, ascii_line
+from devices.thermometer.protocols import gy_mcu90614 as gy
+from devices.thermometer.protocols import modbus_rtu as mb
 from devices.thermometer.reading import Flag, Status
 
 EXAMPLE = bytes.fromhex("5A5A45040C780D19A7")   # the example frame
@@ -82,7 +84,7 @@ def test_gy_parser_never_raises_and_only_returns_valid_frames(chunks):
        st.integers(1, 13))
 def test_gy_parser_recovers_every_frame_between_garbage(items, chunk):
     frames = [gy.encode(o / 100, a / 100) for _, o, a in items]
-    stream = b"".join(g + f for (g, _, _), f in zip(items, frames))
+    stream = b"".join(g + f for (g, _, _), f in zip(items, frames, strict=True))
     p = gy.FrameParser()
     got = []
     for i in range(0, len(stream), chunk):

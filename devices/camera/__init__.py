@@ -9,9 +9,19 @@ so only code that needs the camera imports it.
 """
 from devices.camera.decoders import DECODERS, DEFAULT_DECODER, CascadeDecoder, Decoded, Decoder, make_decoder
 from devices.camera.scanner import Debouncer, ScanEvent, Scanner
-from devices.camera.sources import (CameraSettings, CameraSource, Frame, FrameSource, ImageFilesSource,
-                                    PiCameraSource, SourceError, SourceStatus, SyntheticSource,
-                                    VideoFileSource, open_source)
+from devices.camera.sources import (
+                                    CameraSettings,
+                                    CameraSource,
+                                    Frame,
+                                    FrameSource,
+                                    ImageFilesSource,
+                                    PiCameraSource,
+                                    SourceError,
+                                    SourceStatus,
+                                    SyntheticSource,
+                                    VideoFileSource,
+                                    open_source,
+)
 
 __all__ = ["DECODERS", "DEFAULT_DECODER", "CascadeDecoder", "Decoded", "Decoder", "make_decoder",
            "Debouncer", "ScanEvent", "Scanner", "CameraSettings", "CameraSource", "Frame", "FrameSource",

@@ -122,7 +122,7 @@ class Spectrum:
     crop: tuple[int, int]
 
     @classmethod
-    def of(cls, gray: np.ndarray, pad: int = 16) -> "Spectrum":
+    def of(cls, gray: np.ndarray, pad: int = 16) -> Spectrum:
         # reflect-pad and taper the border so the DFT's wrap-around does not ring into the code
         g = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REFLECT).astype(np.float32)
         h, w = cv2.getOptimalDFTSize(g.shape[0]), cv2.getOptimalDFTSize(g.shape[1])
@@ -194,8 +194,9 @@ def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, i
 
 
 # (defocus sigma, shake length, noise-to-signal) at 1x, chosen greedily on tuning frames (seeds 7001-7011)
-LENS_AND_SHAKE: tuple[tuple[float, float, float], ...] = ((1.0, 5, 0.005), (1.5, 3, 0.02), (2.0, 0, 0.02),
-                                                          (1.0, 0, 0.02), (2.0, 3, 0.05), (1.0, 7, 0.02), (0.5, 11, 0.005))
+LENS_AND_SHAKE: tuple[tuple[float, float, float], ...] = (
+    (1.0, 5, 0.005), (1.5, 3, 0.02), (2.0, 0, 0.02), (1.0, 0, 0.02), (2.0, 3, 0.05), (1.0, 7, 0.02),
+    (0.5, 11, 0.005))
 
 
 def deblur_lens_and_shake(gray: np.ndarray, scale: float = 1.0,

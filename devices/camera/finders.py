@@ -12,7 +12,7 @@ and soft.read() does the rest, with its misread guard.
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -25,7 +25,7 @@ MIN_SCORE = 0.45   # correlation a finder must reach
 MAX_PEAKS = 12
 
 
-@lru_cache(maxsize=None)
+@cache
 def _template(turn: int) -> np.ndarray:
     """A finder with its light separator, 9x9 modules at SCALE px, slightly blurred;
     turned by 0 or 45 degrees (the correlation of a square falls off as it turns)."""
@@ -55,7 +55,7 @@ def candidates(gray: np.ndarray, modules: tuple[float, ...] = (2.0, 2.5, 3.2, 4.
             t = _template(turn)
             score = cv2.matchTemplate(small, t, cv2.TM_CCOEFF_NORMED)
             peaks = (score >= MIN_SCORE) & (score == cv2.dilate(score, np.ones((7, 7), np.uint8)))
-            for y, x in zip(*np.nonzero(peaks)):
+            for y, x in zip(*np.nonzero(peaks), strict=True):
                 c = (t.shape[1] - 1) / 2
                 found.append(((x + c) / f, (y + c) / f, u, float(score[y, x])))
     found.sort(key=lambda p: -p[3])
@@ -99,8 +99,9 @@ def _triangles(peaks):
         d = np.subtract(q[:2], p[:2])
         turn = np.array([-d[1], d[0]])
         u = (p[2] + q[2]) / 2
-        guesses = [(p, q, tuple(np.add(p[:2], s * turn)) + (u, 0.0)) for s in (1, -1)]          # a leg, right angle at p
-        guesses += [(q, p, tuple(np.add(q[:2], s * turn)) + (u, 0.0)) for s in (1, -1)]         # a leg, right angle at q
+        # p-q is a leg with the right angle at p, or at q
+        guesses = [(p, q, tuple(np.add(p[:2], s * turn)) + (u, 0.0)) for s in (1, -1)]
+        guesses += [(q, p, tuple(np.add(q[:2], s * turn)) + (u, 0.0)) for s in (1, -1)]
         mid = np.add(p[:2], q[:2]) / 2
         guesses += [(tuple(mid + s * turn / 2) + (u, 0.0), p, q) for s in (1, -1)]           # the hypotenuse
         for tl, tr, bl in guesses:
@@ -161,7 +162,7 @@ def read_format(values: np.ndarray) -> tuple[str, int] | None:
     for index, word in enumerate(qr.FORMAT_INFO):
         bits = np.array([(word >> (14 - i)) & 1 for i in range(15)], bool)
         distance = min(int((s != bits).sum()) for s in seen)
-        score = sum(float((w * np.where(s == bits, 1, -1)).sum()) for s, w in zip(seen, weight))
+        score = sum(float((w * np.where(s == bits, 1, -1)).sum()) for s, w in zip(seen, weight, strict=True))
         if distance <= 3 and (best is None or score > best[0]):
             best = (score, index)
     if best is None:

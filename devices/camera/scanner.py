@@ -13,8 +13,8 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from devices.camera.decoders import Decoded, Decoder
 from devices.camera.sources import Frame, FrameSource, SourceStatus
@@ -82,7 +82,7 @@ class Scanner:
     def status(self) -> SourceStatus:
         return self._status
 
-    def start(self) -> "Scanner":
+    def start(self) -> Scanner:
         self._threads = [threading.Thread(target=self._grab_loop, name="scanner-grab", daemon=True),
                          threading.Thread(target=self._decode_loop, name="scanner-decode", daemon=True)]
         for t in self._threads:
@@ -102,7 +102,7 @@ class Scanner:
             t.join(timeout)
         return not any(t.is_alive() for t in self._threads)
 
-    def __enter__(self) -> "Scanner":
+    def __enter__(self) -> Scanner:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -134,7 +134,7 @@ class Scanner:
                         self.stats.dropped += 1
                     self._latest = frame
                     self._cv.notify_all()
-        except Exception:  # noqa: BLE001 - a broken source ends the loop, it is logged
+        except Exception:
             log.exception("frame source %s failed", getattr(self.source, "name", "?"))
         finally:
             with self._cv:
@@ -165,7 +165,7 @@ class Scanner:
                 found: list[Decoded] = self.decoder.decode(frame.image, region=region)  # type: ignore[call-arg]
             else:
                 found = self.decoder.decode(frame.image)
-        except Exception:  # noqa: BLE001 - one bad frame never stops the gate
+        except Exception:
             self.stats.errors += 1
             log.exception("decoder %s failed on frame %d", self.decoder.name, frame.index)
             return
@@ -177,7 +177,7 @@ class Scanner:
                 self._region = ((min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)), frame.time)
             if not self.debounce.is_new(d.text, frame.time):
                 continue
-            ev = ScanEvent(d.text, frame.index, frame.time, dt.datetime.now(dt.timezone.utc), ms, d.step)
+            ev = ScanEvent(d.text, frame.index, frame.time, dt.datetime.now(dt.UTC), ms, d.step)
             self.stats.scans += 1
             try:
                 self.events.put_nowait(ev)
@@ -190,5 +190,5 @@ class Scanner:
             if self.on_scan:
                 try:
                     self.on_scan(ev)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("on_scan callback failed")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -126,7 +126,7 @@ def inverted(values: np.ndarray) -> bool:
     return core > ring
 
 
-@lru_cache(maxsize=None)
+@cache
 def fixed_pattern(version: int) -> tuple[np.ndarray, np.ndarray]:
     """Where every symbol of this version has the same modules (finders and their
     separators, timing rows, alignment patterns, the dark module), and which are dark."""
@@ -148,7 +148,7 @@ def fixed_pattern(version: int) -> tuple[np.ndarray, np.ndarray]:
     return known, dark
 
 
-@lru_cache(maxsize=None)
+@cache
 def fixed_points(version: int) -> tuple[np.ndarray, np.ndarray]:
     """Points in module units on the fixed patterns, 5 a module (centre and +-0.2, so a
     slip shows before it is a whole module), and their darkness centred to unit length."""
@@ -284,7 +284,7 @@ def equalise(values: np.ndarray, version: int, rounds: int = 3) -> tuple[np.ndar
         a = float(coef[0])
         if a >= 0:      # dark modules should read lower: the fit makes no sense
             break
-        threshold = sum(c * q for c, q in zip(coef[1:-1], near)) + coef[-1] + a / 2
+        threshold = sum(c * q for c, q in zip(coef[1:-1], near, strict=True)) + coef[-1] + a / 2
         dark, sure = z < threshold, np.abs(z - threshold) / (-a / 2)
         m = dark.astype(np.float32)
         m[known] = fixed[known]
@@ -292,7 +292,7 @@ def equalise(values: np.ndarray, version: int, rounds: int = 3) -> tuple[np.ndar
     return dark, sure
 
 
-@lru_cache(maxsize=None)
+@cache
 def function_modules(version: int) -> np.ndarray:
     """True where a module is not data: the fixed patterns, format and version information."""
     n = 17 + 4 * version
@@ -316,7 +316,7 @@ _MASKS = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _walk(version: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column of each data module in reading order (the two-column zigzag from the
     bottom right, skipping the vertical timing column)."""
@@ -382,7 +382,7 @@ def _correct(bits: np.ndarray, conf: np.ndarray, sym: Symbol) -> bytes | None:
                 idx[b].append(k)
                 k += 1
     out = bytearray()
-    for (d, t), where in zip(layout, idx):
+    for (d, t), where in zip(layout, idx, strict=True):
         fixed = _block(bytearray(words[where]), wconf[where], t - d)
         if fixed is None:
             return None
@@ -461,7 +461,7 @@ def parse(data: bytes, version: int) -> str | None:
             elif mode == 2:                     # alphanumeric: 2 characters in 11 bits
                 n = s.take(count_bits[2][size])
                 chars = []
-                for k in range(0, n - 1, 2):
+                for _ in range(0, n - 1, 2):
                     v = s.take(11)
                     if v >= 45 * 45:
                         return None

@@ -14,9 +14,10 @@ import enum
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -139,7 +140,7 @@ class CameraSource(_Iterable):
         try:
             cap = self.factory(self.device, api)
             opened = bool(cap.isOpened())
-        except Exception as e:  # a broken driver must not kill the loop
+        except Exception as e:  # noqa: BLE001 - a broken driver must not kill the loop
             cap, opened, self.last_error = None, False, f"{type(e).__name__}: {e}"
         if not opened:
             self.last_error = self.last_error or "cannot open device"
@@ -279,7 +280,7 @@ class PiCameraSource(_Iterable):
             if controls:
                 self._cam.set_controls(controls)
             self._cam.start()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise SourceError(f"cannot open Raspberry Pi camera {camera}: {e}") from e
         self.status = SourceStatus.OK
         self._index = 0

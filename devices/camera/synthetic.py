@@ -38,9 +38,10 @@ def payload(rng: np.random.Generator, low: int = 150, high: int = 400) -> str:
         head = "https://jkm.example.gov.cn/v?c="
         tail = "".join(rng.choice(list(string.ascii_letters + string.digits + "-_"), n - len(head)))
         return head + tail
-    fields = '{"c":"G","n":"%s","t":%d,"k":"%s","s":"' % (
-        "".join(rng.choice(list(string.ascii_lowercase), 6)), int(rng.integers(1e9, 2e9)),
-        "".join(rng.choice(list("0123456789abcdef"), 8)))
+    name = "".join(rng.choice(list(string.ascii_lowercase), 6))
+    issued = int(rng.integers(1e9, 2e9))
+    kid = "".join(rng.choice(list("0123456789abcdef"), 8))
+    fields = '{"c":"G","n":"' + name + '","t":' + str(issued) + ',"k":"' + kid + '","s":"'
     sig = "".join(rng.choice(list(string.ascii_letters + string.digits + "+/"), max(8, n - len(fields) - 2)))
     return fields + sig + '"}'
 
@@ -154,7 +155,8 @@ def _screen(rng: np.random.Generator, text: str | None, st: Style, qr_px: float,
     else:  # an app screen with no code: a list of records
         for k in range(10):
             y = int(sh * (0.3 + 0.05 * k))
-            cv2.rectangle(scr, (int(sw * 0.08), y), (int(sw * rng.uniform(0.3, 0.9)), y + max(3, sh // 60)), fg_text, -1)
+            right = int(sw * rng.uniform(0.3, 0.9))
+            cv2.rectangle(scr, (int(sw * 0.08), y), (right, y + max(3, sh // 60)), fg_text, -1)
     return scr, sw
 
 

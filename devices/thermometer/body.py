@@ -108,7 +108,7 @@ def fit(pairs: list[Pair], default_a: float = DEFAULT_A) -> Fit:
     if sxx < 1e-9:  # one ambient temperature only: the slope is not observable
         a, fixed = default_a, True
     else:
-        a, fixed = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx, False
+        a, fixed = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx, False
     b = my - a * mx
     residuals = [p.reference_c - (p.object_c + a * p.ambient_c + b) for p in pairs]
     return Fit(a=a, b=b, pairs=pairs, residuals=residuals, fixed_a=fixed)

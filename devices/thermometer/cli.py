@@ -14,7 +14,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 
 from .body import DEFAULT_A, DEFAULT_B, DEFAULT_HIGH, DEFAULT_LOW, CalibrationError, Compensation, fit, read_pairs
 from .protocols import PROTOCOLS
@@ -59,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--coef-a", type=float, default=DEFAULT_A, help=f"ambient coefficient a (default {DEFAULT_A})")
     c.add_argument("--coef-b", type=float, default=DEFAULT_B, help=f"offset b in °C (default {DEFAULT_B})")
     c.add_argument("--low", type=float, default=DEFAULT_LOW, help=f"lowest plausible body °C (default {DEFAULT_LOW})")
-    c.add_argument("--high", type=float, default=DEFAULT_HIGH, help=f"highest plausible body °C (default {DEFAULT_HIGH})")
+    c.add_argument("--high", type=float, default=DEFAULT_HIGH,
+                   help=f"highest plausible body °C (default {DEFAULT_HIGH})")
     r.add_argument("--stuck-after", type=float, default=60.0,
                    help="seconds of identical values before the sensor counts as stuck (default 60)")
     r.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of status messages")
@@ -90,6 +90,7 @@ def _fmt(v: float | None) -> str:
 
 def run_read(args: argparse.Namespace) -> int:
     import threading
+
     from .driver import PortOpenError, Thermometer
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(message)s", stream=sys.stderr)
@@ -163,7 +164,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     print(f"  residual RMS {result.rms:.3f} °C, largest {result.max_abs:.3f} °C")
     print()
     print(f"  {'object':>7} {'ambient':>8} {'reference':>10} {'fitted':>7} {'residual':>9}")
-    for p, res in zip(result.pairs, result.residuals):
+    for p, res in zip(result.pairs, result.residuals, strict=True):
         fitted = p.object_c + result.a * p.ambient_c + result.b
         print(f"  {p.object_c:7.2f} {p.ambient_c:8.2f} {p.reference_c:10.2f} {fitted:7.2f} {res:+9.3f}")
     print()

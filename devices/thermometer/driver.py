@@ -104,7 +104,7 @@ class Thermometer:
             return True
         except PortOpenError as e:
             self._fault(self._down_status, str(e), count_per_minute=False)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - reported as an internal fault, the loop goes on
             self._internal(e)
         self._stop.wait(self._backoff)
         self._backoff = min(self._backoff * 2, self.backoff_max)
@@ -129,7 +129,7 @@ class Thermometer:
         if self._serial is not None:
             try:
                 self._serial.close()
-            except Exception:   # closing a dead port may fail too; it is gone either way
+            except Exception:  # noqa: BLE001 - closing a dead port may fail too; it is gone either way
                 pass
             self._serial = None
 
@@ -147,7 +147,7 @@ class Thermometer:
                 except (serial.SerialException, OSError) as e:
                     self._lost(e)
                     continue
-                except Exception as e:   # a bug must not stop the gate measuring
+                except Exception as e:  # noqa: BLE001 - a bug must not stop the gate measuring
                     self._internal(e)
                     continue
                 for ev in events:   # readings first: nothing after this may lose them
@@ -155,7 +155,7 @@ class Thermometer:
                         reading = self._reading(ev) if isinstance(ev, Sample) else None
                         if reading is None:
                             self._fault(ev.status, ev.detail, ev.raw)
-                    except Exception as e:
+                    except Exception as e:  # noqa: BLE001 - as above
                         self._internal(e)
                         continue
                     if reading is not None:
@@ -166,7 +166,7 @@ class Thermometer:
                 except (serial.SerialException, OSError) as e:
                     self._lost(e)
                     continue
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - as above
                     self._internal(e)
                     continue
                 if self.session.polled:
@@ -277,7 +277,7 @@ class Thermometer:
 
     # --- running in a thread ---
 
-    def start(self) -> "Thermometer":
+    def start(self) -> Thermometer:
         if self._thread is not None:
             raise RuntimeError("already started")
         self._stop.clear()
@@ -295,7 +295,7 @@ class Thermometer:
             self._thread.join(timeout)
             self._thread = None
 
-    def __enter__(self) -> "Thermometer":
+    def __enter__(self) -> Thermometer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

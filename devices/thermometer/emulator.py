@@ -32,7 +32,9 @@ import tty
 from dataclasses import dataclass
 from pathlib import Path
 
-from .protocols import ascii_line, gy_mcu90614 as gy, modbus_rtu as mb
+from .protocols import ascii_line
+from .protocols import gy_mcu90614 as gy
+from .protocols import modbus_rtu as mb
 
 FAULTS = ("noise", "bad-checksum", "partial", "exception", "stuck", "silence", "disconnect")
 
@@ -49,7 +51,7 @@ class FaultSpec:
     duration: float = 1.0
 
     @classmethod
-    def parse(cls, text: str) -> "FaultSpec":
+    def parse(cls, text: str) -> FaultSpec:
         name, _, params = text.partition(":")
         if name not in FAULTS:
             raise EmulatorError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
@@ -288,7 +290,7 @@ class Emulator:
                     self.send(frame)
                 next_t = max(next_t + self.interval, time.monotonic()) if self.interval else time.monotonic()
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         self._thread = threading.Thread(target=self.run, name=f"emulator {self.protocol}", daemon=True)
         self._thread.start()
         return self
@@ -310,7 +312,7 @@ class Emulator:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -396,7 +398,7 @@ class ModbusEmulator(Emulator):
                 self.send(mb.exception_response(address, function, 0x04), len(raw))
                 continue
 
-            def encode(obj, amb):
+            def encode(obj, amb, address=address, function=function, start=start, count=count):
                 regs = self._registers(obj, amb)
                 return mb.registers_response(address, function,
                                              [regs.get(r, 0) for r in range(start, start + count)])

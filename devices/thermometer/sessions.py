@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import serial
 
-from .protocols import Event, Fault, Sample
-from .protocols import ascii_line, gy_mcu90614 as gy, modbus_rtu as mb
+from .protocols import Event, Fault, Sample, ascii_line
+from .protocols import gy_mcu90614 as gy
+from .protocols import modbus_rtu as mb
 from .reading import Status
 
 READ_SLICE = 0.05   # seconds a blocking read waits, so stop() is noticed quickly

@@ -12,7 +12,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from ..people import mask_name
 from .hc1 import EXP, IAT, ISS, NBF
@@ -40,7 +40,7 @@ def from_numeric_date(value: Any, name: str) -> dt.datetime:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ClaimsError(f"{name} must be a NumericDate")
     try:
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(value, dt.UTC)
     except (OverflowError, OSError, ValueError):
         raise ClaimsError(f"{name} is out of range") from None
 
@@ -89,7 +89,7 @@ class HealthCode:
         return _cwt(self.issuer, self.issued_at, None, self.expires_at, fields)
 
     @classmethod
-    def from_cwt(cls, claims: dict) -> "HealthCode":
+    def from_cwt(cls, claims: dict) -> HealthCode:
         fields = claims[GATE_CLAIM]
         colour = fields.get("c")
         if colour not in COLOURS:
@@ -140,7 +140,7 @@ class ResidentPass:
         return _cwt(self.issuer, self.issued_at, self.valid_from, self.valid_until, fields)
 
     @classmethod
-    def from_cwt(cls, claims: dict) -> "ResidentPass":
+    def from_cwt(cls, claims: dict) -> ResidentPass:
         fields = claims[GATE_CLAIM]
         if claims.get(NBF) is None or claims.get(EXP) is None:
             raise ClaimsError("a pass needs valid-from (nbf) and valid-until (exp)")
@@ -170,7 +170,7 @@ class ForeignCertificate:
     not_before: dt.datetime | None = None
 
     @classmethod
-    def from_cwt(cls, claims: dict) -> "ForeignCertificate":
+    def from_cwt(cls, claims: dict) -> ForeignCertificate:
         hcert = claims[HCERT_CLAIM]
         if not isinstance(hcert, Mapping) or not isinstance(hcert.get(1), Mapping):
             raise ClaimsError("EU hcert claim must be a map holding the certificate at key 1")
@@ -195,7 +195,7 @@ class ForeignCertificate:
                 "issued_at": _iso(self.issued_at), "expires_at": _iso(self.expires_at)}
 
 
-Token = Union[HealthCode, ResidentPass, ForeignCertificate]
+Token = HealthCode | ResidentPass | ForeignCertificate
 
 
 def parse(claims: dict) -> Token:

@@ -141,7 +141,7 @@ def run_issue(args: argparse.Namespace) -> int:
         else:
             text = issue.resident_pass(key, community=args.community, household=args.household,
                                        person_ref=ref, serial=args.serial,
-                                       valid_from=args.valid_from or dt.datetime.now(dt.timezone.utc),
+                                       valid_from=args.valid_from or dt.datetime.now(dt.UTC),
                                        valid_until=args.valid_until, issued_at=args.issued_at,
                                        issuer=args.issuer)
     except (ValueError, ClaimsError) as exc:

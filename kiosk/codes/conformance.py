@@ -14,9 +14,9 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from . import base45, claims as kinds, cose, hc1
+from . import base45, cose, hc1
+from . import claims as kinds
 from .trust import TrustList, parse_time
 from .verify import Policy, Reason, Refused, Verifier, VerifyResult
 
@@ -93,7 +93,7 @@ def load_cases(root: str | Path) -> list[tuple[str, dict]]:
 def trust_for(case: dict) -> TrustList:
     cert = (case.get("TESTCTX") or {}).get("CERTIFICATE")
     entries = [{"certificate": cert, "purposes": ["dcc"], "label": "test anchor"}] if cert else []
-    return TrustList.from_json({"keys": entries}, fetched_at=dt.datetime.now(dt.timezone.utc))
+    return TrustList.from_json({"keys": entries}, fetched_at=dt.datetime.now(dt.UTC))
 
 
 def decode_picture(png_b64: str) -> str | None:
@@ -122,7 +122,7 @@ def run_case(name: str, case: dict, picture: bool = True,
             read = decode_picture(image)
             got["picture"] = (read == text, "read the PREFIX" if read == text
                               else ("no QR code found" if read is None else "read other text"))
-        except Exception as exc:  # a broken PNG is that step failing, not the run
+        except Exception as exc:  # noqa: BLE001 - a broken PNG is that step failing, not the run
             got["picture"] = (False, f"{type(exc).__name__}: {exc}")
     else:
         got["picture"] = (None, "no picture in the case" if picture else "not run")
@@ -183,7 +183,7 @@ def summary(reports: list[CaseReport]) -> str:
     """A Markdown table: per step, cases asserting it and how many came out as expected."""
     lines = ["| step | asserted | as expected | expected to fail (and did) | not run |",
              "|---|---|---|---|---|"]
-    for key, step in CHECKED:
+    for _key, step in CHECKED:
         asserted = [s for r in reports for s in r.steps if s.name == step and s.expected is not None]
         lines.append(f"| {step} | {len(asserted)} | {sum(s.agrees for s in asserted)} | "
                      f"{sum(1 for s in asserted if s.expected is False and s.agrees)} | "

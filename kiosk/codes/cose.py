@@ -15,8 +15,7 @@ import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
-                                                             encode_dss_signature)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 ES256, EDDSA, PS256 = -7, -8, -37
 ALG_NAMES = {ES256: "ES256", EDDSA: "EdDSA", PS256: "PS256"}

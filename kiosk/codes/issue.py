@@ -27,7 +27,7 @@ def health_code(private_key: Any, *, person_ref: str, name: str, colour: str,
                 nat_at: dt.datetime | None = None, nat_result: str | None = None,
                 issuer: str | None = None) -> str:
     """A signed health code. The name is stored masked (张*三), never in full."""
-    issued_at = issued_at or dt.datetime.now(dt.timezone.utc)
+    issued_at = issued_at or dt.datetime.now(dt.UTC)
     code = HealthCode(person_ref=person_ref, name=name, colour=colour, issued_at=issued_at,
                       expires_at=issued_at + valid_for if valid_for else None, nat_at=nat_at,
                       nat_result=nat_result, issuer=issuer)
@@ -43,7 +43,7 @@ def resident_pass(private_key: Any, *, community: str, household: str, person_re
         raise ValueError("valid_until must be after valid_from")
     code = ResidentPass(community=community, household=household, person_ref=person_ref,
                         serial=serial, valid_from=valid_from, valid_until=valid_until,
-                        issued_at=issued_at or dt.datetime.now(dt.timezone.utc), issuer=issuer)
+                        issued_at=issued_at or dt.datetime.now(dt.UTC), issuer=issuer)
     claims = code.to_cwt()
     ResidentPass.from_cwt(claims)
     return sign_claims(claims, private_key)

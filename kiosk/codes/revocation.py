@@ -26,7 +26,7 @@ class RevocationList:
         return len(self.serials)
 
     @classmethod
-    def from_json(cls, obj: Any) -> "RevocationList":
+    def from_json(cls, obj: Any) -> RevocationList:
         if not isinstance(obj, dict) or not isinstance(obj.get("revoked"), list):
             raise RevocationListError('a revocation list is a JSON object {"revoked": [...]}')
         serials = set()
@@ -38,7 +38,7 @@ class RevocationList:
         return cls(frozenset(serials))
 
     @classmethod
-    def load(cls, path: str | Path) -> "RevocationList":
+    def load(cls, path: str | Path) -> RevocationList:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

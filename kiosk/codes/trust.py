@@ -48,7 +48,7 @@ def kid_of_public_key(public_key: Any) -> bytes:
 def parse_time(value: str) -> dt.datetime:
     """ISO 8601; a time without zone is UTC (the gate stores UTC)."""
     when = dt.datetime.fromisoformat(value.strip())
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ class TrustList:
 
     @classmethod
     def from_json(cls, obj: Any, fetched_at: dt.datetime | None = None,
-                  source: str = "") -> "TrustList":
+                  source: str = "") -> TrustList:
         """From parsed JSON (a file, or the township server's answer via sync)."""
         if not isinstance(obj, dict) or not isinstance(obj.get("keys"), list):
             raise TrustListError('a trust list is a JSON object {"keys": [...]}')
@@ -182,12 +182,12 @@ class TrustList:
         return cls(keys=keys, fetched_at=fetched_at, problems=problems, source=source)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrustList":
+    def load(cls, path: str | Path) -> TrustList:
         """From a file; its age is the file's modification time unless it says fetched_at."""
         path = Path(path)
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
-            mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+            mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
         except OSError as exc:
             raise TrustListError(f"cannot read trust list {path}: {exc.strerror}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -102,7 +102,7 @@ class Refused(Exception):
 
 
 def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Verifier:
@@ -116,7 +116,7 @@ class Verifier:
         """Never raises: whatever the camera read, the answer is a verdict with a reason."""
         at = at or now_utc()
         if at.tzinfo is None:
-            at = at.replace(tzinfo=dt.timezone.utc)
+            at = at.replace(tzinfo=dt.UTC)
         stale = self.trust.is_stale(at, self.policy.trust_max_age)
         try:
             return self._verify(text, at, stale)

@@ -172,7 +172,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     def server_time():
         """The server's clock, for the gate to measure its offset (no authentication)."""
         now = time.time()
-        return {"utc": clock.iso(dt.datetime.fromtimestamp(now, dt.timezone.utc)), "epoch": now}
+        return {"utc": clock.iso(dt.datetime.fromtimestamp(now, dt.UTC)), "epoch": now}
 
     @app.post("/v1/enroll", response_model=models.Enrolled, status_code=201, tags=["gate"])
     async def enroll(request: Request):

@@ -12,10 +12,11 @@ import json
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from kiosk import clock
 from kiosk.store import LISTS
@@ -135,7 +136,7 @@ class Database:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def open(cls, url: str, **kw) -> "Database":
+    def open(cls, url: str, **kw) -> Database:
         db = cls(url, **kw)
         with db.tx(write=True) as t:
             for statement in SCHEMA.format(id_pk=ID_PK[db.dialect]).split(";"):
@@ -200,7 +201,7 @@ class Database:
     def _tx(self, write: bool) -> Iterator[Tx]:
         try:
             conn = self._conn()
-        except Exception as exc:  # noqa: BLE001 - any connect failure is "try later"
+        except Exception as exc:
             raise self._named(exc) from exc
         try:
             if self.dialect == "sqlite":
@@ -255,7 +256,7 @@ class Database:
                 "last_seen_utc", "acked_seq", "max_seq", "clock_offset_s", "clock_checked_utc")
         with self.tx() as t:
             rows = t.all(f"SELECT {', '.join(cols)} FROM devices ORDER BY community, gate")
-        return [dict(zip(cols, r)) for r in rows]
+        return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def _touch_community(self, t: Tx, community: str, now: str, bump: bool) -> int:
         row = t.one("INSERT INTO communities (community, version, created_utc) VALUES (?, ?, ?) "
@@ -434,7 +435,7 @@ class Database:
                          f"LIMIT {int(limit)}", params)
             records = self._records(t, rows, batch_at=5)
         return [{**rec, "created_utc": created, "server_id": i, "corrected_utc": c, "time_source": s,
-                 "received_utc": r} for (i, created, c, s, r, _, _), rec in zip(rows, records)]
+                 "received_utc": r} for (i, created, c, s, r, _, _), rec in zip(rows, records, strict=True)]
 
     @staticmethod
     def _records(t: Tx, rows: list[tuple], batch_at: int) -> list[dict]:
@@ -521,7 +522,7 @@ class Database:
                          f"LIMIT {int(limit)}", (after_id,))
             records = self._records(t, rows, batch_at=7)
         out = []
-        for (i, community, gate, device_id, seq, at, action, _, _), e in zip(rows, records):
+        for (i, community, gate, device_id, seq, at, action, _, _), e in zip(rows, records, strict=True):
             out.append({"id": i, "community": community, "gate": gate, "device_id": device_id,
                         "seq": seq, "at_utc": at, "action": action, "reasons": e.get("reasons", []),
                         "subject_kind": e.get("subject_kind"), "code_colour": e.get("code_colour"),
