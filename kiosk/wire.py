@@ -5,7 +5,8 @@ batch, the township's list names with each list's row schema (`check_rows`), and
 policy document (`PolicyDocument`). The gate's store and the server both take their
 names and limits from here, so they cannot drift apart (tests/test_wire.py checks the
 gate's `Entry` against `WireEntry`). Standard library, pydantic and kiosk.clock only:
-the township server imports this and nothing else of the gate.
+the township server imports this and nothing else of the gate. The models are built
+on first use (`defer_build`), so importing the gate's store stays quick.
 
 Every bound is what a real gate can produce with room to spare; see docs/sync.md.
 """
@@ -115,7 +116,7 @@ Time = Annotated[str, AfterValidator(_time_text)]
 class WireEntry(BaseModel):
     """One entry as the gate recorded it: kiosk.store.Entry without `synced_at`.
     Lax mode with strict numbers and booleans (a JSON string is never coerced to an int)."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     device_id: Ident
     seq: StrictInt = Field(gt=0, le=MAX_SEQ)
@@ -151,7 +152,7 @@ RECORDED_FIELDS = ("device_id", "seq", "created_utc", "boot_id", "monotonic_ns",
 class ClockSample(BaseModel):
     """The gate's clocks at the moment it sent the batch: lets the server date
     entries written before the gate's wall clock was synchronised."""
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     boot_id: Ident
     monotonic_ns: int = Field(ge=0, le=MAX_MONOTONIC_NS)
@@ -160,7 +161,7 @@ class ClockSample(BaseModel):
 
 
 class Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     entries: list[WireEntry] = Field(min_length=1, max_length=MAX_BATCH)
     priority: bool = Field(False, description=(
@@ -197,7 +198,7 @@ class PolicyDocument(BaseModel):
 
 # -- the township's lists: names and row schemas --------------------------------------
 def _rows(**columns: Any) -> type[BaseModel]:
-    return create_model("Row", __config__=ConfigDict(extra="forbid", strict=True), **columns)
+    return create_model("Row", __config__=ConfigDict(extra="forbid", strict=True, defer_build=True), **columns)
 
 
 _REQ, _OPT = ..., None
@@ -270,4 +271,4 @@ def check_rows(name: str, rows: Any) -> list[dict[str, Any]]:
     return out
 
 
-_POLICY_VALUE: TypeAdapter[Any] = TypeAdapter(Scalar | Flat | Nested)
+_POLICY_VALUE: TypeAdapter[Any] = TypeAdapter(Scalar | Flat | Nested, config=ConfigDict(defer_build=True))

@@ -435,9 +435,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     @app.put("/v1/admin/communities/{community}/policy", response_model=models.Published,
              dependencies=adm, tags=["admin"])
-    def put_policy(policy: models.PolicyDocument, community: str = Path(pattern=models.SLUG)):
+    def put_policy(document: models.PolicyDocument, community: str = Path(pattern=models.SLUG)):
         """Set a community's risk level (low / medium / high) and thresholds."""
-        return db.publish(community, "policy", policy.model_dump(exclude_none=True))
+        return db.publish(community, "policy", document.model_dump(exclude_none=True))
 
     @app.put("/v1/admin/communities/{community}/lists/{name}", response_model=models.Published,
              dependencies=adm, tags=["admin"])
