@@ -79,3 +79,12 @@ def test_the_policy_document_is_bounded():
                 {"risk_level": "high", "fever_c": float("nan")}):
         with pytest.raises(ValueError):
             wire.PolicyDocument.model_validate(bad)
+
+
+def test_the_township_server_loads_only_the_contract_of_the_gate():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "import sys, sync.server; print(' '.join(sorted(m for m in "
+                          "sys.modules if m.split('.')[0] in ('kiosk', 'devices', 'sqlite_utils'))))"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["kiosk", "kiosk.clock", "kiosk.wire"]

@@ -57,7 +57,8 @@ class Settings:
     # Nonces in the database (shared between workers) or in this process's memory;
     # None: in the database on PostgreSQL, in memory on SQLite (one worker).
     shared_nonces: bool | None = None
-    upload_slots: int = 4  # large bodies read and parsed at once; the rest wait their turn
+    body_slots: int = 16  # bodies being read at once (memory: slots x max_body_bytes)
+    parse_slots: int = 2  # batches gunzipped and parsed at once (CPU-bound under the GIL anyway)
 
 
 class Problem(Exception):
@@ -160,8 +161,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
                              max_db_mb=settings.max_db_mb)
     shared = settings.shared_nonces if settings.shared_nonces is not None else db.dialect == "postgres"
     nonces: auth.NonceCache | DatabaseNonces = DatabaseNonces(db) if shared else auth.NonceCache()
-    uploads = asyncio.Semaphore(settings.upload_slots)
-    parsing = threading.BoundedSemaphore(max(1, settings.upload_slots // 2))
+    bodies = asyncio.Semaphore(settings.body_slots)
+    parsing = threading.BoundedSemaphore(settings.parse_slots)
     in_flight: set[str] = set()
     in_flight_lock = threading.Lock()
     app = FastAPI(title="gate township server", version="1",
@@ -243,10 +244,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     async def read_body(request: Request) -> bytes:
         """The whole body, held to the route's limit (the Gatekeeper raises past it),
-        within BODY_DEADLINE_S, at most `upload_slots` bodies at once."""
+        within BODY_DEADLINE_S, at most `body_slots` bodies at once."""
         try:
             async with asyncio.timeout(BODY_DEADLINE_S):
-                async with uploads:
+                async with bodies:
                     return await request.body()
         except TimeoutError:
             raise Problem(408, "body_too_slow", f"the body did not arrive within {BODY_DEADLINE_S:.0f} s; "
