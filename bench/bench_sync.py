@@ -150,11 +150,12 @@ def hostile_payloads(creds: Credentials) -> dict[str, bytes]:
         e = wire_entry(creds.device_id, seq, rng)
         e["readings"] = [reading] * contract.MAX_READINGS
         entries.append(e)
-    entries[-1]["seq"] = 1  # duplicate seq: refused after the whole batch was parsed
     heavy = json.dumps({"entries": entries}).encode()
     while len(heavy) > contract.MAX_BATCH_BYTES:  # stay just inside the inflated limit
         entries.pop(0)
         heavy = json.dumps({"entries": entries}).encode()
+    entries[-1]["seq"] = entries[0]["seq"]  # a duplicate seq: refused after the whole batch is parsed
+    heavy = json.dumps({"entries": entries}).encode()
     return {"heavy": gzip.compress(heavy, 6), "bomb": gzip.compress(b" " * (200 * 2**20), 9),
             "oversized": os.urandom(5 * 2**20)}
 

@@ -11,6 +11,7 @@ import random
 import socket
 import stat
 import threading
+import types
 from pathlib import Path
 
 import httpx
@@ -323,3 +324,21 @@ def test_the_township_database_is_private(tmp_path, caplog):
         assert "readable by others (mode 0644); now 0600" in caplog.text
     finally:
         os.umask(old_umask)
+
+
+def test_one_gate_cannot_take_more_than_its_share_of_parsing(tmp_path):
+    as_greedy = types.SimpleNamespace(device_id="c.greedy")
+    one_batch = len(json.dumps({"entries": [entry(as_greedy, s) for s in range(1, 51)], "priority": False}))
+    settings = Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN,
+                        device_burst_bytes=one_batch * 3 // 2, device_bytes_per_s=1.0)
+    with ServerThread(settings) as srv:
+        admin = Admin(srv.url, TOKEN)
+        greedy = enroll(srv.url, admin.enrollment("c", "greedy")["token"])
+        calm = enroll(srv.url, admin.enrollment("c", "calm")["token"])
+        big = [entry(greedy, s) for s in range(1, 51)]  # room for this one, not for a second
+        assert post(srv, greedy, big).status_code == 200
+        r = post(srv, greedy, [entry(greedy, s) for s in range(51, 101)])
+        assert (r.status_code, r.json()["error"]) == (429, "too_many_bytes") and "Retry-After" in r.headers
+        assert post(srv, calm, [entry(calm, 1)]).status_code == 200  # the others are served
+        assert held(admin, greedy.device_id) == list(range(1, 51))
+        admin.close()

@@ -59,6 +59,10 @@ class Settings:
     shared_nonces: bool | None = None
     body_slots: int = 16  # bodies being read at once (memory: slots x max_body_bytes)
     parse_slots: int = 2  # batches gunzipped and parsed at once (CPU-bound under the GIL anyway)
+    # Bytes of batch JSON one device may have parsed: a burst, then a steady rate. A real
+    # gate stays far below (a week's backlog is ~35 MB); a misbehaving one gets 429.
+    device_burst_bytes: int = 16 * 1024 * 1024
+    device_bytes_per_s: float = 1024 * 1024
 
 
 class Problem(Exception):
@@ -139,6 +143,30 @@ def admin_refusal(settings: Settings, headers: Headers) -> JSONResponse | None:
     return None
 
 
+class ByteBudget:
+    """A token bucket of parsed bytes per device: the server's parsing time (which holds
+    the GIL) is shared between gates, so one gate cannot crowd out the others."""
+
+    def __init__(self, burst: int, per_s: float):
+        self.burst, self.per_s = burst, per_s
+        self._left: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def charge(self, device_id: str, nbytes: int, *, refuse: bool = True) -> None:
+        """Take `nbytes` from the device's bucket; with `refuse`, raise 429 (taking
+        nothing) when the bucket does not hold them."""
+        now = time.monotonic()
+        with self._lock:
+            left, then = self._left.get(device_id, (float(self.burst), now))
+            left = min(float(self.burst), left + (now - then) * self.per_s)
+            if refuse and nbytes > left:
+                self._left[device_id] = (left, now)
+                wait = max(1, int((nbytes - left) / self.per_s + 0.999))
+                raise Problem(429, "too_many_bytes", f"this device sent more than the server parses for one "
+                              f"gate; retry in {wait} s", {"Retry-After": str(wait)})
+            self._left[device_id] = (left - nbytes, now)
+
+
 class DatabaseNonces:
     """The nonce store in the township database, shared by every worker (PostgreSQL,
     or `shared_nonces=True`): a row per nonce until its timestamp leaves the window."""
@@ -163,6 +191,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     nonces: auth.NonceCache | DatabaseNonces = DatabaseNonces(db) if shared else auth.NonceCache()
     bodies = asyncio.Semaphore(settings.body_slots)
     parsing = threading.BoundedSemaphore(settings.parse_slots)
+    budget = ByteBudget(settings.device_burst_bytes, settings.device_bytes_per_s)
     in_flight: set[str] = set()
     in_flight_lock = threading.Lock()
     app = FastAPI(title="gate township server", version="1",
@@ -339,7 +368,13 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
                 if not parsing.acquire(timeout=settings.busy_timeout_ms / 1000):
                     raise StorageError("the server is busy parsing other uploads")
                 try:
-                    raw = inflate(request, body)
+                    try:
+                        raw = inflate(request, body)
+                    except Problem as exc:  # a bomb costs its gate the bytes it inflated
+                        if exc.status == 413:
+                            budget.charge(device.device_id, settings.max_inflated_bytes, refuse=False)
+                        raise
+                    budget.charge(device.device_id, len(raw))
                     batch = parse_batch(raw)
                 finally:
                     parsing.release()
