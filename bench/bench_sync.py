@@ -196,7 +196,7 @@ def stranger(port: int, stop: threading.Event, counts: dict[str, int]) -> None:
              f"POST /v1/entries HTTP/1.1\r\nHost: x\r\nX-Gate-Device: nobody\r\n"
              f"X-Gate-Time: {time.time():.3f}\r\nX-Gate-Nonce: n\r\nX-Gate-Signature: s\r\n"
              f"Content-Length: {3 * 2**20}\r\n\r\n"]
-    chunk = b"x" * 2**20
+    chunk = b"x" * 2**16
     while not stop.is_set():
         for head in heads:
             try:
@@ -330,9 +330,12 @@ def main() -> int:
           f"enrolled gate sending, one after another, the heaviest batch the bounds allow "
           f"({contract.MAX_BATCH} entries with every reading full, refused after parsing), a gzip bomb "
           f"(200 MiB of spaces), a 5 MiB body, and a lost-range declaration up to seq 2^40 "
-          f"sent twice (a replay); and a stranger announcing 300 MiB bodies to an admin endpoint and "
-          f"3 MiB to /v1/entries. Answers to the misbehaving clients: {answers}. Targets: "
-          f"hostile p50/p99 within 2x of quiet; server memory under 300 MB.")
+          f"sent twice (a replay), as fast as it is answered and the server's limits allow (its parsed "
+          f"bytes are budgeted); and a stranger opening connection after connection that announce "
+          f"300 MiB to an admin endpoint or 3 MiB to /v1/entries (with an unknown device) and send "
+          f"the first 64 KiB. Answers to the misbehaving clients: {answers}. The load generator "
+          f"shares the server's 2 cores. Targets: hostile p50/p99 within 2x of quiet; server memory "
+          f"under 300 MB.")
     print(f"\nMeasured: `gate server` in its own process (one uvicorn worker, synchronous=FULL on "
           f"SQLite, fsync on PostgreSQL), load generator threads in another on 127.0.0.1. Ingest: "
           f"{INGEST_DEVICES} devices posting pre-built signed gzip batches of 500 "

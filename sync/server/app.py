@@ -60,9 +60,10 @@ class Settings:
     body_slots: int = 16  # bodies being read at once (memory: slots x max_body_bytes)
     parse_slots: int = 2  # batches gunzipped and parsed at once (CPU-bound under the GIL anyway)
     # Bytes of batch JSON one device may have parsed: a burst, then a steady rate. A real
-    # gate stays far below (a week's backlog is ~35 MB); a misbehaving one gets 429.
-    device_burst_bytes: int = 16 * 1024 * 1024
-    device_bytes_per_s: float = 1024 * 1024
+    # gate stays far below (a week's backlog, ~35 MB, drains in about a minute); a
+    # misbehaving one gets 429.
+    device_burst_bytes: int = 8 * 1024 * 1024
+    device_bytes_per_s: float = 512 * 1024
 
 
 class Problem(Exception):
