@@ -9,6 +9,7 @@ import gzip
 import json
 import os
 import random
+import tempfile
 import time
 
 import httpx
@@ -45,9 +46,10 @@ def world(tmp_path_factory):
 
 def _operations():
     from sync.server import create_app
-    app = create_app(Settings(db_url=":memory:", admin_token=TOKEN))
-    schema = schemathesis.openapi.from_dict(app.openapi())
-    app.state.db.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(Settings(db_url=f"{tmp}/schema.db", admin_token=TOKEN))
+        schema = schemathesis.openapi.from_dict(app.openapi())
+        app.state.db.close()
     return [op.ok() for op in schema.get_all_operations()]
 
 
