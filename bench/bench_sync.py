@@ -1,12 +1,14 @@
-"""Sync benchmark: township server ingest (SQLite, PostgreSQL), backlog drain, and
-ingest latency with 50 gates syncing at once. Server in its own process; the load
-generator in this one; everything on 127.0.0.1."""
+"""Sync benchmark: township server ingest (SQLite, PostgreSQL), backlog drain,
+ingest latency with 50 gates syncing at once, and the latency of well-behaved gates
+while one gate and a stranger misbehave (with the server's peak memory). Server in its
+own process; the load generator in this one; everything on 127.0.0.1."""
 from __future__ import annotations
 
 import gzip
 import json
 import os
 import random
+import socket
 import sys
 import tempfile
 import threading
@@ -18,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from kiosk import wire as contract
 from kiosk.store import Store
 from sync import auth
 from sync.admin import Admin
@@ -25,12 +28,15 @@ from sync.client import Credentials, SyncClient, SyncConfig, enroll, wire
 from sync.testing import PostgresCluster, ServerProcess, fill, sample_entry
 
 TOKEN = "bench-admin-token-0123456789"
-INGEST_DEVICES = 4
-INGEST_BATCHES = 40        # per device, of 500: 80,000 entries
+INGEST_DEVICES = 8         # each within the server's per-gate parse budget (8 MiB burst)
+INGEST_BATCHES = 20        # per device, of 500: 80,000 entries
 BACKLOG = 10_000
 GATES = 50
 GATE_ROUNDS = 20           # posts per gate in the latency test
 GATE_BATCH = 20            # entries per post: a busy gate syncing every few seconds
+CALM_GATES = 10            # well-behaved gates in the hostile test, each posting GATE_BATCH...
+CALM_PAUSE_S = 0.2         # ...then pausing: a busy township, not a flood
+PHASE_S = 10.0             # quiet, hostile, quiet again
 
 
 def enroll_devices(url: str, n: int, prefix: str) -> list[Credentials]:
@@ -126,6 +132,152 @@ def latency(url: str, prefix: str) -> tuple[float, float, float, float]:
     return p(0.5), p(0.99), times[-1] * 1000, GATES * GATE_ROUNDS * GATE_BATCH / wall
 
 
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def hostile_payloads(creds: Credentials) -> dict[str, bytes]:
+    """What a misbehaving gate sends, built once: the heaviest batch the bounds allow
+    (1000 entries, every reading full) made invalid by its last entry so nothing is
+    stored, a gzip bomb, a body over the limit."""
+    rng = random.Random(4)
+    reading = {f"k{i}": rng.random() for i in range(contract.MAX_KEYS)}
+    entries = []
+    for seq in range(1, contract.MAX_BATCH + 1):
+        e = wire_entry(creds.device_id, seq, rng)
+        e["readings"] = [reading] * contract.MAX_READINGS
+        entries.append(e)
+    heavy = json.dumps({"entries": entries}).encode()
+    while len(heavy) > contract.MAX_BATCH_BYTES:  # stay just inside the inflated limit
+        entries.pop(0)
+        heavy = json.dumps({"entries": entries}).encode()
+    entries[-1]["seq"] = entries[0]["seq"]  # a duplicate seq: refused after the whole batch is parsed
+    heavy = json.dumps({"entries": entries}).encode()
+    return {"heavy": gzip.compress(heavy, 6), "bomb": gzip.compress(b" " * (200 * 2**20), 9),
+            "oversized": os.urandom(5 * 2**20)}
+
+
+def wire_entry(device_id: str, seq: int, rng: random.Random) -> dict:
+    e = sample_entry(rng, report="none")
+    e.device_id, e.seq, e.created_utc = device_id, seq, "2026-11-25T08:00:00.000Z"
+    e.boot_id, e.monotonic_ns, e.clock_synced = "bench-boot", seq * 1000, True
+    return wire(e)
+
+
+def misbehave(url: str, port: int, creds: Credentials, payloads: dict[str, bytes],
+              stop: threading.Event, counts: dict[str, int]) -> None:
+    """One enrolled gate doing everything wrong, as fast as it is answered."""
+    key = creds.key()
+    top = wire_entry(creds.device_id, contract.MAX_SEQ, random.Random(5))
+    top.update(report="immediate", action="isolate")
+    with httpx.Client(base_url=url, timeout=60) as http:
+        def send(path: str, body: bytes, encoding: str | None = "gzip", replay: bool = False) -> None:
+            h = auth.sign_headers(key, creds.device_id, "POST", path, body)
+            if encoding:
+                h["Content-Encoding"] = encoding
+            for _ in range(2 if replay else 1):
+                r = http.post(path, content=body, headers=h)
+                counts[str(r.status_code)] = counts.get(str(r.status_code), 0) + 1
+        send("/v1/entries", gzip.compress(json.dumps({"entries": [top], "priority": True}).encode()))
+        while not stop.is_set():
+            send("/v1/entries", payloads["heavy"])
+            send("/v1/entries", payloads["bomb"])
+            send("/v1/entries", payloads["oversized"], encoding=None)
+            send("/v1/device/lost", json.dumps({"upto": contract.MAX_SEQ}).encode(), encoding=None, replay=True)
+
+
+def stranger(port: int, stop: threading.Event, counts: dict[str, int]) -> None:
+    """No credentials: announces 300 MiB bodies to the admin and entry endpoints."""
+    heads = [f"PUT /v1/admin/communities/c/lists/residents HTTP/1.1\r\nHost: x\r\n"
+             f"Content-Length: {300 * 2**20}\r\n\r\n",
+             f"POST /v1/entries HTTP/1.1\r\nHost: x\r\nX-Gate-Device: nobody\r\n"
+             f"X-Gate-Time: {time.time():.3f}\r\nX-Gate-Nonce: n\r\nX-Gate-Signature: s\r\n"
+             f"Content-Length: {3 * 2**20}\r\n\r\n"]
+    chunk = b"x" * 2**16
+    while not stop.is_set():
+        for head in heads:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                    s.sendall(head.encode() + chunk)
+                    status = s.recv(64).split(b" ")[1].decode()
+            except OSError:
+                status = "reset"
+            counts[status] = counts.get(status, 0) + 1
+
+
+def calm_gates(url: str, creds: list[Credentials], stop: threading.Event, times: list[float],
+               seqs: dict[str, int]) -> list[threading.Thread]:
+    lock = threading.Lock()
+
+    def gate(c: Credentials) -> None:
+        key, rng = c.key(), random.Random(c.device_id)
+        with httpx.Client(base_url=url, timeout=60) as http:
+            while not stop.is_set():
+                first = seqs[c.device_id] + 1
+                entries = [wire_entry(c.device_id, s, rng) for s in range(first, first + GATE_BATCH)]
+                body = gzip.compress(json.dumps({"entries": entries}).encode(), 1)
+                dt = post(http, c, key, body)
+                seqs[c.device_id] = first + GATE_BATCH - 1
+                with lock:
+                    times.append(dt)
+                stop.wait(CALM_PAUSE_S)
+
+    threads = [threading.Thread(target=gate, args=(c,)) for c in creds]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def pct(times: list[float], q: float) -> float:
+    s = sorted(times)
+    return s[min(len(s) - 1, int(q * len(s)))] * 1000
+
+
+def hostile(work: Path) -> dict:
+    """Well-behaved gates' latency, quiet then with one gate and one stranger misbehaving
+    then quiet again, in one run; the server's resident memory throughout."""
+    server = ServerProcess(str(work / "hostile.db"), TOKEN, None, log=work / "hostile-server.log")
+    server.start()
+    assert server.proc is not None
+    pid = server.proc.pid
+    try:
+        calm = enroll_devices(server.url, CALM_GATES, "calm")
+        [bad] = enroll_devices(server.url, 1, "bad")
+        payloads = hostile_payloads(bad)
+        seqs = {c.device_id: 0 for c in calm}
+        phases: dict[str, list[float]] = {"quiet": [], "hostile": [], "quiet again": []}
+        counts: dict[str, int] = {}
+        peak = {"quiet": 0.0, "hostile": 0.0, "quiet again": 0.0}
+        for phase, times in phases.items():
+            stop = threading.Event()
+            threads = calm_gates(server.url, calm, stop, times, seqs)
+            if phase == "hostile":
+                threads += [threading.Thread(target=misbehave, args=(server.url, server.port, bad, payloads,
+                                                                     stop, counts)),
+                            threading.Thread(target=stranger, args=(server.port, stop, counts))]
+                for t in threads[-2:]:
+                    t.start()
+            deadline = time.monotonic() + PHASE_S
+            while time.monotonic() < deadline:
+                peak[phase] = max(peak[phase], rss_mb(pid))
+                time.sleep(0.1)
+            stop.set()
+            for t in threads:
+                t.join(120)
+            print(f"hostile bench: {phase} p99 {pct(times, 0.99):.0f} ms, rss {peak[phase]:.0f} MB",
+                  file=sys.stderr, flush=True)
+        hwm = rss_mb(pid, "VmHWM")
+    finally:
+        server.stop()
+    quiet = phases["quiet"] + phases["quiet again"]
+    return {"quiet": (pct(quiet, 0.5), pct(quiet, 0.99), len(quiet)),
+            "hostile": (pct(phases["hostile"], 0.5), pct(phases["hostile"], 0.99), len(phases["hostile"])),
+            "peak": peak, "hwm": hwm, "counts": counts}
+
+
 def run_backend(name: str, db_url: str, work: Path) -> dict:
     server = ServerProcess(db_url, TOKEN, None, log=work / f"{name}-server.log")
     server.start()
@@ -154,7 +306,7 @@ def main() -> int:
         finally:
             pg.stop()
     print("## Sync: township server ingest and gate backlog\n")
-    print("| backend | ingest entries/s (4 gates, batches of 500) | drain 10,000-entry backlog | "
+    print(f"| backend | ingest entries/s ({INGEST_DEVICES} gates, batches of 500) | drain 10,000-entry backlog | "
           f"{GATES} gates at once: p50 / p99 / max latency per post of {GATE_BATCH} | entries/s then |")
     print("|---|---|---|---|---|")
     for name, r in results.items():
@@ -162,6 +314,28 @@ def main() -> int:
               f"{r['p50']:.0f} / {r['p99']:.0f} / {r['max']:.0f} ms | {r['lat_rate']:,.0f} |")
     if why_not:
         print(f"\nPostgreSQL not measured: {why_not}.")
+    h = hostile(work)
+    q, b = h["quiet"], h["hostile"]
+    print("\n### Well-behaved gates while one gate and a stranger misbehave (SQLite)\n")
+    print(f"| phase | p50 / p99 per post of {GATE_BATCH} | posts | server memory (RSS, peak) |")
+    print("|---|---|---|---|")
+    print(f"| quiet (before and after) | {q[0]:.0f} / {q[1]:.0f} ms | {q[2]} | "
+          f"{max(h['peak']['quiet'], h['peak']['quiet again']):.0f} MB |")
+    print(f"| hostile | {b[0]:.0f} / {b[1]:.0f} ms | {b[2]} | {h['peak']['hostile']:.0f} MB |")
+    print(f"| hostile / quiet | {b[0] / q[0]:.2f}x / {b[1] / q[1]:.2f}x | | peak of the run (VmHWM) "
+          f"{h['hwm']:.0f} MB |")
+    answers = ", ".join(f"{k}: {v}" for k, v in sorted(h["counts"].items()))
+    print(f"\n{CALM_GATES} enrolled gates post {GATE_BATCH} entries then pause {CALM_PAUSE_S} s, "
+          f"for {PHASE_S:.0f} s quiet, {PHASE_S:.0f} s hostile, {PHASE_S:.0f} s quiet again. Hostile: one "
+          f"enrolled gate sending, one after another, the heaviest batch the bounds allow "
+          f"({contract.MAX_BATCH} entries with every reading full, refused after parsing), a gzip bomb "
+          f"(200 MiB of spaces), a 5 MiB body, and a lost-range declaration up to seq 2^40 "
+          f"sent twice (a replay), as fast as it is answered and the server's limits allow (its parsed "
+          f"bytes are budgeted); and a stranger opening connection after connection that announce "
+          f"300 MiB to an admin endpoint or 3 MiB to /v1/entries (with an unknown device) and send "
+          f"the first 64 KiB. Answers to the misbehaving clients: {answers}. The load generator "
+          f"shares the server's 2 cores. Targets: hostile p50/p99 within 2x of quiet; server memory "
+          f"under 300 MB.")
     print(f"\nMeasured: `gate server` in its own process (one uvicorn worker, synchronous=FULL on "
           f"SQLite, fsync on PostgreSQL), load generator threads in another on 127.0.0.1. Ingest: "
           f"{INGEST_DEVICES} devices posting pre-built signed gzip batches of 500 "

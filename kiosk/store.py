@@ -23,6 +23,8 @@ from typing import Any
 import sqlite_utils
 
 from kiosk import clock
+from kiosk.wire import LISTS as LISTS  # re-exported: the list names live in kiosk/wire.py
+from kiosk.wire import WireError, check_rows
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +102,8 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-# Lists the township pushes down, replaced whole and atomically by the sync client.
-LISTS = ("households", "residents", "passes", "revoked_passes", "quarantine_orders",
-         "vehicles", "risk_areas", "trust_keys", "guards")
+# Lists the township pushes down (names and row schemas: kiosk/wire.py), replaced whole
+# and atomically by the sync client.
 
 JSON_FIELDS = ("readings", "answers", "vehicle", "details", "reasons")
 
@@ -420,9 +421,10 @@ class Store:
         document replaces the table whole: local settings belong in gate.toml),
         whole lists {name: (rows, version, etag)} and meta values. The gate sees all of it
         or none of it; foreign keys are checked at commit, across the lists."""
-        unknown = [n for n in (lists or {}) if n not in LISTS]
-        if unknown:
-            raise StoreError(f"unknown list {unknown[0]!r}; known: {', '.join(LISTS)}")
+        try:  # the same schema the township checked at upload: a wrong column names itself
+            lists = {n: (check_rows(n, rows), v, e) for n, (rows, v, e) in (lists or {}).items()}
+        except WireError as exc:
+            raise StoreError(f"{exc}; nothing applied") from None
         at = clock.iso(fetched_at or clock.utc_now())
         with self.transaction() as conn:
             conn.execute("PRAGMA defer_foreign_keys = ON")

@@ -85,6 +85,11 @@ def sign_headers(key: Ed25519PrivateKey, device_id: str, method: str, target: st
     return {DEVICE: device_id, TIMESTAMP: timestamp, NONCE: nonce, SIGNATURE: b64(sig)}
 
 
+MAX_DEVICE_ID = 100
+MAX_NONCE = 64
+MAX_SIGNATURE = 100
+
+
 @dataclass(frozen=True)
 class SignedRequest:
     device_id: str
@@ -92,53 +97,93 @@ class SignedRequest:
     nonce: str
 
 
-def verify(headers, method: str, target: str, body: bytes, public_key_for, now: float | None = None
-           ) -> SignedRequest:
-    """Check a gate's signature. `public_key_for(device_id)` returns the key text or
-    raises AuthError (unknown 401, revoked 403). Raises AuthError on any failure."""
+def parse_timestamp(stamp: str) -> float:
+    """Seconds since the epoch as the gate wrote them: ASCII digits with an optional
+    fraction (`1764057600.123`). Nothing else: `nan`, `inf`, `1e9`, `+5` or `١٢` are
+    refused, so the freshness check always compares two real numbers."""
+    whole, dot, frac = stamp.partition(".")
+    ok = (0 < len(whole) <= 11 and whole.isascii() and whole.isdigit()
+          and (not dot or (0 < len(frac) <= 9 and frac.isascii() and frac.isdigit())))
+    if not ok:
+        raise AuthError("bad_timestamp", f"{TIMESTAMP} must be seconds since 1970 in decimal digits "
+                        "(e.g. 1764057600.123)")
+    return float(stamp)
+
+
+def signed_headers(headers, now: float | None = None) -> SignedRequest:
+    """The signature headers, present, bounded and fresh, checked before any body is read
+    (and before the nonce store is touched). Raises AuthError."""
     missing = [h for h in (DEVICE, TIMESTAMP, NONCE, SIGNATURE) if not headers.get(h)]
     if missing:
         raise AuthError("unsigned", f"missing signature headers: {', '.join(missing)}")
-    device_id, stamp, nonce = headers[DEVICE], headers[TIMESTAMP], headers[NONCE]
-    try:
-        ts = float(stamp)
-    except ValueError:
-        raise AuthError("bad_timestamp", f"{TIMESTAMP} is not a number") from None
+    device_id, nonce = headers[DEVICE], headers[NONCE]
+    if len(device_id) > MAX_DEVICE_ID or len(nonce) > MAX_NONCE or len(headers[SIGNATURE]) > MAX_SIGNATURE:
+        raise AuthError("bad_signature", f"{DEVICE}, {NONCE} or {SIGNATURE} is too long")
+    ts = parse_timestamp(headers[TIMESTAMP])
     now = time.time() if now is None else now
     if abs(now - ts) > SKEW_S:
         raise AuthError("stale_timestamp",
                         f"request time is {now - ts:+.0f} s from the server's; "
                         "fetch /v1/time and correct the clock offset")
-    key = public_key_from_text(public_key_for(device_id))
-    try:
-        key.verify(unb64(headers[SIGNATURE]),
-                   signed_message(method, target, device_id, stamp, nonce, body))
-    except (InvalidSignature, ValueError):
-        raise AuthError("bad_signature", "the request signature does not verify") from None
     return SignedRequest(device_id, ts, nonce)
 
 
-class NonceCache:
-    """Nonces seen within the time window: a signed request is accepted once.
-    In memory, per process: a replay can at worst repeat an idempotent request."""
+def verify(headers, method: str, target: str, body: bytes, public_key_for, now: float | None = None
+           ) -> SignedRequest:
+    """Check a gate's signature. `public_key_for(device_id)` returns the key text or
+    raises AuthError (unknown 401, revoked 403). Raises AuthError on any failure."""
+    signed = signed_headers(headers, now)
+    try:
+        key = public_key_from_text(public_key_for(signed.device_id))
+        key.verify(unb64(headers[SIGNATURE]), signed_message(
+            method, target, signed.device_id, headers[TIMESTAMP], signed.nonce, body))
+    except (InvalidSignature, ValueError):
+        raise AuthError("bad_signature", "the request signature does not verify") from None
+    return signed
 
-    def __init__(self, window_s: float = 2 * SKEW_S, max_size: int = 200_000):
-        self.window_s = window_s
-        self.max_size = max_size
-        self._seen: dict[tuple[str, str], float] = {}
+
+class NonceCache:
+    """Nonces seen within the time window, in memory: a signed request is accepted once.
+
+    A nonce is filed under its request's signed timestamp, in buckets of `bucket_s`
+    seconds. A replay carries the same timestamp (it is signed), so one set lookup
+    finds it; a bucket whose timestamps are all outside the window is dropped whole.
+    Constant time per request, and bounded: at most `per_device` nonces per device per
+    bucket (a faster gate is told to slow down, 429) and `max_size` in all (503, retry)
+    rather than forgetting a nonce inside the window. One process only: with several
+    workers, or on PostgreSQL, the server keeps nonces in its database instead
+    (sync/server/db.py `Database.add_nonce`)."""
+
+    def __init__(self, window_s: float = SKEW_S, bucket_s: float = 60.0, per_device: int = 600,
+                 max_size: int = 200_000):
+        self.window_s, self.bucket_s = window_s, bucket_s
+        self.per_device, self.max_size = per_device, max_size
+        self._buckets: dict[int, dict[str, set[str]]] = {}
+        self._size = 0
         self._lock = threading.Lock()
 
-    def add(self, device_id: str, nonce: str, now: float | None = None) -> bool:
-        """False when this nonce was already used by this device."""
-        now = time.monotonic() if now is None else now
-        key = (device_id, nonce)
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, device_id: str, nonce: str, timestamp: float, now: float | None = None) -> bool:
+        """False when this device already used this nonce. Raises AuthError (429/503)
+        when the device or the whole store is over its bound."""
+        now = time.time() if now is None else now
+        oldest = int((now - self.window_s) // self.bucket_s)
+        bucket = int(timestamp // self.bucket_s)
         with self._lock:  # check-and-set: two copies of one request may race
-            if len(self._seen) >= self.max_size:
-                cutoff = now - self.window_s
-                self._seen = {k: t for k, t in self._seen.items() if t > cutoff}
-            if key in self._seen:
+            for b in [b for b in self._buckets if b < oldest]:
+                self._size -= sum(len(n) for n in self._buckets.pop(b).values())
+            seen = self._buckets.setdefault(bucket, {}).setdefault(device_id, set())
+            if nonce in seen:
                 return False
-            self._seen[key] = now
+            if len(seen) >= self.per_device:
+                raise AuthError("too_many_requests", f"more than {self.per_device} requests from this "
+                                f"device in {self.bucket_s:.0f} s; slow down", 429)
+            if self._size >= self.max_size:
+                raise AuthError("server_busy", "the server is taking too many requests; retry later", 503)
+            seen.add(nonce)
+            self._size += 1
             return True
 
 

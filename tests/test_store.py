@@ -178,7 +178,7 @@ def test_replace_list_is_atomic(tmp_path):
     with Store.open(tmp_path / "g.db") as store:
         store.replace_list("risk_areas", [{"code": "320100", "name": "南京市某区", "level": "high"}],
                           version="7")
-        with pytest.raises(sqlite3.IntegrityError):  # a bad row: the old list must survive whole
+        with pytest.raises(StoreError, match="risk_areas: row 1: column 'level'"):  # the old list survives
             store.replace_list("risk_areas", [{"code": "1", "name": "a", "level": "medium"},
                                               {"code": "2", "name": "b", "level": "extreme"}])
         rows = [dict(r) for r in store.conn.execute("SELECT code, level FROM risk_areas")]

@@ -95,10 +95,13 @@ def test_mark_unsynced_above_resends_only_what_the_server_lost(store):
 
 
 def test_nonce_cache_accepts_each_nonce_once():
-    from sync.auth import NonceCache
-    cache = NonceCache(window_s=10, max_size=3)
-    assert cache.add("d", "n1", now=0) and not cache.add("d", "n1", now=1)
-    assert cache.add("other", "n1", now=1)  # nonces are per device
-    assert cache.add("d", "n2", now=2)
-    assert cache.add("d", "n3", now=20)  # full: entries older than the window are dropped
-    assert cache.add("d", "n1", now=21)
+    from sync.auth import AuthError, NonceCache
+    cache = NonceCache(window_s=10, bucket_s=5, max_size=3)
+    assert cache.add("d", "n1", 0, now=0) and not cache.add("d", "n1", 0, now=1)
+    assert cache.add("other", "n1", 1, now=1)  # nonces are per device
+    assert cache.add("d", "n2", 2, now=2)
+    with pytest.raises(AuthError, match="retry later"):  # full: refuse rather than forget
+        cache.add("d", "n4", 3, now=3)
+    assert cache.add("d", "n3", 20, now=20)  # buckets older than the window are dropped whole
+    assert len(cache) == 1
+    assert cache.add("d", "n1", 21, now=21)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
 import re
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from kiosk import clock
-from kiosk.store import LISTS
-from sync.server.models import ISO_UTC
+from kiosk.wire import LISTS
+
+log = logging.getLogger("gate.server")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS communities (
@@ -51,6 +55,11 @@ CREATE TABLE IF NOT EXISTS seq_losses (
 CREATE TABLE IF NOT EXISTS documents (
     community TEXT NOT NULL, name TEXT NOT NULL, version BIGINT NOT NULL, etag TEXT NOT NULL,
     body TEXT NOT NULL, updated_utc TEXT NOT NULL, PRIMARY KEY (community, name));
+-- Request nonces inside the signature window, when several workers share them.
+CREATE TABLE IF NOT EXISTS nonces (
+    device_id TEXT NOT NULL, nonce TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (device_id, nonce));
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires);
 """
 ID_PK = {"sqlite": "id INTEGER PRIMARY KEY",
          "postgres": "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
@@ -58,7 +67,7 @@ ENTRY_COLUMNS = ("device_id", "seq", "community", "gate", "created_utc", "correc
                  "time_source", "boot_id", "monotonic_ns", "action", "report", "received_utc",
                  "batch_index", "batch_id")
 DOCUMENTS = ("policy",) + LISTS
-is_iso = re.compile(ISO_UTC).match
+NONCE_PRUNE_S = 30.0  # delete expired nonces in bulk at most this often
 CLOCK_TRUST_S = 60.0  # a "synchronised" entry further than this from the monotonic estimate is re-dated
 
 
@@ -112,7 +121,14 @@ class Tx:
         self.cur.execute(self._sql(sql), params)
         return self.cur.fetchone() if self.cur.description else None
 
-    def many(self, sql: str, rows: list[Sequence]) -> None:
+    def row(self, sql: str, params: Sequence = ()) -> tuple:
+        """One row that must exist (an UPDATE ... RETURNING of a known row)."""
+        found = self.one(sql, params)
+        if found is None:
+            raise StorageError("the township database lost a row it had just read")
+        return found
+
+    def many(self, sql: str, rows: Sequence[Sequence]) -> None:
         if rows:
             self.cur.executemany(self._sql(sql), rows)
 
@@ -131,9 +147,28 @@ class Database:
         # SQLite has one writer at a time; queue this process's writers on a fair lock
         # instead of SQLite's sleep-and-poll busy handler, which starves some under load.
         self._write_lock = threading.Lock()
+        self._nonce_pruned = 0.0
         if self.dialect == "sqlite":
             self.path = Path(re.sub(r"^sqlite:/{0,2}", "", url) if url.startswith("sqlite:") else url)
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._private_file()
+
+    def _private_file(self) -> None:
+        """The township's file holds masked names and person references: owner only (0600).
+        Created so; an existing file open to others is tightened, with a warning. SQLite
+        creates -wal and -shm with the main file's mode; those are tightened too."""
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+            for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                if not path.exists():
+                    continue
+                mode = stat.S_IMODE(path.stat().st_mode)
+                if mode & 0o077:
+                    os.chmod(path, mode & 0o700)
+                    log.warning("%s was readable by others (mode %04o); now %04o", path, mode, mode & 0o700)
+        except OSError as exc:
+            raise StorageError(f"cannot make {self.path} private to this user ({exc.strerror})") from None
 
     @classmethod
     def open(cls, url: str, **kw) -> Database:
@@ -231,7 +266,7 @@ class Database:
             return isinstance(exc, psycopg.Error)
         return False
 
-    def _named(self, exc: BaseException) -> Exception:
+    def _named(self, exc: BaseException) -> BaseException:
         text = str(exc).lower()
         if "full" in text or "no space" in text or type(exc).__name__ == "DiskFull":
             return StorageFull("the township database is full")
@@ -259,15 +294,26 @@ class Database:
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def _touch_community(self, t: Tx, community: str, now: str, bump: bool) -> int:
-        row = t.one("INSERT INTO communities (community, version, created_utc) VALUES (?, ?, ?) "
+        row = t.row("INSERT INTO communities (community, version, created_utc) VALUES (?, ?, ?) "
                     "ON CONFLICT (community) DO UPDATE SET version = communities.version + ? "
                     "RETURNING version", (community, 1 if bump else 0, now, 1 if bump else 0))
         return row[0]
+
+    @staticmethod
+    def _same_device(t: Tx, device_id: str, community: str, gate: str) -> None:
+        """A device id names one community's gate for good: refuse to hand it to another."""
+        for table in ("devices", "enrollments"):
+            row = t.one(f"SELECT community, gate FROM {table} WHERE device_id = ? AND "
+                        "(community <> ? OR gate <> ?) LIMIT 1", (device_id, community, gate))
+            if row:
+                raise Rejected(409, "device_id_taken", f"device id {device_id!r} belongs to gate "
+                               f"{row[1]!r} of {row[0]!r}; choose another device id")
 
     def create_enrollment(self, token_hash: str, device_id: str, community: str, gate: str,
                           expires: dt.datetime) -> None:
         now = clock.iso(clock.utc_now())
         with self.tx(write=True) as t:
+            self._same_device(t, device_id, community, gate)
             self._touch_community(t, community, now, bump=False)
             t.all("INSERT INTO enrollments VALUES (?, ?, ?, ?, ?, ?, NULL)",
                   (token_hash, device_id, community, gate, now, clock.iso(expires)))
@@ -283,13 +329,17 @@ class Database:
                 raise Rejected(401, "invalid_enrollment_token",
                                "enrollment token unknown, expired or already used")
             device_id, community, gate = row
+            # A token re-keys only the device it was made for (same community and gate).
+            self._same_device(t, device_id, community, gate)
             t.all("INSERT INTO devices (device_id, community, gate, public_key, status, enrolled_utc) "
                   "VALUES (?, ?, ?, ?, 'active', ?) ON CONFLICT (device_id) DO UPDATE SET "
                   "community = excluded.community, gate = excluded.gate, "
                   "public_key = excluded.public_key, status = 'active', revoked_utc = NULL, "
                   "enrolled_utc = excluded.enrolled_utc",
                   (device_id, community, gate, public_key, now))
-        return self.device(device_id)
+        device = self.device(device_id)
+        assert device is not None  # just written
+        return device
 
     def revoke(self, device_id: str) -> bool:
         with self.tx(write=True) as t:
@@ -316,7 +366,7 @@ class Database:
         now_text = clock.iso(now)
         with self.tx(write=True) as t:
             # The UPDATE takes the device's row lock: one batch per device at a time.
-            acked, max_seq = t.one(
+            acked, max_seq = t.row(
                 "UPDATE devices SET last_seen_utc = ?, clock_offset_s = COALESCE(?, clock_offset_s), "
                 "clock_checked_utc = COALESCE(?, clock_checked_utc) WHERE device_id = ? "
                 "RETURNING acked_seq, max_seq",
@@ -333,7 +383,7 @@ class Database:
                                "numbering restarted (see docs/sync.md, recovery)")
             new = [r for r in rows if r[1] not in held]
             if new:
-                (batch_id,) = t.one("INSERT INTO batches (device_id, received_utc, body) VALUES (?, ?, ?) "
+                (batch_id,) = t.row("INSERT INTO batches (device_id, received_utc, body) VALUES (?, ?, ?) "
                                     "RETURNING id", (device.device_id, now_text,
                                                      raw.decode("utf-8", "replace") if raw
                                                      else batch.model_dump_json()))
@@ -375,16 +425,7 @@ class Database:
         sample = batch.clock
         received = clock.iso(now)
         rows = []
-        for i, e in enumerate(batch.entries):
-            if not is_iso(e.created_utc):
-                raise Rejected(422, "invalid_entry", f"entries.{i}.created_utc: not an ISO-8601 "
-                               f"time: {e.created_utc[:40]!r}")
-            if len(e.created_utc) != 24 or e.created_utc[-1] != "Z":  # not yet in our text form
-                try:
-                    e.created_utc = clock.iso(clock.parse_iso(e.created_utc))
-                except ValueError:
-                    raise Rejected(422, "invalid_entry", f"entries.{i}.created_utc: no such time "
-                                   f"{e.created_utc!r}") from None
+        for i, e in enumerate(batch.entries):  # times are checked and in our form (kiosk/wire.py)
             corrected, source = e.created_utc, "device"
             if sample and e.boot_id == sample.boot_id and e.monotonic_ns <= sample.monotonic_ns:
                 estimate = now - dt.timedelta(microseconds=(sample.monotonic_ns - e.monotonic_ns) // 1000)
@@ -403,29 +444,30 @@ class Database:
         for the township and let the contiguous ack pass over it."""
         now = clock.iso(clock.utc_now())
         with self.tx(write=True) as t:
-            acked, max_seq = t.one("UPDATE devices SET last_seen_utc = ? WHERE device_id = ? "
+            acked, max_seq = t.row("UPDATE devices SET last_seen_utc = ? WHERE device_id = ? "
                                    "RETURNING acked_seq, max_seq", (now, device.device_id))
             if upto > max_seq:
                 raise Rejected(422, "beyond_max_seq",
                                f"the server holds nothing above seq {max_seq}; cannot lose {upto}")
             if upto > acked:
-                held = {s for (s,) in t.all("SELECT seq FROM entries WHERE device_id = ? AND seq > ? "
-                                            "AND seq <= ?", (device.device_id, acked, upto))}
-                start = None
-                for s in range(acked + 1, upto + 2):
-                    missing = s <= upto and s not in held
-                    if missing and start is None:
-                        start = s
-                    elif not missing and start is not None:
-                        t.all("INSERT INTO seq_losses VALUES (?, ?, ?, ?)",
-                              (device.device_id, start, s - 1, now))
-                        start = None
+                # The missing ranges are the gaps between the seqs held: work in proportion
+                # to the entries stored, never to the width of the range (seq may be 2^40).
+                held = t.all("SELECT seq FROM entries WHERE device_id = ? AND seq > ? AND seq <= ? "
+                             "ORDER BY seq", (device.device_id, acked, upto))
+                lost, nxt = [], acked + 1
+                for (s,) in held:
+                    if s > nxt:
+                        lost.append((device.device_id, nxt, s - 1, now))
+                    nxt = s + 1
+                if nxt <= upto:
+                    lost.append((device.device_id, nxt, upto, now))
+                t.many("INSERT INTO seq_losses VALUES (?, ?, ?, ?)", lost)
                 acked = self._advance(t, device.device_id, upto)
                 t.all("UPDATE devices SET acked_seq = ? WHERE device_id = ?", (acked, device.device_id))
         return {"acked_seq": acked}
 
     def entries(self, device_id: str | None = None, after_seq: int = 0, limit: int = 1000) -> list[dict]:
-        where, params = "seq > ?", [after_seq]
+        where, params = "seq > ?", list[Any]([after_seq])
         if device_id:
             where += " AND device_id = ?"
             params.append(device_id)
@@ -448,6 +490,20 @@ class Database:
                                    chunk):
                 bodies[bid] = json.loads(body)["entries"]
         return [bodies[r[batch_at]][r[batch_at + 1]] for r in rows]
+
+    # -- request nonces shared between workers ----------------------------------------
+    def add_nonce(self, device_id: str, nonce: str, expires: float, now: float) -> bool:
+        """Remember a request's nonce until `expires` (epoch s); False when this device
+        already used it. Expired nonces are deleted in bulk every NONCE_PRUNE_S."""
+        with self.tx(write=True) as t:
+            if self.dialect == "postgres":  # a nonce lost in a crash only reopens its own window
+                t.all("SET LOCAL synchronous_commit = off")
+            if now - self._nonce_pruned > NONCE_PRUNE_S:
+                t.all("DELETE FROM nonces WHERE expires < ?", (now,))
+                self._nonce_pruned = now
+            row = t.one("INSERT INTO nonces VALUES (?, ?, ?) ON CONFLICT (device_id, nonce) DO NOTHING "
+                        "RETURNING 1", (device_id, nonce, expires))
+        return row is not None
 
     # -- policy and lists -----------------------------------------------------------
     def publish(self, community: str, name: str, body: Any) -> dict:

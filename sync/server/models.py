@@ -1,79 +1,20 @@
-"""The wire format between gate and township, as pydantic models: one place that
-both validates a batch and describes it in the OpenAPI document."""
+"""The server's requests and answers as pydantic models (validation and the OpenAPI
+document). The wire contract shared with the gate (entries, batches, lists, the
+policy document) is kiosk/wire.py; its names are re-exported here."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from kiosk import clock
+from kiosk import wire
+from kiosk.wire import MAX_BATCH, Batch, ClockSample, PolicyDocument, WireEntry
 
-MAX_BATCH = 1000  # entries in one POST /v1/entries; the client sends at most 500
-ISO_UTC = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-           r"(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
-
-
-def _iso(value: str) -> str:
-    try:
-        return clock.iso(clock.parse_iso(value))
-    except (ValueError, TypeError):
-        raise ValueError(f"not an ISO-8601 time: {value[:40]!r}") from None
-
-
-class EntryIn(BaseModel):
-    """One entry as the gate recorded it (kiosk.store.Entry without synced_at).
-    Lax mode with strict numbers and booleans (a JSON string is never a str-coerced int):
-    as strict as strict mode and faster; `created_utc` is checked in `Database._rows`
-    with ISO_UTC (pydantic's per-field regex costs more than the rest of the entry)."""
-    model_config = ConfigDict(extra="forbid")
-
-    device_id: str = Field(min_length=1)
-    seq: StrictInt = Field(gt=0)
-    created_utc: str = Field(description="ISO-8601 time, e.g. 2026-11-25T08:00:00.000Z")
-    boot_id: str
-    monotonic_ns: StrictInt = Field(ge=0)
-    clock_synced: StrictBool
-    gate: str
-    direction: Literal["in", "out"]
-    subject_kind: str
-    action: str
-    report: Literal["none", "daily", "immediate"]
-    reasons: list[str] = []
-    guard: str | None = None
-    masked_name: str | None = None
-    person_ref: str | None = None
-    code_kind: str | None = None
-    code_colour: str | None = None
-    code_result: str | None = None
-    readings: list[dict[str, Any]] = []
-    answers: dict[str, Any] = {}
-    mask_confirmed: StrictBool | None = None
-    vehicle: dict[str, Any] | None = None
-    details: dict[str, Any] | None = None
-    override_reason: str | None = None
-
-
-class ClockSample(BaseModel):
-    """The gate's clocks at the moment it sent the batch: lets the server date
-    entries written before the gate's wall clock was synchronised."""
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    boot_id: str = Field(max_length=100)
-    monotonic_ns: int = Field(ge=0)
-    wall_utc: str
-    synchronised: bool
-
-    _utc = field_validator("wall_utc")(_iso)
-
-
-class Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    entries: list[EntryIn] = Field(min_length=1, max_length=MAX_BATCH)
-    priority: bool = Field(False, description=(
-        "Immediate reports sent ahead of the in-order stream: every entry must have "
-        "report='immediate', and seqs may run ahead of the acknowledged seq."))
-    clock: ClockSample | None = None
+__all__ = ["MAX_BATCH", "Batch", "ClockSample", "PolicyDocument", "WireEntry"]  # and the models below
+# Communities and gates are slugs without a dot, so the default device id
+# `community.gate` names one pair only (x + y.z and x.y + z cannot both exist).
+SLUG = r"^[A-Za-z0-9_-]{1,64}$"
+DEVICE_ID = r"^[A-Za-z0-9._:-]{1,100}$"
 
 
 class Ack(BaseModel):
@@ -92,7 +33,8 @@ class DeviceState(BaseModel):
 
 class LostSeqs(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    upto: int = Field(ge=0, description="seqs above the acknowledged one up to this are lost for good")
+    upto: int = Field(ge=0, le=wire.MAX_SEQ,
+                      description="seqs above the acknowledged one up to this are lost for good")
 
 
 class Enroll(BaseModel):
@@ -109,10 +51,11 @@ class Enrolled(BaseModel):
 
 class EnrollmentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    community: str = Field(min_length=1, max_length=100)
-    gate: str = Field(min_length=1, max_length=100)
-    device_id: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
-    ttl_hours: float = Field(24.0, gt=0, le=24 * 30)
+    community: str = Field(pattern=SLUG, description="letters, digits, - and _ (no dot)")
+    gate: str = Field(pattern=SLUG, description="letters, digits, - and _ (no dot)")
+    device_id: str | None = Field(None, pattern=DEVICE_ID,
+                                  description="default: community.gate")
+    ttl_hours: float = Field(24.0, gt=0, le=24 * 30, allow_inf_nan=False)
 
 
 class EnrollmentToken(BaseModel):
@@ -123,16 +66,10 @@ class EnrollmentToken(BaseModel):
     expires_utc: str
 
 
-class Policy(BaseModel):
-    """A community's policy: the risk level and any thresholds the rules read."""
-    model_config = ConfigDict(extra="allow")
-    risk_level: Literal["low", "medium", "high"]
-    fever_c: float | None = Field(None, ge=35.0, le=40.0)
-
-
 class ListUpload(BaseModel):
+    """A whole list; each row is checked with the list's schema in kiosk/wire.py."""
     model_config = ConfigDict(extra="forbid")
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]] = Field(max_length=wire.MAX_LIST_ROWS)
 
 
 class Published(BaseModel):
