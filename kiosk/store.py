@@ -387,9 +387,9 @@ class Store:
         else:
             return
         key = f"replaced:{note['moved_to']}"
-        if self.meta(key) is None:
-            salvaged, moved_to, problem = note["salvaged"], note["moved_to"], note["problem"]
-            with self.transaction() as conn:
+        salvaged, moved_to, problem = note["salvaged"], note["moved_to"], note["problem"]
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM meta WHERE key = ?", (key,)).fetchone() is None:
                 for device, top in salvaged.items():
                     conn.execute(
                         "INSERT INTO device_seq VALUES (?, ?) ON CONFLICT(device_id) "
@@ -431,6 +431,8 @@ class Store:
             if version <= current:
                 continue
             with self.transaction():
+                if self.schema_version() >= version:
+                    continue  # another process opening the same new store got here first
                 for statement in _statements(script):
                     self.conn.execute(statement)
                 self.conn.execute("INSERT INTO schema_versions VALUES (?, ?)",

@@ -20,6 +20,7 @@ import pytest
 from conftest import ROOT
 
 from kiosk.store import (
+    MIGRATIONS,
     SQLITE_MAGIC,
     Entry,
     NotAStore,
@@ -89,6 +90,20 @@ def test_seq_gap_free_under_concurrent_writers(tmp_path):
         p.join(120)
         assert p.exitcode == 0
     assert len(assert_consistent(path)) == 600
+
+
+def test_processes_making_the_same_new_store_at_once_all_get_it(tmp_path):
+    path = str(tmp_path / "new" / "g.db")
+    ctx = get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, 20)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert len(assert_consistent(path)) == 80
+    with Store.open(path) as store:
+        assert store.schema_version() == len(MIGRATIONS) and store.alarms() == []
 
 
 WRITER = """
