@@ -340,6 +340,9 @@ class Store:
         if create and not path.exists():
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # e.g. a file where a folder should be
+                raise _os_error(exc, path.parent) from None
+            try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
             except FileExistsError:
                 pass  # another process made it first: open theirs
