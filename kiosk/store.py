@@ -217,23 +217,29 @@ def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     return conn
 
 
-def _check_is_sqlite(path: Path) -> None:
-    """A mistyped --db must not be renamed aside or overwritten: refuse what is not SQLite."""
-    if path.is_dir():
-        raise NotAStore(_say(f"{path} 是文件夹，不是门岗数据库", f"{path} is a folder, not a gate store"))
+def _has_sqlite_header(path: Path) -> bool:
+    """Read the first 16 bytes. Only for a file SQLite itself refused (SQLITE_NOTADB): closing
+    ANY descriptor of a file drops every POSIX lock this process holds on it, SQLite's
+    included, and a store open elsewhere in the process would then look unused to other
+    processes, which may checkpoint and delete its WAL under it. A file SQLite opens is
+    never read this way."""
     try:
         with open(path, "rb") as f:
-            head = f.read(len(SQLITE_MAGIC))
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError as exc:
         raise StoreError(_say(f"无法读取 {path}：{exc.strerror}", f"cannot read {path}: {exc.strerror}")) from None
-    if head and head != SQLITE_MAGIC:  # 0 bytes is an empty SQLite database
-        raise NotAStore(_say(f"{path} 不是数据库文件，未做任何改动",
-                             f"{path} is not a SQLite database; left as it is"))
+
+
+def _not_a_store(path: Path) -> NotAStore:
+    return NotAStore(_say(f"{path} 不是数据库文件，未做任何改动", f"{path} is not a SQLite database; left as it is"))
 
 
 def _integrity_problem(path: Path, busy_timeout_ms: int) -> str | None:
-    """None when the file passes quick_check, else what is wrong. Only a damaged file is
-    corruption: a lock, a full disk or an I/O error is raised as what it is."""
+    """None when the file passes quick_check, else what is wrong. Only a damaged SQLite file
+    is corruption: a file that is not SQLite at all is NotAStore (a mistyped --db must not be
+    renamed aside), and a lock, a full disk or an I/O error is raised as what it is."""
+    if path.is_dir():
+        raise NotAStore(_say(f"{path} 是文件夹，不是门岗数据库", f"{path} is a folder, not a gate store"))
     try:
         conn = sqlite3.connect(_uri(path), uri=True, timeout=busy_timeout_ms / 1000)
         try:
@@ -241,7 +247,9 @@ def _integrity_problem(path: Path, busy_timeout_ms: int) -> str | None:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        if _primary(exc) in (SQLITE_CORRUPT, SQLITE_NOTADB):  # the header said SQLite: damaged
+        if _primary(exc) == SQLITE_NOTADB and not _has_sqlite_header(path):
+            raise _not_a_store(path) from None
+        if _primary(exc) in (SQLITE_CORRUPT, SQLITE_NOTADB):  # SQLite's header, damaged inside
             return str(exc)
         raise _named(exc, path) from exc
     result = "; ".join(str(r[0]) for r in rows)
@@ -325,7 +333,6 @@ class Store:
         and every file stays where it was."""
         path = Path(path)
         if path.exists() or path.is_symlink():
-            _check_is_sqlite(path)
             problem = _integrity_problem(path, busy_timeout_ms)
             if problem and not create:
                 raise StoreCorrupt(_say(
@@ -358,10 +365,10 @@ class Store:
         try:
             store._prepare()
         except sqlite3.Error as exc:
-            conn.close()
+            store.close()
             raise _named(exc, path) from exc
         except BaseException:
-            conn.close()
+            store.close()
             raise
         return store
 

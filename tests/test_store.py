@@ -352,6 +352,53 @@ def test_a_writer_elsewhere_lets_the_store_open_and_a_write_wait_then_fail(tmp_p
         assert store.record(entry(), device_id=DEVICE).seq == 2 and store.alarms() == []
 
 
+LOCK_PROBE = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:  # SQLite's shared-lock bytes: every open connection holds a read lock on them
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 510, 0x40000002, os.SEEK_SET)
+    print("free")
+except OSError:
+    print("held")
+"""
+
+
+def test_opening_the_store_again_in_the_same_process_keeps_the_first_ones_locks(tmp_path):
+    """Closing any descriptor of a file drops all of the process's POSIX locks on it. If a
+    second open read the header with open()/close(), another process could take the store
+    for unused and checkpoint or delete its WAL under the first (a fault-suite run did)."""
+    path = tmp_path / "g.db"
+
+    def probe() -> str:
+        return subprocess.run([sys.executable, "-c", LOCK_PROBE, str(path)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    with Store.open(path) as first:
+        first.record(entry(), device_id=DEVICE)
+        assert probe() == "held"
+        with Store.open(path) as second:  # e.g. the sync thread's own connection
+            assert probe() == "held"
+            second.record(entry(), device_id=DEVICE)
+        assert probe() == "held"
+        Store.open(path, create=False).close()
+        assert probe() == "held"
+        assert first.record(entry(), device_id=DEVICE).seq == 3
+    assert probe() == "free"  # and nothing is held once every store is closed
+    other = sqlite3.connect(path)  # a handle that is not a Store (a script, a test helper)
+    other.execute("SELECT COUNT(*) FROM entries").fetchone()
+    assert probe() == "held"
+    with Store.open(path) as third:
+        assert probe() == "held"
+        third.record(entry(), device_id=DEVICE)
+    assert probe() == "held"
+    other.close()
+    assert probe() == "free"
+    notes = tmp_path / "notes.md"
+    notes.write_text("not a store")
+    with pytest.raises(NotAStore):  # the header is still read for a file not open here
+        Store.open(notes)
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 1 MiB filesystem (tmpfs), so the disk really fills. Needs root to mount."""
