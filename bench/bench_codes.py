@@ -43,7 +43,7 @@ setups = {}
 for name, key in signers.items():
     text = issue.health_code(key, person_ref=ref, name="张三丰", colour="green", issued_at=T0,
                              nat_at=T0 - dt.timedelta(hours=20), nat_result="negative")
-    verifier = Verifier(TrustList.from_json({"keys": [entry_for(key.public_key())]}, fetched_at=T0))
+    verifier = Verifier(TrustList.from_json({"keys": [entry_for(key.public_key(), ["health", "pass"])]}, fetched_at=T0))
     assert verifier.verify(text, at=T0).valid
     message, public = hc1.decode(text).message, key.public_key()
     setups[name] = (len(text), {

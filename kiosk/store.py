@@ -5,30 +5,40 @@ Each entry gets the next per-device sequence number in the same transaction as
 its row, so seqs are gap-free and the township server can acknowledge "everything
 up to N". Durability over speed: WAL with synchronous=FULL (entries are few and
 precious), and an integrity check at open that moves a corrupt file aside rather
-than stopping the gate.
+than stopping the gate. Only a failed integrity check of a SQLite file is corruption:
+a lock, a full disk or a file that is not a store is an error, and nothing is moved.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import json
 import logging
+import math
 import os
+import shutil
 import sqlite3
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-import sqlite_utils
-
-from kiosk import clock
+from kiosk import clock, reasons
 from kiosk.wire import LISTS as LISTS  # re-exported: the list names live in kiosk/wire.py
 from kiosk.wire import WireError, check_rows
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
+PRIVATE = 0o600  # entries hold masked names, person references and temperatures
+MAX_RETENTION_DAYS = 3650
+MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
+# Below this much free space an I/O error while writing is taken as a full disk.
+FULL_DISK_BYTES = 1 << 20
 
 # Append-only: a migration, once released, is never edited. Version = index + 1.
 MIGRATIONS: list[str] = [
@@ -108,12 +118,33 @@ MIGRATIONS: list[str] = [
 JSON_FIELDS = ("readings", "answers", "vehicle", "details", "reasons")
 
 
+def _say(zh: str, en: str) -> str:
+    """One line in the user's language (GATE_LANG: Chinese by default, English available)."""
+    return en if reasons.default_lang() == "en" else zh
+
+
 class StoreError(Exception):
     """The store could not do what was asked; the message says why in plain words."""
 
 
 class StoreFull(StoreError):
-    """The disk is full: nothing can be recorded, so the gate must not open."""
+    """The disk is full: nothing can be recorded, so the gate must not open. No file moved."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's lock for longer than busy_timeout. No file moved."""
+
+
+class NotAStore(StoreError):
+    """The path is a folder, not a SQLite file, or another program's database: left alone."""
+
+
+class StoreMissing(StoreError):
+    """No store at that path, and the caller (a read-only command) does not create one."""
+
+
+class StoreCorrupt(StoreError):
+    """The file failed its integrity check; the caller (a read-only command) replaces nothing."""
 
 
 @dataclasses.dataclass
@@ -168,44 +199,108 @@ class Entry:
         return cls(**row)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
-                           check_same_thread=False)
+# SQLite's primary result codes (the low byte of the extended code Python reports).
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 5, 6, 10, 11, 13, 26
+
+
+def _uri(path: Path, mode: str = "rw") -> str:
+    """mode=rw: SQLite never creates the file by itself; a new store is made on purpose, 0600."""
+    return f"file:{quote(str(path.absolute()))}?mode={mode}"
+
+
+def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    conn = sqlite3.connect(_uri(path), uri=True, isolation_level=None,
+                           timeout=busy_timeout_ms / 1000, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
 
-def _healthy(path: Path) -> str | None:
-    """None when the file opens and passes quick_check, else what is wrong."""
+def _has_sqlite_header(path: Path) -> bool:
+    """Read the first 16 bytes. Only for a file SQLite itself refused (SQLITE_NOTADB): closing
+    ANY descriptor of a file drops every POSIX lock this process holds on it, SQLite's
+    included, and a store open elsewhere in the process would then look unused to other
+    processes, which may checkpoint and delete its WAL under it. A file SQLite opens is
+    never read this way."""
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)
+        with open(path, "rb") as f:
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError as exc:
+        raise StoreError(_say(f"无法读取 {path}：{exc.strerror}", f"cannot read {path}: {exc.strerror}")) from None
+
+
+def _not_a_store(path: Path) -> NotAStore:
+    return NotAStore(_say(f"{path} 不是数据库文件，未做任何改动", f"{path} is not a SQLite database; left as it is"))
+
+
+def _integrity_problem(path: Path, busy_timeout_ms: int) -> str | None:
+    """None when the file passes quick_check, else what is wrong. Only a damaged SQLite file
+    is corruption: a file that is not SQLite at all is NotAStore (a mistyped --db must not be
+    renamed aside), and a lock, a full disk or an I/O error is raised as what it is."""
+    if path.is_dir():
+        raise NotAStore(_say(f"{path} 是文件夹，不是门岗数据库", f"{path} is a folder, not a gate store"))
+    try:
+        conn = sqlite3.connect(_uri(path), uri=True, timeout=busy_timeout_ms / 1000)
         try:
             rows = conn.execute("PRAGMA quick_check").fetchall()
         finally:
             conn.close()
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
-    result = "; ".join(r[0] for r in rows)
+    except sqlite3.Error as exc:
+        if _primary(exc) == SQLITE_NOTADB and not _has_sqlite_header(path):
+            raise _not_a_store(path) from None
+        if _primary(exc) in (SQLITE_CORRUPT, SQLITE_NOTADB):  # SQLite's header, damaged inside
+            return str(exc)
+        raise _named(exc, path) from exc
+    result = "; ".join(str(r[0]) for r in rows)
     return None if result == "ok" else result
 
 
 def _salvage_last_seqs(path: Path) -> dict[str, int]:
     """Best effort: the highest seq per device in a corrupt file, so seqs never repeat."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(_uri(path, "ro"), uri=True)
         try:
             seqs = dict(conn.execute("SELECT device_id, last_seq FROM device_seq").fetchall())
             for device, top in conn.execute("SELECT device_id, MAX(seq) FROM entries GROUP BY 1"):
                 seqs[device] = max(seqs.get(device, 0), top or 0)
-            return seqs
+            return {str(d): int(n) for d, n in seqs.items()}
         finally:
             conn.close()
-    except sqlite3.DatabaseError:
+    except (sqlite3.Error, TypeError, ValueError):
         return {}
+
+
+def _note_path(path: Path) -> Path:
+    """Written before a corrupt store is moved aside, removed once the new store has
+    recorded the replacement: a crash in between still ends with the alarm."""
+    return path.with_name(f"{path.name}.replaced")
+
+
+def _set_aside(path: Path, problem: str) -> Path:
+    salvaged = _salvage_last_seqs(path)
+    target = _aside_name(path)
+    note = {"moved_to": target.name, "problem": problem[:500], "salvaged": salvaged,
+            "at": clock.iso(clock.utc_now())}
+    try:
+        _write_durably(_note_path(path), json.dumps(note, ensure_ascii=False))
+    except OSError as exc:  # e.g. a full disk: nothing has moved yet
+        raise _os_error(exc, path) from None
+    moved = move_aside(path, target)
+    log.error("store %s failed its integrity check (%s); moved aside to %s", path, problem, moved)
+    return moved
+
+
+def _read_note(note_path: Path) -> dict[str, Any]:
+    try:
+        note = json.loads(note_path.read_text(encoding="utf-8"))
+        moved_to, problem = str(note["moved_to"])[:255], str(note.get("problem", ""))[:500]
+        salvaged = {str(d): int(n) for d, n in dict(note.get("salvaged") or {}).items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        log.error("the note %s is unreadable; taking the seq floor as unknown", note_path)
+        return {"moved_to": note_path.name, "problem": "unreadable note", "salvaged": {}}
+    return {"moved_to": moved_to, "problem": problem, "salvaged": salvaged}
 
 
 class Store:
@@ -214,37 +309,130 @@ class Store:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self._db: Any = None
+
+    @property
+    def db(self) -> Any:
+        """sqlite-utils over the same connection, for scripts and exports. Imported on first
+        use: it pulls in numpy (~170 ms), which the gate's own path does not need."""
+        if self._db is None:
+            import sqlite_utils
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
 
     # -- opening, migrations, recovery --------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Store:
+    def open(cls, path: str | os.PathLike, *, create: bool = True,
+             busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
+        """Open the store at `path`.
+
+        create=True (the gate): a missing store is made (0600, folders too); a file that
+        fails its integrity check is moved aside, a fresh store started and an alarm raised.
+        create=False (commands that look): a missing file is StoreMissing, a corrupt one
+        StoreCorrupt; nothing is made or moved. Either way a file that is not a gate store
+        is NotAStore, a lock held past busy_timeout StoreBusy and a full disk StoreFull,
+        and every file stays where it was."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        problem = _healthy(path) if path.exists() else None
-        moved_to = salvaged = None
-        if problem:
-            salvaged = _salvage_last_seqs(path)
-            moved_to = move_aside(path)
-            log.error("store %s failed its integrity check (%s); moved aside to %s",
-                      path, problem, moved_to)
-        store = cls(path, _connect(path))
-        store.migrate()
-        if moved_to:
-            with store.transaction():
-                for device, top in (salvaged or {}).items():
-                    store.conn.execute(
+        if path.exists() or path.is_symlink():
+            problem = _integrity_problem(path, busy_timeout_ms)
+            if problem and not create:
+                raise StoreCorrupt(_say(
+                    f"{path} 未通过完整性检查（{problem}）；门岗程序下次启动时会将其移至一旁并新建",
+                    f"{path} failed its integrity check ({problem}); the gate moves it aside and "
+                    "starts a fresh store when it next opens it"))
+            if problem:
+                _set_aside(path, problem)
+        elif not create:
+            raise StoreMissing(_say(f"没有数据库：{path}（查看类命令不会新建）",
+                                    f"no store at {path} (commands that only look never create one)"))
+        if create and not path.exists():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # e.g. a file where a folder should be
+                raise _os_error(exc, path.parent) from None
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+            except FileExistsError:
+                pass  # another process made it first: open theirs
+            except OSError as exc:
+                raise _os_error(exc, path) from None
+        elif not create and _empty(path):
+            raise NotAStore(_say(f"{path} 是空文件，还不是门岗数据库", f"{path} is empty, not a gate store yet"))
+        try:
+            conn = _connect(path, busy_timeout_ms)
+        except sqlite3.Error as exc:
+            raise _named(exc, path) from exc
+        store = cls(path, conn)
+        try:
+            store._prepare()
+        except sqlite3.Error as exc:
+            store.close()
+            raise _named(exc, path) from exc
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _prepare(self) -> None:
+        """Ours or nobody's, migrated, its replacement recorded, its files private."""
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "schema_versions" not in tables:  # checked before anything is written
+            raise NotAStore(_say(f"{self.path} 是其他程序的数据库，不是门岗数据库，未做任何改动",
+                                 f"{self.path} is another program's database, not a gate store; "
+                                 "left as it is"))
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.migrate()
+        self._note_replacement(fresh=not tables)
+        self._make_private()
+
+    def _note_replacement(self, fresh: bool) -> None:
+        """A store that was ever replaced raises its alarm and marks its seq floor, once.
+        The note beside the file says so; without one, a new store next to files set aside
+        (by a crash, or an older version) is taken as a replacement whose seqs are unknown."""
+        note_path = _note_path(self.path)
+        if note_path.exists():
+            note = _read_note(note_path)
+        elif fresh and (aside := _aside_stores(self.path)):
+            note = {"moved_to": aside[-1].name, "salvaged": {},
+                    "problem": "a new store beside one set aside, with no note of the move"}
+        else:
+            return
+        key = f"replaced:{note['moved_to']}"
+        salvaged, moved_to, problem = note["salvaged"], note["moved_to"], note["problem"]
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM meta WHERE key = ?", (key,)).fetchone() is None:
+                for device, top in salvaged.items():
+                    conn.execute(
                         "INSERT INTO device_seq VALUES (?, ?) ON CONFLICT(device_id) "
                         "DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)", (device, top))
-                store.conn.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('seq_floor_unknown', ?)",
-                    ("0" if salvaged else "1",))
-            store.raise_alarm(
-                "store_recovered",
-                f"数据库损坏已移至 {moved_to.name} 并新建；未上传的记录可能丢失，请通知镇防控办。"
-                f" / The database was corrupt ({problem}); moved aside to {moved_to.name} "
-                f"and started fresh. Unsynced entries may be lost: tell the township.")
-        return store
+                # "1" (unknown) is never lowered to "0" by a later, salvaged replacement.
+                conn.execute("INSERT INTO meta VALUES ('seq_floor_unknown', ?) ON CONFLICT(key) "
+                             "DO UPDATE SET value = MAX(value, excluded.value)", ("0" if salvaged else "1",))
+                conn.execute("INSERT INTO meta VALUES (?, ?)", (key, clock.iso(clock.utc_now())))
+                conn.execute(
+                    "INSERT INTO alarms (created_utc, kind, message) VALUES (?, 'store_recovered', ?)",
+                    (clock.iso(clock.utc_now()),
+                     f"数据库损坏已移至 {moved_to} 并新建；未上传的记录可能丢失，请通知镇防控办。"
+                     f" / The database was corrupt ({problem}); moved aside to {moved_to} "
+                     f"and started fresh. Unsynced entries may be lost: tell the township."))
+        note_path.unlink(missing_ok=True)
+        _fsync_dir(self.path.parent)
+
+    def _make_private(self) -> None:
+        """0600 for the store and every file that holds its data (the WAL and the shared
+        memory take the store's mode when SQLite makes them; the files set aside keep theirs)."""
+        files = [Path(f"{self.path}{s}") for s in ("", "-wal", "-shm")]
+        files += sorted(self.path.parent.glob(f"{_glob_escape(self.path.name)}.corrupt-*"))
+        for f in files:
+            try:
+                mode = stat.S_IMODE(f.stat().st_mode)
+                if mode & 0o077:
+                    os.chmod(f, PRIVATE)
+                    log.warning("%s was readable by others (%03o); now %03o", f, mode, PRIVATE)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("cannot make %s private: %s", f, exc.strerror)
 
     def migrate(self) -> int:
         self.conn.execute(
@@ -254,6 +442,8 @@ class Store:
             if version <= current:
                 continue
             with self.transaction():
+                if self.schema_version() >= version:
+                    continue  # another process opening the same new store got here first
                 for statement in _statements(script):
                     self.conn.execute(statement)
                 self.conn.execute("INSERT INTO schema_versions VALUES (?, ?)",
@@ -280,14 +470,14 @@ class Store:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise _named(exc) from exc
+            raise _named(exc, self.path) from exc
         try:
             yield self.conn
         except BaseException as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError):
-                raise _named(exc) from exc
+                raise _named(exc, self.path) from exc
             raise
         else:
             try:
@@ -295,7 +485,7 @@ class Store:
             except sqlite3.Error as exc:  # e.g. a deferred foreign key, or the disk
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
-                raise (_named(exc) if isinstance(exc, sqlite3.OperationalError) else exc) from exc
+                raise (_named(exc, self.path) if isinstance(exc, sqlite3.OperationalError) else exc) from exc
 
     # -- entries: the outbox --------------------------------------------------------
     def record(self, entry: Entry, *, device_id: str, now: dt.datetime | None = None) -> Entry:
@@ -336,6 +526,14 @@ class Store:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [Entry.from_row(dict(r)) for r in self.conn.execute(sql, params)]
+
+    def iter_entries(self, after_seq: int = 0) -> Iterator[Entry]:
+        """Every entry with seq > after_seq, in seq order, read as it goes (gate db entries)."""
+        if not 0 <= after_seq <= MAX_SEQ:
+            raise StoreError(_say(f"序号须在 0 到 {MAX_SEQ} 之间", f"seq must be from 0 to {MAX_SEQ}"))
+        for row in self.conn.execute("SELECT * FROM entries WHERE seq > ? ORDER BY seq, device_id",
+                                     (after_seq,)):
+            yield Entry.from_row(dict(row))
 
     def unsynced(self, device_id: str, limit: int = 500, after_seq: int = 0) -> list[Entry]:
         return self.entries("device_id = ? AND synced_at IS NULL AND seq > ?",
@@ -399,8 +597,10 @@ class Store:
     def purge(self, retention_days: float, now: dt.datetime | None = None) -> int:
         """Delete entries older than the retention period that the server has acknowledged.
         An unacknowledged entry is never purged, however old."""
-        if retention_days < 0:
-            raise StoreError("retention_days must be >= 0")
+        if (isinstance(retention_days, bool) or not isinstance(retention_days, (int, float))
+                or not math.isfinite(retention_days) or not 0 <= retention_days <= MAX_RETENTION_DAYS):
+            raise StoreError(_say(f"保留天数须在 0 到 {MAX_RETENTION_DAYS} 之间，而不是 {retention_days!r}",
+                                  f"retention days must be from 0 to {MAX_RETENTION_DAYS}, not {retention_days!r}"))
         cutoff = clock.iso((now or clock.utc_now()) - dt.timedelta(days=retention_days))
         with self.transaction() as conn:
             cur = conn.execute(
@@ -438,7 +638,7 @@ class Store:
             for name, (rows, version, etag) in (lists or {}).items():
                 conn.execute(f"DELETE FROM {name}")
                 if rows:
-                    self.db[name].insert_all(rows)
+                    _insert_rows(conn, name, rows)
                 conn.execute("INSERT OR REPLACE INTO list_versions VALUES (?, ?, ?, ?)",
                              (name, version, etag, at))
             for key, value in (meta or {}).items():
@@ -471,31 +671,110 @@ class Store:
         with self.transaction() as conn:
             cur = conn.execute("INSERT INTO alarms (created_utc, kind, message) VALUES (?, ?, ?)",
                                (clock.iso(now or clock.utc_now()), kind, message))
-        return cur.lastrowid
+        return int(cur.lastrowid or 0)
 
     def alarms(self, include_acknowledged: bool = False) -> list[dict]:
         where = "1" if include_acknowledged else "acknowledged_at IS NULL"
         return [dict(r) for r in self.conn.execute(f"SELECT * FROM alarms WHERE {where} ORDER BY id")]
 
     def acknowledge_alarm(self, alarm_id: int, now: dt.datetime | None = None) -> None:
+        """Raises StoreError when there is no open alarm with that id."""
+        if not 0 < alarm_id <= MAX_SEQ:
+            raise StoreError(_say(f"没有编号为 {alarm_id} 的未确认告警", f"no open alarm with id {alarm_id}"))
         with self.transaction() as conn:
-            conn.execute("UPDATE alarms SET acknowledged_at = ? WHERE id = ?",
-                         (clock.iso(now or clock.utc_now()), alarm_id))
+            done = conn.execute("UPDATE alarms SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL",
+                                (clock.iso(now or clock.utc_now()), alarm_id)).rowcount
+        if not done:
+            raise StoreError(_say(f"没有编号为 {alarm_id} 的未确认告警", f"no open alarm with id {alarm_id}"))
 
 
-def move_aside(path: Path) -> Path:
-    """Rename a database and its -wal/-shm aside; return the new main file name."""
+def _aside_name(path: Path) -> Path:
     stamp = clock.utc_now().strftime("%Y%m%dT%H%M%S")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 1
     while target.exists():
         target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
         n += 1
+    return target
+
+
+def _aside_stores(path: Path) -> list[Path]:
+    """The stores once set aside from this path (main files, oldest first)."""
+    return sorted(p for p in path.parent.glob(f"{_glob_escape(path.name)}.corrupt-*")
+                  if not p.name.endswith(("-wal", "-shm")))
+
+
+def move_aside(path: Path, target: Path | None = None) -> Path:
+    """Rename a database and its -wal/-shm aside (kept 0600); return the new main file name."""
+    target = target or _aside_name(path)
     for suffix in ("", "-wal", "-shm"):
         src = Path(str(path) + suffix)
         if src.exists():
-            src.rename(Path(str(target) + suffix))
+            dst = Path(str(target) + suffix)
+            src.rename(dst)
+            with suppress(OSError):
+                os.chmod(dst, PRIVATE)
+    _fsync_dir(path.parent)
     return target
+
+
+def _write_durably(target: Path, text: str) -> None:
+    """Write, fsync, rename into place, fsync the folder: the file is there after a crash."""
+    tmp = target.with_name(f"{target.name}.tmp")
+    try:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE), "wb") as f:
+            f.write(text.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _empty(path: Path) -> bool:
+    """No data at all: a 0-byte file with no WAL (a new store may live in its WAL alone)."""
+    def size(p: Path) -> int:
+        try:
+            return p.stat().st_size
+        except FileNotFoundError:
+            return 0
+    return size(path) == 0 and size(Path(f"{path}-wal")) == 0
+
+
+def _insert_rows(conn: sqlite3.Connection, table: str, rows: list[dict]) -> None:
+    """Insert whole rows. Column names go into the SQL, so each must be one of the table's;
+    lists and objects are stored as JSON text (as sqlite-utils did)."""
+    known = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+    columns: dict[str, None] = {}
+    for row in rows:
+        if not isinstance(row, dict):
+            raise StoreError(f"list {table}: each row must be an object, not {type(row).__name__}")
+        columns.update(dict.fromkeys(row))
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise StoreError(f"list {table}: unknown column {unknown[0]!r}; its columns are {', '.join(known)}")
+    names = ", ".join(f'"{c}"' for c in columns)
+    conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
+                     ([_cell(row.get(c)) for c in columns] for row in rows))
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list, tuple)) else value
 
 
 def _statements(script: str) -> list[str]:
@@ -503,10 +782,34 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-def _named(exc: sqlite3.OperationalError) -> StoreError:
-    text = str(exc)
-    if "full" in text:
-        return StoreFull("磁盘已满，无法记录 / disk full: cannot record")
-    if "locked" in text or "busy" in text:
-        return StoreError(f"数据库忙 / database busy: {text}")
-    return StoreError(text)
+def _primary(exc: sqlite3.Error) -> int:
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _disk_nearly_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path.parent).free < FULL_DISK_BYTES
+    except OSError:
+        return False
+
+
+def _full(path: Path | None) -> StoreFull:
+    where = f"（{path}）" if path else ""
+    return StoreFull(_say(f"磁盘已满，无法记录{where}", f"disk full: cannot record{f' ({path})' if path else ''}"))
+
+
+def _os_error(exc: OSError, path: Path) -> StoreError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _full(path)
+    return StoreError(_say(f"无法使用 {path}：{exc.strerror}", f"cannot use {path}: {exc.strerror}"))
+
+
+def _named(exc: sqlite3.Error, path: Path | None = None) -> StoreError:
+    """A SQLite error as the StoreError that names it (by result code, not by its words)."""
+    code = _primary(exc)
+    if code == SQLITE_FULL or (code == SQLITE_IOERR and path is not None and _disk_nearly_full(path)):
+        return _full(path)
+    if code in (SQLITE_BUSY, SQLITE_LOCKED):
+        return StoreBusy(_say(f"数据库被其他程序占用，等待后仍未释放：{path or ''}",
+                              f"the store is locked by another process and stayed locked: {path or ''}"))
+    return StoreError(_say(f"数据库错误（{path or ''}）：{exc}", f"store error ({path or ''}): {exc}"))

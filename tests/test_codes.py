@@ -16,6 +16,7 @@ from kiosk.people import person_ref
 
 T0 = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
 ALICE = person_ref("110105194912310021", "township-salt")
+TOWNSHIP = ["health", "pass"]  # what a township's own key is listed for
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +123,13 @@ def test_kid_in_the_unprotected_header_also_verifies(signers):
     text = issue.sign_claims(claims, key, kid_protected=False)
     message = hc1.decode(text).message
     assert cose.HEADER_KID not in message.protected and message.kid == kid_of_public_key(key.public_key())
-    assert Verifier(trust_of(entry_for(key.public_key()))).verify(text, at=T0).valid
+    assert Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP))).verify(text, at=T0).valid
 
 
 def test_verifies_bytes_as_well_as_text(signers):
     key = signers["Ed25519"]
     text = health(key)
-    assert Verifier(trust_of(entry_for(key.public_key()))).verify(text.encode(), at=T0).valid
+    assert Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP))).verify(text.encode(), at=T0).valid
 
 
 # --- tampering ----------------------------------------------------------------------
@@ -140,7 +141,7 @@ def _recode(cose_bytes: bytes) -> str:
 @pytest.mark.parametrize("alg", ["Ed25519", "ES256"])
 def test_changing_any_byte_of_the_cose_message_makes_it_invalid(signers, alg):
     key = signers[alg]
-    verifier = Verifier(trust_of(entry_for(key.public_key())))
+    verifier = Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP)))
     text = health(key)
     original = hc1.inflate(base45.decode(text[4:]))
     assert verifier.verify(_recode(original), at=T0).valid
@@ -159,7 +160,7 @@ def test_changing_any_byte_of_the_compressed_data_makes_it_invalid(signers):
     """Except a flip in bits zlib ignores (the header's level hint, deflate padding), which
     leaves the inflated code byte for byte what was signed: counted, checked to change nothing."""
     key = signers["Ed25519"]
-    verifier = Verifier(trust_of(entry_for(key.public_key())))
+    verifier = Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP)))
     text = health(key)
     compressed = base45.decode(text[4:])
     original = hc1.inflate(compressed)
@@ -177,7 +178,7 @@ def test_changing_any_byte_of_the_compressed_data_makes_it_invalid(signers):
 
 def test_changing_any_character_of_the_text_makes_it_invalid(signers):
     key = signers["ES256"]
-    verifier = Verifier(trust_of(entry_for(key.public_key())))
+    verifier = Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP)))
     text = health(key)
     original = hc1.inflate(base45.decode(text[4:]))
     for i in range(len(text)):
@@ -196,7 +197,7 @@ def test_a_forger_using_a_trusted_kid_gets_bad_signature(signers):
     trusted, forger = signers["ES256"], keys.generate("ES256")
     claims = cbor2.loads(cose.parse(hc1.inflate(base45.decode(health(trusted)[4:]))).payload)
     forged = issue.sign_claims(claims, forger, kid=kid_of_public_key(trusted.public_key()))
-    result = Verifier(trust_of(entry_for(trusted.public_key()))).verify(forged, at=T0)
+    result = Verifier(trust_of(entry_for(trusted.public_key(), TOWNSHIP))).verify(forged, at=T0)
     assert (result.valid, result.reason, result.claims) == (False, Reason.BAD_SIGNATURE, {})
 
 
@@ -207,7 +208,7 @@ def test_a_red_code_cannot_be_repainted_green(signers):
     claims[GATE_CLAIM]["c"] = "green"
     repainted = cose.Sign1(message.protected_raw, message.protected, message.unprotected,
                            cbor2.dumps(claims), message.signature)
-    result = Verifier(trust_of(entry_for(key.public_key()))).verify(hc1.encode(repainted), at=T0)
+    result = Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP))).verify(hc1.encode(repainted), at=T0)
     assert result.reason == Reason.BAD_SIGNATURE
 
 
@@ -215,7 +216,7 @@ def test_a_red_code_cannot_be_repainted_green(signers):
 
 def test_health_code_freshness_window_and_clock_skew(signers):
     key = signers["Ed25519"]
-    verifier = Verifier(trust_of(entry_for(key.public_key())),
+    verifier = Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP)),
                         policy=Policy(max_age=dt.timedelta(minutes=5),
                                       clock_skew=dt.timedelta(seconds=60)))
     text = health(key, valid_for=None)
@@ -231,7 +232,7 @@ def test_health_code_freshness_window_and_clock_skew(signers):
 
 def test_health_code_expires_at_its_own_exp(signers):
     key = signers["Ed25519"]
-    verifier = Verifier(trust_of(entry_for(key.public_key())),
+    verifier = Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP)),
                         policy=Policy(max_age=dt.timedelta(minutes=30)))
     text = health(key, valid_for=dt.timedelta(minutes=2))
     assert verifier.verify(text, at=T0 + dt.timedelta(minutes=2)).valid
@@ -240,7 +241,7 @@ def test_health_code_expires_at_its_own_exp(signers):
 
 def test_pass_time_window(signers):
     key = signers["Ed25519"]
-    verifier = Verifier(trust_of(entry_for(key.public_key())))
+    verifier = Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP)))
     text = a_pass(key)
     assert verifier.verify(text, at=T0 - dt.timedelta(days=1)).reason == Reason.NOT_YET_VALID
     assert verifier.verify(text, at=T0 + dt.timedelta(days=29)).valid
@@ -251,7 +252,7 @@ def test_pass_time_window(signers):
 def test_revoked_pass(signers):
     key = signers["Ed25519"]
     revoked = RevocationList.from_json({"revoked": ["S0009", {"serial": "S0001", "reason": "lost"}]})
-    verifier = Verifier(trust_of(entry_for(key.public_key())), revoked=revoked)
+    verifier = Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP)), revoked=revoked)
     result = verifier.verify(a_pass(key), at=T0)
     assert result.reason == Reason.REVOKED and result.claims["household"] == "3-2-401"
     assert verifier.verify(a_pass(key, serial="S0002"), at=T0).valid
@@ -265,7 +266,7 @@ def test_revocation_list_from_a_text_file(tmp_path):
 
 def test_wrong_community(signers):
     key = signers["Ed25519"]
-    trust = trust_of(entry_for(key.public_key()))
+    trust = trust_of(entry_for(key.public_key(), TOWNSHIP))
     assert Verifier(trust, policy=Policy(community="C02")).verify(
         a_pass(key), at=T0).reason == Reason.WRONG_COMMUNITY
     assert Verifier(trust, policy=Policy(community="C01")).verify(a_pass(key), at=T0).valid
@@ -273,7 +274,7 @@ def test_wrong_community(signers):
 
 def test_unknown_key(signers):
     stranger = keys.generate("Ed25519")
-    result = Verifier(trust_of(entry_for(signers["Ed25519"].public_key()))).verify(
+    result = Verifier(trust_of(entry_for(signers["Ed25519"].public_key(), TOWNSHIP))).verify(
         health(stranger), at=T0)
     assert (result.valid, result.reason, result.claims) == (False, Reason.UNKNOWN_KEY, {})
     assert Verifier(TrustList()).verify(health(stranger), at=T0).reason == Reason.UNKNOWN_KEY
@@ -287,9 +288,31 @@ def test_wrong_purpose(signers):
     assert verifier.verify(a_pass(key), at=T0).valid
 
 
+def test_a_key_listed_for_eu_certificates_cannot_sign_a_township_health_code(signers):
+    key = signers["ES256"]
+    verifier = Verifier(trust_of(entry_for(key.public_key(), ["dcc"])))
+    for text in (health(key), a_pass(key)):
+        result = verifier.verify(text, at=T0)
+        assert (result.valid, result.reason) == (False, Reason.WRONG_PURPOSE)
+        assert "dcc" in result.detail and result.claims == {}
+
+
+def test_a_trust_entry_without_purposes_is_refused(signers):
+    """Least privilege: a key listed without purposes signs nothing, and the list says why."""
+    key = signers["Ed25519"]
+    bare = entry_for(key.public_key(), TOWNSHIP)
+    del bare["purposes"]
+    trust = trust_of({**bare, "label": "no purposes"})
+    assert trust.keys == [] and len(trust.problems) == 1
+    assert "entry 0 (no purposes)" in trust.problems[0] and "purposes" in trust.problems[0]
+    assert Verifier(trust).verify(health(key), at=T0).reason == Reason.UNKNOWN_KEY
+    empty = trust_of({**bare, "purposes": []})  # an empty list is refused too
+    assert empty.keys == [] and "purposes" in empty.problems[0]
+
+
 def test_key_outside_its_validity_window_is_not_trusted(signers):
     key = signers["Ed25519"]
-    entry = entry_for(key.public_key(), not_after=T0 - dt.timedelta(days=1))
+    entry = entry_for(key.public_key(), TOWNSHIP, not_after=T0 - dt.timedelta(days=1))
     result = Verifier(trust_of(entry)).verify(health(key), at=T0)
     assert result.reason == Reason.UNKNOWN_KEY and "not_after" in result.detail
 
@@ -315,10 +338,23 @@ def test_bad_encoding(text):
     assert not result.detail.startswith("internal error")
 
 
+@pytest.mark.parametrize("extra", [b"\x00", b"trailing text", zlib.compress(b"a second stream")])
+def test_bytes_after_the_zlib_stream_are_refused(signers, extra):
+    """One text, one meaning: a genuine code with anything appended is not the same code."""
+    key = signers["Ed25519"]
+    verifier = Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP)))
+    text = health(key)
+    assert verifier.verify(text, at=T0).valid
+    longer = hc1.PREFIX + base45.encode(base45.decode(text[len(hc1.PREFIX):]) + extra)
+    result = verifier.verify(longer, at=T0)
+    assert (result.valid, result.reason, result.claims) == (False, Reason.BAD_ENCODING, {})
+    assert result.detail == f"compression: {len(extra)} bytes after the zlib stream"
+
+
 def test_a_signed_payload_of_no_known_kind_is_bad_encoding(signers):
     key = signers["Ed25519"]
     text = issue.sign_claims({1: "T01", 6: 1764057600, -1: {"x": 1}}, key)
-    result = Verifier(trust_of(entry_for(key.public_key()))).verify(text, at=T0)
+    result = Verifier(trust_of(entry_for(key.public_key(), TOWNSHIP))).verify(text, at=T0)
     assert result.reason == Reason.BAD_ENCODING and "kind" in result.detail
 
 
@@ -336,8 +372,8 @@ def test_messages_in_chinese_by_default_and_english(signers):
 def test_keys_sharing_a_kid_are_each_tried(signers):
     first, second = signers["ES256"], keys.generate("ES256")
     shared = base64.b64encode(b"SAMEKID!").decode()
-    trust = trust_of({**entry_for(first.public_key()), "kid": shared},
-                     {**entry_for(second.public_key()), "kid": shared})
+    trust = trust_of({**entry_for(first.public_key(), TOWNSHIP), "kid": shared},
+                     {**entry_for(second.public_key(), TOWNSHIP), "kid": shared})
     claims = cbor2.loads(hc1.decode(health(second)).message.payload)
     text = issue.sign_claims(claims, second, kid=b"SAMEKID!")
     assert len(trust.by_kid(b"SAMEKID!")) == 2
@@ -346,7 +382,7 @@ def test_keys_sharing_a_kid_are_each_tried(signers):
 
 def test_stale_trust_list_is_flagged_and_still_used(signers):
     key = signers["Ed25519"]
-    entry = entry_for(key.public_key())
+    entry = entry_for(key.public_key(), TOWNSHIP)
     fresh = Verifier(trust_of(entry, fetched_at=T0 - dt.timedelta(hours=1))).verify(health(key), at=T0)
     stale = Verifier(trust_of(entry, fetched_at=T0 - dt.timedelta(days=8))).verify(health(key), at=T0)
     assert fresh.valid and not fresh.trust_stale
@@ -361,8 +397,8 @@ def test_a_bad_entry_is_reported_and_the_rest_still_work(signers):
     key = signers["Ed25519"]
     trust = TrustList.from_json({"keys": [{"certificate": "bm90IGEgY2VydA==", "label": "broken"},
                                           {"public_key": "junk"}, {"purposes": ["health"]},
-                                          {**entry_for(key.public_key()), "purposes": ["fly"]},
-                                          "nonsense", entry_for(key.public_key())]},
+                                          {**entry_for(key.public_key(), TOWNSHIP), "purposes": ["fly"]},
+                                          "nonsense", entry_for(key.public_key(), TOWNSHIP)]},
                                 fetched_at=T0)
     assert len(trust.keys) == 1 and len(trust.problems) == 5
     assert "entry 0 (broken)" in trust.problems[0]
@@ -371,7 +407,7 @@ def test_a_bad_entry_is_reported_and_the_rest_still_work(signers):
 
 def test_trust_list_kid_is_computed_when_absent(signers):
     key = signers["Ed25519"]
-    entry = entry_for(key.public_key())
+    entry = entry_for(key.public_key(), TOWNSHIP)
     del entry["kid"]
     assert trust_of(entry).keys[0].kid == kid_of_public_key(key.public_key())
 
@@ -380,7 +416,7 @@ def test_trust_list_from_file_knows_its_age(tmp_path, signers):
     import json
     import os
     path = tmp_path / "trust.json"
-    path.write_text(json.dumps({"keys": [entry_for(signers["Ed25519"].public_key())]}))
+    path.write_text(json.dumps({"keys": [entry_for(signers["Ed25519"].public_key(), TOWNSHIP)]}))
     os.utime(path, (T0.timestamp() - 3600, T0.timestamp() - 3600))
     trust = TrustList.load(path)
     assert trust.age(T0) == dt.timedelta(hours=1) and not trust.is_stale(T0)

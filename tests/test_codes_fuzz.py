@@ -19,7 +19,7 @@ from kiosk.codes.claims import GATE_CLAIM, HCERT_CLAIM
 from kiosk.codes.trust import entry_for
 
 KEY = keys.generate("Ed25519")
-VERIFIER = Verifier(TrustList.from_json({"keys": [entry_for(KEY.public_key())]}))
+VERIFIER = Verifier(TrustList.from_json({"keys": [entry_for(KEY.public_key(), ["health", "pass"])]}))
 AT = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
 # GATE_FUZZ_EXAMPLES=5000 for a longer hunt; the default keeps the suite quick.
 FAST = settings(max_examples=int(os.environ.get("GATE_FUZZ_EXAMPLES", "300")), deadline=None,

@@ -109,7 +109,7 @@ def test_rebuilt_store_continues_above_the_servers_seqs(server, admin, creds, tm
     old.close()
     # The SD card dies: seqs 6 and 7 never reach the township; the store is rebuilt empty.
     path = tmp_path / "gate.db"
-    path.write_bytes(b"\x00garbage" * 512)
+    path.write_bytes(b"SQLite format 3\x00" + b"\x00garbage" * 512)  # a SQLite header, the rest damaged
     store = Store.open(path)
     assert store.meta("seq_floor_unknown") == "1"
     fresh = fill(store, creds.device_id, 3, report="none")

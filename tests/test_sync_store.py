@@ -21,7 +21,7 @@ def store(tmp_path):
 
 def test_renumber_above_keeps_order_and_continues_numbering(tmp_path):
     path = tmp_path / "gate.db"
-    path.write_bytes(b"this is not a database" * 100)  # corrupt: nothing to salvage
+    path.write_bytes(b"SQLite format 3\x00" + b"this is not a database" * 100)  # corrupt: nothing to salvage
     store = Store.open(path)
     assert store.meta("seq_floor_unknown") == "1"
     before = fill(store, DEV, 4, random.Random(1))

@@ -49,10 +49,8 @@ def _optional_date(value: Any, name: str) -> dt.datetime | None:
     return None if value is None else from_numeric_date(value, name)
 
 
-def _text(fields: dict, key: str, name: str, required: bool = True) -> str | None:
+def _text(fields: dict, key: str, name: str) -> str:
     value = fields.get(key)
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
         raise ClaimsError(f"{name} must be non-empty text of at most {MAX_TEXT} characters")
     return value
@@ -188,7 +186,8 @@ class ForeignCertificate:
 
     def to_json(self) -> dict:
         """What the guard needs: the type, who (masked) and when; not the whole record."""
-        names = self.certificate.get("nam") if isinstance(self.certificate.get("nam"), dict) else {}
+        nam = self.certificate.get("nam")
+        names: dict = nam if isinstance(nam, dict) else {}
         full = " ".join(str(names[k]) for k in ("gn", "fn") if names.get(k))
         return {"type": self.entry_type, "name": mask_name(full) if full else None,
                 "dob": self.certificate.get("dob"), "issuer": self.issuer,

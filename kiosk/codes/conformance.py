@@ -28,7 +28,7 @@ CHECKED = [("EXPECTEDPICTUREDECODE", "picture"), ("EXPECTEDUNPREFIX", "unprefix"
 NOT_CHECKED = ["EXPECTEDSCHEMAVALIDATION", "EXPECTEDKEYUSAGE", "EXPECTEDVALIDJSON",
                "EXPECTEDVALIDOBJECT", "EXPECTEDENCODE", "EXPTECTEDEXPIRED", "EXPECTEDRESULTS"]
 # What the full verdict must say when the first failing step is this one.
-REASONS_FOR_STEP = {
+REASONS_FOR_STEP: dict[str | None, set[Reason | None]] = {
     "unprefix": {Reason.NOT_A_CODE}, "base45": {Reason.BAD_ENCODING},
     "compression": {Reason.BAD_ENCODING}, "decode": {Reason.BAD_ENCODING},
     "verify": {Reason.UNKNOWN_KEY, Reason.BAD_SIGNATURE},
@@ -134,7 +134,8 @@ def run_case(name: str, case: dict, picture: bool = True,
         got[step] = (False, detail)
         failed_at = failed_at or step
 
-    container = token = None
+    container: hc1.Container | None = None
+    token: kinds.Token | None = None
     try:
         body = hc1.unprefix(text)
         got["unprefix"] = (True, "")
@@ -145,7 +146,8 @@ def run_case(name: str, case: dict, picture: bool = True,
         message = cose.parse(raw)
         container = hc1.Container(message, hc1.parse_claims(message.payload))
         token = kinds.parse(container.claims)
-        got["decode"] = (True, f"{token.kind}, alg {cose.ALG_NAMES.get(message.alg, message.alg)}")
+        alg = message.alg
+        got["decode"] = (True, f"{token.kind}, alg {cose.ALG_NAMES.get(alg, alg) if alg is not None else None}")
     except hc1.ContainerError as exc:
         fail(exc.step, str(exc))
     except base45.Base45Error as exc:
@@ -153,10 +155,10 @@ def run_case(name: str, case: dict, picture: bool = True,
     except (cose.CoseError, kinds.ClaimsError) as exc:
         fail("decode", str(exc))
 
-    if token is not None:
+    if token is not None and container is not None:
         try:
-            key = verifier.authenticate(container.message, token.kind, report.clock)
-            got["verify"] = (True, f"signed by {key.alg_name} key")
+            signer = verifier.authenticate(container.message, token.kind, report.clock)
+            got["verify"] = (True, f"signed by {signer.alg_name} key")
         except Refused as refusal:
             fail("verify", f"{refusal.reason.value}: {refusal.detail}")
         try:

@@ -28,7 +28,7 @@ class CoseError(ValueError):
     """The bytes are not a COSE_Sign1 structure we can read."""
 
 
-def _no_sharing(decoder: Any) -> None:
+def _no_sharing(*_: Any) -> Any:
     # CBOR value sharing (tags 28/29) can build cyclic objects; no token needs it.
     raise cbor2.CBORDecodeError("shared CBOR values are not allowed")
 

@@ -50,7 +50,8 @@ def unprefix(text: str) -> str:
 
 
 def inflate(data: bytes) -> bytes:
-    """zlib is required (the EU spec and its test cases refuse uncompressed payloads)."""
+    """zlib is required (the EU spec and its test cases refuse uncompressed payloads), and
+    it must be the whole text: bytes after the stream would make two texts one code."""
     inflater = zlib.decompressobj()
     try:
         out = inflater.decompress(data, MAX_INFLATED)
@@ -60,6 +61,8 @@ def inflate(data: bytes) -> bytes:
         raise ContainerError(COMPRESSION, f"inflates to more than {MAX_INFLATED} bytes")
     if not inflater.eof:
         raise ContainerError(COMPRESSION, "zlib stream is truncated")
+    if inflater.unused_data:  # one text, one meaning: nothing may ride along unverified
+        raise ContainerError(COMPRESSION, f"{len(inflater.unused_data)} bytes after the zlib stream")
     return out
 
 

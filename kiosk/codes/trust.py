@@ -1,9 +1,10 @@
 """The trust list: the public keys whose signatures the gate accepts, and for what.
 
 JSON: `{"keys": [entry, ...], "fetched_at": ISO-time?}`, each entry with either
-`certificate` (base64 DER X.509) or `public_key` (PEM), and optional `kid` (base64;
-computed when absent), `purposes` (health, pass, dcc; all when absent), `not_before`,
-`not_after` (ISO times), `label`. One bad entry is reported in `problems` and skipped:
+`certificate` (base64 DER X.509) or `public_key` (PEM), `purposes` (a non-empty list of
+health, pass, dcc: a key signs only what it is listed for, so an entry without them is
+refused), and optional `kid` (base64; computed when absent), `not_before`, `not_after`
+(ISO times), `label`. One bad entry is reported in `problems` and skipped:
 the rest of the list still protects the gate. The list knows its age and is flagged
 stale beyond a limit, but still used: an offline gate keeps working on what it has.
 """
@@ -55,7 +56,7 @@ def parse_time(value: str) -> dt.datetime:
 class TrustedKey:
     kid: bytes
     public_key: Any
-    purposes: frozenset[str] = frozenset(KINDS)
+    purposes: frozenset[str] = frozenset()  # least privilege: nothing unless listed
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
     label: str = ""
@@ -72,16 +73,14 @@ class TrustedKey:
         return cose.ALG_NAMES.get(cose.alg_for_key(self.public_key), "?")
 
 
-def entry_for(public_key: Any, purposes: list[str] | None = None, label: str = "",
+def entry_for(public_key: Any, purposes: list[str], label: str = "",
               not_before: dt.datetime | None = None,
               not_after: dt.datetime | None = None) -> dict:
-    """A trust-list entry (JSON) for a bare public key."""
+    """A trust-list entry (JSON) for a bare public key, trusted for `purposes` only."""
     pem = public_key.public_bytes(serialization.Encoding.PEM,
                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     entry: dict[str, Any] = {"kid": base64.b64encode(kid_of_public_key(public_key)).decode(),
-                             "public_key": pem}
-    if purposes:
-        entry["purposes"] = list(purposes)
+                             "public_key": pem, "purposes": list(purposes)}
     if label:
         entry["label"] = label
     if not_before:
@@ -95,6 +94,7 @@ def key_from_entry(entry: Any) -> TrustedKey:
     """One JSON entry -> TrustedKey. Raises ValueError with what is wrong."""
     if not isinstance(entry, dict):
         raise ValueError("entry must be an object")
+    public_key: Any
     if "certificate" in entry:
         try:
             der = base64.b64decode(entry["certificate"], validate=True)
@@ -124,7 +124,7 @@ def key_from_entry(entry: Any) -> TrustedKey:
             raise ValueError("kid is empty")
     purposes = entry.get("purposes")
     if purposes is None:
-        purposes = list(KINDS)
+        raise ValueError(f"no purposes: a key signs only what it is listed for ({', '.join(KINDS)})")
     if not isinstance(purposes, list) or not purposes or any(p not in KINDS for p in purposes):
         raise ValueError(f"purposes must be a non-empty list of {', '.join(KINDS)}")
     times = {}
