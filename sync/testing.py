@@ -21,7 +21,19 @@ from sync.server.thread import ServerThread, wait_http
 __all__ = ["ROOT", "ChaosProxy", "PostgresCluster", "ServerProcess", "ServerThread", "batch_body", "fill",
            "free_port", "sample_entry", "signed_request", "wait_http"]
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def pg_bindir() -> Path | None:
+    """Where PostgreSQL's server programs are, as `pg_config --bindir` says (Debian's
+    postgresql-common points it at the newest installed version); None without pg_config."""
+    pg_config = shutil.which("pg_config")
+    if pg_config is None:
+        return None
+    try:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out.stdout.strip())
+
 _BOOT = __import__("kiosk.clock").clock.boot_id()
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +85,11 @@ class ServerProcess:
 class PostgresCluster:
     """A throwaway PostgreSQL cluster in a temp dir on a free port (trust auth, 127.0.0.1)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
+        bindir = pg_bindir()
+        if bindir is None:
+            raise RuntimeError(self.available() or "no pg_config")
+        self.bin = bindir
         self.dir = Path(tempfile.mkdtemp(prefix="gate-pg-"))
         self.port = free_port()
         self.as_user: list[str] = []
@@ -85,8 +101,11 @@ class PostgresCluster:
     @staticmethod
     def available() -> str | None:
         """None when a cluster can be started here, else why not."""
-        if not (PG_BIN / "initdb").exists():
-            return f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql)"
+        bindir = pg_bindir()
+        if bindir is None:
+            return "PostgreSQL not found: no pg_config on PATH (apt-get install postgresql)"
+        if not (bindir / "initdb").exists():
+            return f"PostgreSQL server programs not found in {bindir}, pg_config --bindir (apt-get install postgresql)"
         if os.geteuid() == 0 and shutil.which("runuser") is None:
             return "running as root without runuser: cannot start initdb"
         return None
@@ -96,9 +115,9 @@ class PostgresCluster:
 
     def start(self) -> PostgresCluster:
         data = self.dir / "data"
-        self._run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+        self._run(str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
                   "--no-sync", "-E", "UTF8")
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-w", "-o",
+        self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-w", "-o",
                   f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=on", "start")
         return self
 
@@ -110,7 +129,7 @@ class PostgresCluster:
 
     def stop(self) -> None:
         try:
-            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -12,9 +12,10 @@ import time
 from multiprocessing import get_context
 
 import pytest
-from conftest import ROOT
 
 from kiosk.store import Entry, Store, StoreError, StoreFull
+
+from conftest import ROOT
 
 DEVICE = "gate-test-1"
 
