@@ -41,9 +41,9 @@ class Visitor:
     name: str
     id_number: str
     kind: str = "resident"
-    colour: str | None = "green"  # None: shows something that is not a health code
+    colour: str = "green"
     code_age_min: float = 0.5  # how long ago the code was refreshed on the phone
-    foreign_text: str | None = None
+    foreign_text: str | None = None  # shown instead of a health code
     distortion: str = "clean"  # how the camera sees the phone
     forehead: tuple[float, ...] = (33.3,)  # object °C per measurement (ambient 12 °C)
 
@@ -56,7 +56,7 @@ SCENE = [
     Visitor("赵敏", "110105199209094567", distortion="blur", forehead=(34.9, 34.8)),
     Visitor("陈静", "110105198812125678", code_age_min=25, distortion="jpeg"),
     Visitor("刘洋", "320102199503036789", kind="visitor", distortion="lowlight"),
-    Visitor("孙丽", "110105196606067890", colour=None,
+    Visitor("孙丽", "110105196606067890",
             foreign_text="https://pay.example.com/qr/8f3a9c2d-收款码", distortion="noise"),
     Visitor("周强", "110105197111118901", forehead=(26.0, 33.4)),
     Visitor("吴刚", "110105198004049012", colour="red", distortion="inverted"),
@@ -204,12 +204,13 @@ def run_gate(store: Store, policy: GatePolicy, lang: str | None) -> None:
                 if d.action not in (MEASURE, RETEST):
                     break
             emulator.values = [(AMBIENT_C, AMBIENT_C)]  # the person walks on
+            assert d is not None  # everyone is measured at least once
 
             entry = store.record(Entry(
                 gate="demo", direction="in", subject_kind=v.kind, masked_name=mask_name(v.name),
                 person_ref=ref, code_kind=result.kind if result else None,
                 code_colour=code.colour if code else None,
-                code_result=("valid" if result.valid else result.reason.value) if result else "no_code",
+                code_result=(result.reason.value if result.reason else "valid") if result else "no_code",
                 readings=[{"object_c": r.object_c, "ambient_c": r.ambient_c, "body_c": r.body_c,
                            "body_estimate_c": r.body_estimate_c, "raw": r.raw} for r in readings],
                 action=d.action, report=d.report, reasons=list(d.reasons)), device_id=DEVICE_ID)

@@ -35,11 +35,17 @@ class GatePolicy:
     @classmethod
     def from_settings(cls, settings: dict) -> GatePolicy:
         """From the policy the township pushed down (Store.policy()); other keys are ignored."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in settings.items() if k in known and v is not None}
-        if values.get("risk_level", "low") not in RISK_LEVELS:
-            raise ValueError(f"unknown risk level {values['risk_level']!r}")
-        return cls(**{k: v if k == "risk_level" else float(v) for k, v in values.items()})
+        level = settings.get("risk_level")
+        if level is not None and level not in RISK_LEVELS:
+            raise ValueError(f"unknown risk level {level!r}")
+        default = cls()
+
+        def number(key: str) -> float:
+            value = settings.get(key)
+            return float(getattr(default, key) if value is None else value)
+
+        return cls(risk_level=level or default.risk_level, fever_c=number("fever_c"),
+                   plausible_min_c=number("plausible_min_c"), plausible_max_c=number("plausible_max_c"))
 
 
 @dataclasses.dataclass(frozen=True)
