@@ -83,6 +83,65 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                                         f"python -m pytest '{item.nodeid}'"))
 
 
+# --- the quick loop: `pytest -m "not slow"` ---------------------------------------
+
+# Tests that take many seconds, by file (every test in it) or file::test (every
+# parameter). One list, here, so a test file needs no change to join or leave it.
+SLOW = {
+    # kill rounds, soak
+    "tests/test_sync_faults.py": "SIGKILL rounds against client and server",
+    "tests/test_store.py::test_writer_killed_mid_transaction_leaves_a_consistent_store": "kills writers",
+    "tests/test_store.py::test_seq_gap_free_under_concurrent_writers": "concurrent writer processes",
+    # fuzzing and properties
+    "tests/test_server_fuzz.py": "schema-driven fuzzing of the server",
+    "tests/test_codes_fuzz.py": "Hypothesis on every layer of the verifier",
+    "tests/test_rules.py::test_properties": "Hypothesis over random facts",
+    "tests/test_thermometer_protocols.py::test_ascii_parser_never_raises_and_only_returns_matching_lines":
+        "Hypothesis on the line parser",
+    # hundreds of pictures
+    "tests/test_camera_soft.py::test_random_modules_behind_real_patterns_never_read": "500 symbols",
+    "tests/test_camera_soft.py::test_damaged_symbols_read_right_or_not_at_all": "hundreds of damaged symbols",
+    "tests/test_camera_decode.py::test_native_crash_in_the_decoder_costs_one_frame": "crashes a worker",
+    "tests/test_codes_dcc.py::test_gate_codes_vectors_reports_every_step": "all 237 EU cases in a subprocess",
+    "tests/test_codes_cli.py::test_issue_a_pass_as_png_and_verify_the_picture": "renders and reads a QR image",
+    # the whole gate, or waiting out a timeout or a back-off
+    "tests/test_demo.py": "the whole demo",
+    "tests/test_thermometer_cli.py::test_wrong_protocol_gives_up_after_the_default_timeout": "waits 10 s",
+    "tests/test_thermometer_cli.py::test_silent_device_times_out": "waits out a timeout",
+    "tests/test_sync_client.py::test_cli_enroll_sync_and_report": "a dozen gate commands",
+    "tests/test_sync_client.py::test_full_server_disk_is_a_503_and_the_gate_catches_up_later": "back-off",
+    "tests/test_sync_client.py::test_offline_gate_catches_up_by_itself": "back-off",
+    "tests/test_sync_client.py::test_immediate_reports_reach_the_township_first": "a backlog of thousands",
+    "tests/test_sync_client.py::test_server_says_clearly_when_its_database_is_unreachable": "retries",
+    "tests/test_cli.py::test_each_documented_list_format_uploads": "nine gate commands",
+    "tests/test_cli_errors.py::test_township_with_nothing_to_show_says_so": "five gate commands and a server",
+    "tests/test_cli_errors.py::test_bad_input_is_one_line_and_a_failure": "24 gate commands",
+}
+# Tests that take these fixtures are slow too.
+SLOW_FIXTURES = {
+    "frames": "tests/test_camera_decode.py renders its whole frame set",
+}
+# A test run once per database (db_url) is quick on SQLite; the PostgreSQL run joins `make test`.
+SLOW_PARAMS = {"postgres"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    modules = {}
+    for item in items:
+        path, _, name = item.nodeid.partition("::")
+        modules[path] = getattr(item, "module", None)
+        params = getattr(item, "callspec", None)
+        if (path in SLOW or f"{path}::{name.split('[')[0]}" in SLOW
+                or SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ()))
+                or params is not None and SLOW_PARAMS & {str(v) for v in params.params.values()}):
+            item.add_marker(pytest.mark.slow)
+    # A renamed test must not quietly leave the list.
+    stale = [key for key in SLOW if "::" in key and key.split("::")[0] in modules
+             and not hasattr(modules[key.split("::")[0]], key.split("::")[1])]
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {', '.join(stale)}")
+
+
 # --- PostgreSQL ----------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
