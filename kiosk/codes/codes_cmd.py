@@ -208,16 +208,17 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_vectors(args: argparse.Namespace) -> int:
-    from .conformance import load_cases, run_case, summary
+    from .conformance import ReadPicture, load_cases, run_case, summary
     if not args.dir.is_dir():
         raise UsageError(f"{args.dir} is not a folder")
     try:
         cases = load_cases(args.dir)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read the cases: {exc}") from None
-    read_picture = None
+    read_picture: ReadPicture | None = None
     if not args.no_picture:
-        from devices.camera.picture import qr_texts as read_picture
+        from devices.camera.picture import qr_texts
+        read_picture = qr_texts
     reports = [run_case(name, case, read_picture) for name, case in cases]
     for report in reports:
         if args.verbose or not report.ok:
