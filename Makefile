@@ -7,11 +7,11 @@ STAMP := $(VENV)/.installed
 RUNTIME_DEBS := libzbar0
 TEST_DEBS := libzbar0 postgresql
 
-.PHONY: demo test bench lint clean-venv
+.PHONY: demo test bench lint lock clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,console]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,6 +30,18 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@scripts/system-deps $(RUNTIME_DEBS)
 	$(PY) bench/run.py
+
+# The versions a Pi image installs (README "Installing on a Raspberry Pi"): resolved in a
+# clean venv from pyproject.toml, the gate and its console, then frozen.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q '.[console]'
+	echo "# pip install -c requirements.lock '.[console]'    (regenerate: make lock)" > requirements.lock
+	$(LOCK_VENV)/bin/python -c "import datetime, platform; print(f'# Python {platform.python_version()}, \
+	resolved {datetime.date.today()} from pyproject.toml')" >> requirements.lock
+	$(LOCK_VENV)/bin/pip freeze --exclude gate >> requirements.lock
+	rm -rf $(LOCK_VENV) build
 
 clean-venv:
 	rm -rf $(VENV)

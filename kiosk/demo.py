@@ -25,8 +25,8 @@ import zlib
 from pathlib import Path
 
 from kiosk import clock, reasons
-from kiosk.decide_cmd import parse_case
-from kiosk.rules import MEASURE, RETEST, Code, Facts, Policy, Subject, decide
+from kiosk.cases import parse_case
+from kiosk.rules import MEASURE, RETEST, Code, Facts, GatePolicy, Subject, decide
 from kiosk.store import Entry, Store
 
 CASES = Path(__file__).resolve().parents[1] / "docs" / "cases.jsonl"
@@ -41,9 +41,9 @@ class Visitor:
     name: str
     id_number: str
     kind: str = "resident"
-    colour: str | None = "green"  # None: shows something that is not a health code
+    colour: str = "green"
     code_age_min: float = 0.5  # how long ago the code was refreshed on the phone
-    foreign_text: str | None = None
+    foreign_text: str | None = None  # shown instead of a health code
     distortion: str = "clean"  # how the camera sees the phone
     forehead: tuple[float, ...] = (33.3,)  # object °C per measurement (ambient 12 °C)
 
@@ -56,7 +56,7 @@ SCENE = [
     Visitor("赵敏", "110105199209094567", distortion="blur", forehead=(34.9, 34.8)),
     Visitor("陈静", "110105198812125678", code_age_min=25, distortion="jpeg"),
     Visitor("刘洋", "320102199503036789", kind="visitor", distortion="lowlight"),
-    Visitor("孙丽", "110105196606067890", colour=None,
+    Visitor("孙丽", "110105196606067890",
             foreign_text="https://pay.example.com/qr/8f3a9c2d-收款码", distortion="noise"),
     Visitor("周强", "110105197111118901", forehead=(26.0, 33.4)),
     Visitor("吴刚", "110105198004049012", colour="red", distortion="inverted"),
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 with township(Path(tmp), args.risk_level) as (admin, credentials):
                     sync = sync_client(db, credentials)
                     sync.run_once()  # enrolled: pull the community's policy and lists
-                    run_gate(store, Policy.from_settings(store.policy()), args.lang)
+                    run_gate(store, GatePolicy.from_settings(store.policy()), args.lang)
                     report(admin, sync.run_once(), args.lang)
                     sync.close()
             stats = store.stats()
@@ -96,7 +96,7 @@ def township(tmp: Path, risk_level: str):
     from sync.admin import Admin
     from sync.client import enroll
     from sync.server.app import Settings
-    from sync.testing import ServerThread
+    from sync.server.thread import ServerThread
 
     token = secrets.token_urlsafe(24)
     with ServerThread(Settings(db_url=str(tmp / "township.db"), admin_token=token)) as server:
@@ -115,14 +115,13 @@ def sync_client(db: Path, credentials):
 
 
 def report(admin, sync_round, lang: str | None) -> None:
-    en = (lang or reasons.default_lang()) == "en"
-    print(("\nSynced to the township: " if en else "\n已同步至镇防控办：")
+    print("\n" + label("synced", lang)
           + f"{sync_round.uploaded} / acked seq {sync_round.acked_seq}, backlog {sync_round.backlog}")
     for c in admin.daily_report()["communities"]:
         by_action = ", ".join(f"{reasons.action_text(k, lang)} {v}" for k, v in sorted(c["by_action"].items()))
-        print(("Daily report " if en else "日报 ") + f"{c['community']}: {c['entries']} ({by_action})")
+        print(label("daily_report", lang) + f"{c['community']}: {c['entries']} ({by_action})")
     for alarm in admin.alarms()["alarms"]:
-        print(("ALARM " if en else "警报 ") + f"#{alarm.get('seq')} {alarm.get('masked_name') or ''} "
+        print(label("alarm", lang) + f"#{alarm.get('seq')} {alarm.get('masked_name') or ''} "
               f"{reasons.action_text(alarm.get('action', ''), lang)}: "
               + say_reasons(alarm.get("reasons", []), lang))
 
@@ -152,7 +151,7 @@ def say_decision(d, lang: str | None) -> str:
     return f"{reasons.action_text(d.action, lang)}: {say_reasons(d.reasons, lang)}{report}"
 
 
-def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
+def run_gate(store: Store, policy: GatePolicy, lang: str | None) -> None:
     # Heavy parts are imported here so `gate demo --cases` stays light.
     import numpy as np
 
@@ -164,7 +163,6 @@ def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
     from kiosk.codes import Reason, Verifier, issue, keys, trust
     from kiosk.people import mask_name, person_ref
 
-    en = (lang or reasons.default_lang()) == "en"
     signer = keys.generate("Ed25519")  # the township's health-code key
     trust_list = trust.TrustList.from_json(
         {"keys": [trust.entry_for(signer.public_key(), ["health"], label="demo township")]},
@@ -173,8 +171,7 @@ def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
     decoder = make_decoder()
     emulator = GyMcu90614Emulator(values=[(AMBIENT_C, AMBIENT_C)]).start()  # nobody there yet
     thermometer = Thermometer(emulator.path, GyMcu90614Session(mode="query")).start()
-    print(("Simulated gate: camera (rendered frames), GY-MCU90614 thermometer on "
-           if en else "模拟卡口：摄像头（合成画面），GY-MCU90614 测温模块 ") + emulator.path)
+    print(label("simulated_gate", lang) + emulator.path)
     try:
         for v in SCENE:
             now = clock.utc_now()
@@ -207,43 +204,38 @@ def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
                 if d.action not in (MEASURE, RETEST):
                     break
             emulator.values = [(AMBIENT_C, AMBIENT_C)]  # the person walks on
+            assert d is not None  # everyone is measured at least once
 
             entry = store.record(Entry(
                 gate="demo", direction="in", subject_kind=v.kind, masked_name=mask_name(v.name),
                 person_ref=ref, code_kind=result.kind if result else None,
                 code_colour=code.colour if code else None,
-                code_result=("valid" if result.valid else result.reason.value) if result else "no_code",
+                code_result=(result.reason.value if result.reason else "valid") if result else "no_code",
                 readings=[{"object_c": r.object_c, "ambient_c": r.ambient_c, "body_c": r.body_c,
                            "body_estimate_c": r.body_estimate_c, "raw": r.raw} for r in readings],
                 action=d.action, report=d.report, reasons=list(d.reasons)), device_id=DEVICE_ID)
 
             temps = " → ".join(f"{r.body_estimate_c:.1f}" for r in readings)
-            print(f"#{entry.seq:<2} {mask_name(v.name):<4} {words(KIND_WORDS, v.kind, lang)}  "
+            print(f"#{entry.seq:<2} {mask_name(v.name):<4} {label(v.kind, lang)}  "
                   f"{describe_code(result, lang)} "
                   f"[{v.distortion}, {k + 1} frame{'s' if k else ''}, {decode_ms:.1f} ms]  "
-                  f"{words(TEMP_WORD, '', lang)} {temps} °C\n     -> {say_decision(d, lang)}")
+                  f"{label('temperature', lang)} {temps} °C\n     -> {say_decision(d, lang)}")
     finally:
         thermometer.stop()
         emulator.stop()
         decoder.close()
 
 
-KIND_WORDS = {"resident": {"zh": "居民", "en": "resident"}, "visitor": {"zh": "访客", "en": "visitor"}}
-TEMP_WORD = {"": {"zh": "体温", "en": "temp"}}
-COLOUR_WORDS = {"green": {"zh": "绿码", "en": "green code"}, "yellow": {"zh": "黄码", "en": "yellow code"},
-                "red": {"zh": "红码", "en": "red code"}}
-
-
-def words(table: dict, key: str, lang: str | None) -> str:
-    return reasons.text(table, key, lang)
+def label(key: str, lang: str | None) -> str:
+    return reasons.text(reasons.LABEL_TEXT, key, lang)
 
 
 def describe_code(result, lang: str | None) -> str:
     if result is None:
-        return words({"": {"zh": "未识别到码", "en": "no code read"}}, "", lang)
+        return label("no_code_read", lang)
     if not result.valid:
-        return result.message(lang or reasons.default_lang())
-    return words(COLOUR_WORDS, result.claims.get("colour", ""), lang)
+        return result.message(lang)
+    return label(result.claims.get("colour", ""), lang)
 
 
 def measure(thermometer, emulator, forehead_c: float):

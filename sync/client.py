@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -112,8 +113,17 @@ class SyncConfig:
             raise SyncError(f"unknown [sync] setting {unknown[0]!r}; known: credentials, "
                             f"{', '.join(fields)}", retry=False, reason="bad_config")
         merged = {**section, **{k: v for k, v in overrides.items() if v is not None}}
-        values = {k: type(fields[k].default)(v) for k, v in merged.items()}
+        values = {k: _like(fields[k].default, v, k) for k, v in merged.items()}
         return cls(credentials=creds, **values)
+
+
+def _like(default: Any, value: Any, key: str) -> Any:
+    """A [sync] setting as the type of its default: "200" -> 200, or a named error."""
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise SyncError(f"[sync] {key} = {value!r} is not a {type(default).__name__}", retry=False,
+                        reason="bad_config") from None
 
 
 @dataclass
@@ -345,7 +355,7 @@ class SyncClient:
         try:
             # 200 means the server holds every entry of the batch and every seq <= acked.
             self.store.mark_synced(self.device_id, acked, now)
-            above = [e.seq for e in entries if e.seq > acked]
+            above = [e.seq for e in entries if e.seq is not None and e.seq > acked]
             if above:
                 self.store.mark_synced_seqs(self.device_id, above, now)
         except StoreError as exc:  # the gate is busy: harmless, resent and deduplicated later
@@ -361,7 +371,7 @@ class SyncClient:
             return []
         manifest = r.json()
         policy = policy_version = None
-        lists: dict[str, tuple[list[dict], str, str]] = {}
+        lists: dict[str, tuple[list[dict], str | None, str | None]] = {}
         for name, doc in manifest["documents"].items():
             if name != "policy" and name not in LISTS:
                 continue

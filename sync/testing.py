@@ -1,5 +1,6 @@
-"""Real parts for tests and benchmarks: a township server on 127.0.0.1 in a thread or
-a process, a throwaway PostgreSQL cluster, and gate entries to sync."""
+"""Real parts for tests and benchmarks only (nothing in the product imports this): a
+township server on 127.0.0.1 in a thread (sync.server.thread) or a process, a throwaway
+PostgreSQL cluster, and gate entries to sync."""
 from __future__ import annotations
 
 import os
@@ -10,14 +11,29 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import httpx
 
 from kiosk.store import Entry, Store
+from sync.server.thread import ServerThread, wait_http
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+__all__ = ["ROOT", "ChaosProxy", "PostgresCluster", "ServerProcess", "ServerThread", "batch_body", "fill",
+           "free_port", "sample_entry", "signed_request", "wait_http"]
+
+
+def pg_bindir() -> Path | None:
+    """Where PostgreSQL's server programs are, as `pg_config --bindir` says (Debian's
+    postgresql-common points it at the newest installed version); None without pg_config."""
+    pg_config = shutil.which("pg_config")
+    if pg_config is None:
+        return None
+    try:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out.stdout.strip())
+
 _BOOT = __import__("kiosk.clock").clock.boot_id()
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,46 +42,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            httpx.get(url + "/v1/time", timeout=1.0)
-            return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no server at {url}") from None
-            time.sleep(0.05)
-
-
-class ServerThread:
-    """`create_app` served by uvicorn in a thread on a socket bound to 127.0.0.1:0."""
-
-    def __init__(self, settings, port: int = 0):
-        import uvicorn
-
-        from sync.server import create_app
-        self.app = create_app(settings)
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        wait_http(self.url)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
-        self.app.state.db.close()
 
 
 class ServerProcess:
@@ -109,7 +85,11 @@ class ServerProcess:
 class PostgresCluster:
     """A throwaway PostgreSQL cluster in a temp dir on a free port (trust auth, 127.0.0.1)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
+        bindir = pg_bindir()
+        if bindir is None:
+            raise RuntimeError(self.available() or "no pg_config")
+        self.bin = bindir
         self.dir = Path(tempfile.mkdtemp(prefix="gate-pg-"))
         self.port = free_port()
         self.as_user: list[str] = []
@@ -121,8 +101,11 @@ class PostgresCluster:
     @staticmethod
     def available() -> str | None:
         """None when a cluster can be started here, else why not."""
-        if not (PG_BIN / "initdb").exists():
-            return f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql)"
+        bindir = pg_bindir()
+        if bindir is None:
+            return "PostgreSQL not found: no pg_config on PATH (apt-get install postgresql)"
+        if not (bindir / "initdb").exists():
+            return f"PostgreSQL server programs not found in {bindir}, pg_config --bindir (apt-get install postgresql)"
         if os.geteuid() == 0 and shutil.which("runuser") is None:
             return "running as root without runuser: cannot start initdb"
         return None
@@ -132,9 +115,9 @@ class PostgresCluster:
 
     def start(self) -> PostgresCluster:
         data = self.dir / "data"
-        self._run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+        self._run(str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
                   "--no-sync", "-E", "UTF8")
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-w", "-o",
+        self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-w", "-o",
                   f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=on", "start")
         return self
 
@@ -146,7 +129,7 @@ class PostgresCluster:
 
     def stop(self) -> None:
         try:
-            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)

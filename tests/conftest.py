@@ -1,15 +1,27 @@
-"""Shared fixtures. Tests use real parts: files, pseudo-terminals, servers on 127.0.0.1."""
+"""Shared fixtures and fakes. Tests use real parts: files, pseudo-terminals, servers on
+127.0.0.1, a real PostgreSQL cluster. Test modules import shared things from here only,
+never from one another.
+
+Randomised tests take the `seed` fixture: one seed per run, from $GATE_TEST_SEED or
+chosen at random, printed in the header and, for a failing test, with the line that
+replays it. Hypothesis tests run with the same seed.
+"""
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+SEED_ENV = "GATE_TEST_SEED"
+# Set to "skip" to run without PostgreSQL on purpose; otherwise a missing one fails.
+POSTGRES_ENV = "GATE_TEST_POSTGRES"
 
 
 def run_gate(*args: str, input: str | None = None, timeout: float = 120,
@@ -29,3 +41,174 @@ def gate():
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+# --- seeds ---------------------------------------------------------------------------
+
+def session_seed() -> int:
+    return int(os.environ[SEED_ENV])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # Chosen once, in the first process; pytest-xdist's workers inherit the environment.
+    text = os.environ.get(SEED_ENV) or str(random.SystemRandom().randrange(2**32))
+    try:
+        seed = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"{SEED_ENV} must be a whole number, got {text!r}") from None
+    os.environ[SEED_ENV] = str(seed)
+    if getattr(config.option, "hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = seed  # Hypothesis's own --hypothesis-seed
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"{SEED_ENV}={session_seed()} (set it to replay this run's random choices)"
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    """This run's seed for a randomised test; a failure prints how to replay it."""
+    request.node.gate_seed = session_seed()
+    return session_seed()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    randomised = hasattr(item, "gate_seed") or hasattr(getattr(item, "obj", None), "hypothesis")
+    if report.failed and randomised:
+        report.sections.append(("seed", f"replay with {SEED_ENV}={session_seed()} "
+                                        f"python -m pytest '{item.nodeid}'"))
+
+
+# --- the quick loop: `pytest -m "not slow"` ---------------------------------------
+
+# Tests that take many seconds, by file (every test in it) or file::test (every
+# parameter). One list, here, so a test file needs no change to join or leave it.
+SLOW = {
+    # kill rounds, soak
+    "tests/test_sync_faults.py": "SIGKILL rounds against client and server",
+    "tests/test_store.py::test_writer_killed_mid_transaction_leaves_a_consistent_store": "kills writers",
+    "tests/test_store.py::test_seq_gap_free_under_concurrent_writers": "concurrent writer processes",
+    # fuzzing and properties
+    "tests/test_server_fuzz.py": "schema-driven fuzzing of the server",
+    "tests/test_codes_fuzz.py": "Hypothesis on every layer of the verifier",
+    "tests/test_rules.py::test_properties": "Hypothesis over random facts",
+    "tests/test_thermometer_protocols.py::test_ascii_parser_never_raises_and_only_returns_matching_lines":
+        "Hypothesis on the line parser",
+    # hundreds of pictures
+    "tests/test_camera_soft.py::test_random_modules_behind_real_patterns_never_read": "500 symbols",
+    "tests/test_camera_soft.py::test_damaged_symbols_read_right_or_not_at_all": "hundreds of damaged symbols",
+    "tests/test_camera_decode.py::test_native_crash_in_the_decoder_costs_one_frame": "crashes a worker",
+    "tests/test_codes_dcc.py::test_gate_codes_vectors_reports_every_step": "all 237 EU cases in a subprocess",
+    "tests/test_codes_cli.py::test_issue_a_pass_as_png_and_verify_the_picture": "renders and reads a QR image",
+    # the whole gate, or waiting out a timeout or a back-off
+    "tests/test_demo.py": "the whole demo",
+    "tests/test_thermometer_cli.py::test_wrong_protocol_gives_up_after_the_default_timeout": "waits 10 s",
+    "tests/test_thermometer_cli.py::test_silent_device_times_out": "waits out a timeout",
+    "tests/test_sync_client.py::test_cli_enroll_sync_and_report": "a dozen gate commands",
+    "tests/test_sync_client.py::test_full_server_disk_is_a_503_and_the_gate_catches_up_later": "back-off",
+    "tests/test_sync_client.py::test_offline_gate_catches_up_by_itself": "back-off",
+    "tests/test_sync_client.py::test_immediate_reports_reach_the_township_first": "a backlog of thousands",
+    "tests/test_sync_client.py::test_server_says_clearly_when_its_database_is_unreachable": "retries",
+    "tests/test_cli.py::test_each_documented_list_format_uploads": "nine gate commands",
+    "tests/test_cli_errors.py::test_township_with_nothing_to_show_says_so": "five gate commands and a server",
+    "tests/test_cli_errors.py::test_bad_input_is_one_line_and_a_failure": "24 gate commands",
+}
+# Tests that take these fixtures are slow too.
+SLOW_FIXTURES = {
+    "frames": "tests/test_camera_decode.py renders its whole frame set",
+}
+# A test run once per database (db_url) is quick on SQLite; the PostgreSQL run joins `make test`.
+SLOW_PARAMS = {"postgres"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    modules = {}
+    for item in items:
+        path, _, name = item.nodeid.partition("::")
+        modules[path] = getattr(item, "module", None)
+        params = getattr(item, "callspec", None)
+        if (path in SLOW or f"{path}::{name.split('[')[0]}" in SLOW
+                or SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ()))
+                or params is not None and SLOW_PARAMS & {str(v) for v in params.params.values()}):
+            item.add_marker(pytest.mark.slow)
+    # A renamed test must not quietly leave the list.
+    stale = [key for key in SLOW if "::" in key and key.split("::")[0] in modules
+             and not hasattr(modules[key.split("::")[0]], key.split("::")[1])]
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {', '.join(stale)}")
+
+
+# --- PostgreSQL ----------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the session (each xdist worker has its own).
+    Missing PostgreSQL fails the tests that need it, saying what to install, unless
+    GATE_TEST_POSTGRES=skip asks to skip them."""
+    from sync.testing import PostgresCluster
+
+    why = PostgresCluster.available()
+    if why:
+        if os.environ.get(POSTGRES_ENV) == "skip":
+            pytest.skip(f"{POSTGRES_ENV}=skip: {why}")
+        pytest.fail(f"{why}. The township server is tested on PostgreSQL too: `make test` installs "
+                    f"it, or set {POSTGRES_ENV}=skip to leave those tests out", pytrace=False)
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+# --- a camera that can be unplugged --------------------------------------------------
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class FakeDevice:
+    """What is plugged in: whether it opens, whether it gives frames, what was set on it."""
+
+    def __init__(self) -> None:
+        self.present = True
+        self.giving = True
+        self.opens = 0
+        self.props: dict[int, float] = {}
+        self.frames = 0
+
+
+class FakeCapture:
+    """Behaves like cv2.VideoCapture on a V4L2 device (there is no camera on the test machine)."""
+
+    def __init__(self, dev: FakeDevice, device, api) -> None:
+        self.dev, self.device, self.api = dev, device, api
+        dev.opens += 1
+        self.opened = dev.present
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2's name
+        return self.opened
+
+    def set(self, prop, value) -> bool:
+        import cv2
+        if prop == cv2.CAP_PROP_FOCUS:
+            return False  # this camera has no focus control
+        self.dev.props[prop] = value
+        return True
+
+    def read(self):
+        import numpy as np
+        if not (self.opened and self.dev.present and self.dev.giving):
+            return False, None
+        self.dev.frames += 1
+        return True, np.full((48, 64, 3), self.dev.frames % 256, np.uint8)
+
+    def release(self) -> None:
+        self.opened = False

@@ -111,7 +111,7 @@ def test_a_decoder_error_does_not_stop_the_loop():
 
 
 def test_camera_lost_and_back_is_seen_by_the_scanner():
-    from test_camera_sources import FakeCapture, FakeDevice
+    from conftest import FakeCapture, FakeDevice
 
     dev = FakeDevice()
     cam = CameraSource(0, capture_factory=lambda d, api: FakeCapture(dev, d, api),

@@ -17,51 +17,7 @@ from devices.camera.sources import (
     open_source,
 )
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class FakeDevice:
-    """What is plugged in: whether it opens, whether it gives frames, what was set on it."""
-
-    def __init__(self) -> None:
-        self.present = True
-        self.giving = True
-        self.opens = 0
-        self.props: dict[int, float] = {}
-        self.frames = 0
-
-
-class FakeCapture:
-    """Behaves like cv2.VideoCapture on a V4L2 device."""
-
-    def __init__(self, dev: FakeDevice, device, api) -> None:
-        self.dev, self.device, self.api = dev, device, api
-        dev.opens += 1
-        self.opened = dev.present
-
-    def isOpened(self) -> bool:  # noqa: N802 - cv2's name
-        return self.opened
-
-    def set(self, prop, value) -> bool:
-        if prop == cv2.CAP_PROP_FOCUS:
-            return False  # this camera has no focus control
-        self.dev.props[prop] = value
-        return True
-
-    def read(self):
-        if not (self.opened and self.dev.present and self.dev.giving):
-            return False, None
-        self.dev.frames += 1
-        return True, np.full((48, 64, 3), self.dev.frames % 256, np.uint8)
-
-    def release(self) -> None:
-        self.opened = False
+from conftest import Clock, FakeCapture, FakeDevice
 
 
 def camera(dev: FakeDevice, clock: Clock, **kw) -> CameraSource:

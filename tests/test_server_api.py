@@ -15,19 +15,9 @@ from sync import auth
 from sync.admin import Admin, AdminError
 from sync.client import enroll
 from sync.server import Settings
-from sync.testing import PostgresCluster, ServerThread, batch_body, fill, sample_entry, signed_request
+from sync.testing import ServerThread, batch_body, fill, sample_entry, signed_request
 
 TOKEN = "test-admin-token-abcdef"
-
-
-@pytest.fixture(scope="module")
-def pg_cluster():
-    why = PostgresCluster.available()
-    if why:
-        pytest.skip(why)
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -17,7 +17,6 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
 from kiosk.store import (
     MIGRATIONS,
@@ -31,6 +30,8 @@ from kiosk.store import (
     StoreFull,
     StoreMissing,
 )
+
+from conftest import ROOT
 
 DEVICE = "gate-test-1"
 

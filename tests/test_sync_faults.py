@@ -4,7 +4,9 @@ and the township server (`gate server`) are SIGKILLed at random points and resta
 and a proxy cuts connections mid-request and mid-response. At the end the entries on
 the server are exactly the entries on the gate, each once.
 
-GATE_SYNC_SOAK_ROUNDS=N runs N kill rounds instead of the default (a longer soak)."""
+GATE_SYNC_SOAK_ROUNDS=N runs N kill rounds instead of the default (a longer soak). Where
+and when the kills fall is drawn from the run's seed (tests/conftest.py): a failure prints
+GATE_TEST_SEED=N to replay the same choices (the timing of the processes still varies)."""
 from __future__ import annotations
 
 import os
@@ -20,7 +22,7 @@ import pytest
 from kiosk.store import Store
 from sync.admin import Admin
 from sync.client import enroll
-from sync.testing import ROOT, ChaosProxy, PostgresCluster, ServerProcess, fill
+from sync.testing import ROOT, ChaosProxy, ServerProcess, fill
 
 TOKEN = "fault-suite-admin-token"
 ROUNDS = int(os.environ.get("GATE_SYNC_SOAK_ROUNDS", "8"))
@@ -31,7 +33,7 @@ class SyncProcess:
         self.args = [sys.executable, "-m", "kiosk.cli", "sync", "--store", str(store),
                      "--credentials", str(creds), "--interval", "0.05", "--backoff-cap", "0.4",
                      "--pull-interval", "1", "--batch-size", "200"]
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "GATE_CONFIG": str(store) + ".none.toml"}
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "GATE_CONFIG": os.devnull}
         self.log = log
         self.proc: subprocess.Popen | None = None
 
@@ -139,16 +141,11 @@ def chaos_run(tmp_path: Path, db_url: str, rounds: int, seed: int) -> None:
         admin.close()
 
 
-def test_kills_and_cut_connections_lose_nothing_and_duplicate_nothing(tmp_path):
-    chaos_run(tmp_path, str(tmp_path / "township.db"), ROUNDS, seed=int(time.time()))
+@pytest.mark.slow
+def test_kills_and_cut_connections_lose_nothing_and_duplicate_nothing(tmp_path, seed):
+    chaos_run(tmp_path, str(tmp_path / "township.db"), ROUNDS, seed=seed)
 
 
-def test_same_on_postgresql(tmp_path):
-    why = PostgresCluster.available()
-    if why:
-        pytest.skip(why)
-    cluster = PostgresCluster().start()
-    try:
-        chaos_run(tmp_path, cluster.new_database("faults"), max(4, ROUNDS // 2), seed=int(time.time()) + 1)
-    finally:
-        cluster.stop()
+@pytest.mark.slow
+def test_same_on_postgresql(tmp_path, seed, pg_cluster):
+    chaos_run(tmp_path, pg_cluster.new_database("faults"), max(4, ROUNDS // 2), seed=seed + 1)

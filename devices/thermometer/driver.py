@@ -152,8 +152,10 @@ class Thermometer:
                     continue
                 for ev in events:   # readings first: nothing after this may lose them
                     try:
-                        reading = self._reading(ev) if isinstance(ev, Sample) else None
-                        if reading is None:
+                        if isinstance(ev, Sample):
+                            reading: Reading | None = self._reading(ev)
+                        else:
+                            reading = None
                             self._fault(ev.status, ev.detail, ev.raw)
                     except Exception as e:  # noqa: BLE001 - as above
                         self._internal(e)

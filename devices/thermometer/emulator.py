@@ -126,6 +126,8 @@ class PtyLine:
         """Wait until the host has read what was written (bytes already on the wire)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.slave is None:  # closed (a disconnect fault): nothing left to drain
+                return
             try:
                 pending = int.from_bytes(
                     fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0"), "little")
@@ -232,7 +234,7 @@ class Emulator:
         stuck = next((f for f in self.faults if f.name == "stuck" and f.at is not None and i >= f.at), None)
         if stuck and self.stuck_value is None:
             self.stuck_value = self.values[i % len(self.values)]
-        obj, amb = self.stuck_value if stuck else self.values[i % len(self.values)]
+        obj, amb = self.stuck_value if stuck and self.stuck_value else self.values[i % len(self.values)]
         frame = (encode or self.encode)(obj, amb)
         if self._fault("bad-checksum", i):
             frame = self.corrupt(frame)

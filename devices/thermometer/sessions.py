@@ -122,9 +122,9 @@ class ModbusSession(Session):
             regs = self.transact(port)
         except mb.ModbusTimeout as e:
             left = self.parser.leftover()
-            return self.parser.faults + [left or Fault(Status.TIMEOUT, str(e))]
+            return [*self.parser.faults, left or Fault(Status.TIMEOUT, str(e))]
         except mb.ModbusExceptionResponse as e:
-            return self.parser.faults + [Fault(Status.DEVICE_EXCEPTION, str(e))]
+            return [*self.parser.faults, Fault(Status.DEVICE_EXCEPTION, str(e))]
         obj = mb.register_value(regs.values[self.register - self.start_register], self.scale, self.signed)
         amb = (None if self.ambient_register is None else
                mb.register_value(regs.values[self.ambient_register - self.start_register],

@@ -123,8 +123,9 @@ class FrameParser:
             return
         raw = bytes(self.buf[:n])
         del self.buf[:n]
-        if out and isinstance(out[-1], Fault) and out[-1].status is Status.GARBAGE:
-            prev = out.pop()   # one fault per run of stray bytes
+        prev = out[-1] if out else None
+        if isinstance(prev, Fault) and prev.status is Status.GARBAGE:
+            out.pop()   # one fault per run of stray bytes
             n += int(prev.detail.split()[0])
             raw = prev.raw + raw
         out.append(Fault(Status.GARBAGE, f"{n} stray bytes", raw[:64]))
@@ -132,7 +133,7 @@ class FrameParser:
 
 def parse_commands(buf: bytearray) -> list[int]:
     """Host commands in `buf` (the emulator's side); consumes what it recognises."""
-    cmds = []
+    cmds: list[int] = []
     while True:
         i = buf.find(b"\xa5")
         if i < 0:
