@@ -30,7 +30,7 @@ from kiosk import clock, reasons
 from kiosk.wire import LISTS as LISTS  # re-exported: the list names live in kiosk/wire.py
 from kiosk.wire import WireError, check_rows
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gate.store")
 
 BUSY_TIMEOUT_MS = 5000
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database

@@ -41,10 +41,7 @@ RULES = [
 
 # Imports that break a rule today and are being fixed elsewhere, each with where.
 # The test fails when one is no longer needed, so the list only shrinks.
-KNOWN = {
-    ("sync.server.app", "kiosk.store"): "issue 11 item 2: the wire contract (kiosk/wire.py), another branch",
-    ("sync.server.db", "kiosk.store"): "issue 11 item 2: the wire contract (kiosk/wire.py), another branch",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:
@@ -130,7 +127,7 @@ def test_known_exceptions_are_still_needed():
 
 
 # Loggers still named after their module, in files other branches own this round.
-LOGGERS_TO_RENAME = {"kiosk.store", "devices.camera.sources", "devices.camera.isolated", "devices.camera.scanner"}
+LOGGERS_TO_RENAME = {"devices.camera.sources", "devices.camera.isolated", "devices.camera.scanner"}
 
 
 def test_every_logger_is_in_the_gate_tree():

@@ -636,7 +636,7 @@ def test_gate_db_entries(gate, tmp_path):
     out = gate("db", "entries", "--db", str(db))
     header, one, two = out.stdout.splitlines()
     assert header.split("\t")[0] == "序号" and "36.4" in one and "放行" in one and "绿码" in one
-    assert "禁止通行" in two and "已超时" in two and "立即上报" in two
+    assert "不予放行" in two and "已超时" in two and "立即上报" in two
     out = gate("db", "entries", "--db", str(db), env={"GATE_LANG": "en"})
     assert "Admit" in out.stdout and "too old" in out.stdout
     out = gate("db", "entries", "--after", "2", "--db", str(db))
