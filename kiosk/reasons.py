@@ -74,3 +74,28 @@ def reason_text(code: str, lang: str | None = None) -> str:
 
 def action_text(code: str, lang: str | None = None) -> str:
     return text(ACTION_TEXT, code, lang)
+
+# The screen facing the queue: what the person in front of the gate reads from two metres.
+QUEUE_TEXT = {
+    "waiting": {"zh": "请出示健康码", "en": "Please show your health code"},
+    "measuring": {"zh": "请测温", "en": "Please stand for the temperature check"},
+    "retest": {"zh": "请复测", "en": "Please re-test"},
+    "asking": {"zh": "请稍候，工作人员核实", "en": "Please wait: the guard is checking"},
+    "admit": {"zh": "请通行", "en": "Please go in"},
+    "refuse": {"zh": "暂不能进入", "en": "Entry not possible now"},
+    "isolate": {"zh": "暂不能进入", "en": "Entry not possible now"},
+    "abandoned": {"zh": "请出示健康码", "en": "Please show your health code"},
+    "decided": {"zh": "请出示健康码", "en": "Please show your health code"},
+}
+
+NEXT_STEP_TEXT = {
+    "waiting": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
+    "measuring": {"zh": "请站在测温仪前，额头对准测温仪", "en": "Stand in front of the thermometer, forehead towards it"},
+    "retest": {"zh": "请到避风处休息片刻，再测一次", "en": "Rest a moment out of the wind, then measure again"},
+    "asking": {"zh": "请回答工作人员的问题", "en": "Please answer the guard's questions"},
+    "admit": {"zh": "请戴好口罩通行", "en": "Keep your mask on and go in"},
+    "refuse": {"zh": "请听从工作人员安排", "en": "Please follow the guard's instructions"},
+    "isolate": {"zh": "请到临时留观点等候，工作人员会联系您", "en": "Please wait at the holding spot; staff will help you"},
+    "abandoned": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
+    "decided": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
+}
