@@ -21,6 +21,7 @@ and the queue screen see it only through `state()` and the events it publishes.
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import datetime as dt
@@ -99,7 +100,9 @@ class Settings:
     retest_timeout_s: float = 120.0  # a short rest out of wind and sun, then the second reading
     ask_timeout_s: float = 60.0
     outcome_s: float = 3.0  # the outcome stays on the screen this long
-    waiting_code_s: float = 2.0  # a code shown while someone else is checked keeps its turn this long
+    # A code shown while someone else is checked keeps its turn this long (None: for good,
+    # as for a folder of images where every code is a person).
+    waiting_code_s: float | None = 2.0
     stable_readings: int = 2  # consecutive plausible readings that agree make a measurement
     stable_delta_c: float = 0.3  # the module's accuracy
     relay_pulse_s: float = 3.0
@@ -141,7 +144,7 @@ class Checkpoint:
         self.subject: Subject | None = None
         self.last: dict | None = None  # the last decision, as published
         self._inbox: queue.Queue[tuple[str, dict, concurrent.futures.Future | None]] = queue.Queue(maxsize=256)
-        self._waiting_code: tuple[str, float] | None = None
+        self._waiting: collections.deque[tuple[str, float]] = collections.deque(maxlen=64)
         self._last_reading_t = float("-inf")
         self._listeners: list[Callable[[dict], None]] = []
         self._lock = threading.Lock()
@@ -225,6 +228,10 @@ class Checkpoint:
         if self.on_alive is not None:
             self.on_alive()
 
+    def idle(self) -> bool:
+        """Nobody being checked and nobody waiting: a finite source may stop here."""
+        return self.phase == WAITING and not self._waiting and self._inbox.empty()
+
     # -- state for the console and the queue screen --------------------------------------
     def state(self) -> dict:
         s = self.subject
@@ -262,18 +269,19 @@ class Checkpoint:
 
     def _on_code(self, text: str, t: float) -> None:
         if self.phase not in (WAITING, DECIDED):
-            if self.subject is None or text != self.subject.code_text_seen:
-                self._waiting_code = (text, t)  # the next person's phone: their turn comes next
+            if (self.subject is None or text != self.subject.code_text_seen) and \
+                    all(text != w[0] for w in self._waiting):
+                self._waiting.append((text, t))  # the next person's phone: their turn comes next
             return
         self._begin(text, t)
 
-    def _begin(self, text: str, t: float) -> None:
+    def _begin(self, text: str, t: float, measure_from: float | None = None) -> None:
         now = self.clock.now()
         result = self.verifier.verify(text, at=now)
         ref = result.claims.get("person_ref") if result.valid or result.claims else None
         person = self.find_person(ref, result, now)
-        self.subject = Subject(started=t, source="code", person=person, code=result,
-                               code_text_seen=text, measure_from=t)
+        self.subject = Subject(started=t, source="code", person=person, code=result, code_text_seen=text,
+                               measure_from=t if measure_from is None else measure_from)
         self._emit("code", code=_code_summary(result), masked_name=person.masked_name)
         self._after_code()
 
@@ -485,12 +493,12 @@ class Checkpoint:
         if self.phase == DECIDED and s is not None and now - s.phase_since >= self.settings.outcome_s:
             self.subject = None
             self._to(WAITING)
-        if self.phase in (WAITING, DECIDED) and self._waiting_code is not None:
-            text, t = self._waiting_code
-            self._waiting_code = None
-            if now - t <= self.settings.waiting_code_s:
-                self._begin(text, t)
-            return
+        while self.phase in (WAITING, DECIDED) and self._waiting:
+            text, t = self._waiting.popleft()
+            limit = self.settings.waiting_code_s
+            if limit is None or now - t <= limit:
+                self._begin(text, t, measure_from=now)  # readings before their turn were not theirs
+                return
         limit = {MEASURING: self.settings.measure_timeout_s, RETEST: self.settings.retest_timeout_s,
                  ASKING: self.settings.ask_timeout_s}.get(self.phase)
         if limit is not None and s is not None and now - s.phase_since >= limit:

@@ -124,6 +124,7 @@ class Daemon:
         self.parts: list[Any] = []  # started parts, stopped in reverse
         self.emulator = None  # the simulated thermometer, when --port sim
         self.camera_sim = None
+        self._trust_version: str | None = None
 
     # -- building ---------------------------------------------------------------------
     def start(self) -> Daemon:
