@@ -3,7 +3,7 @@ import json
 import time
 from pathlib import Path
 
-from kiosk.decide_cmd import decision_json, parse_case
+from kiosk.cases import decision_json, parse_case
 from kiosk.rules import decide
 
 cases = [parse_case(json.loads(line)["case"])

@@ -133,7 +133,7 @@ class Subject:
 
 class Checkpoint:
     def __init__(self, *, store: Store, verifier: Verifier, thermometer: Thermometer | None,
-                 relay: Relay, settings: Settings, policy: Callable[[], rules.Policy],
+                 relay: Relay, settings: Settings, policy: Callable[[], rules.GatePolicy],
                  find_person: PersonFinder = unknown_person, clock: Clock | None = None,
                  on_alive: Callable[[], None] | None = None) -> None:
         self.store, self.verifier, self.thermometer, self.relay = store, verifier, thermometer, relay

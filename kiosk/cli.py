@@ -23,8 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "enroll": ("sync.enroll_cmd", "enroll this gate with the township server (once)"),
     "township": ("sync.township_cmd", "township office: tokens, policy, lists, reports, alarms"),
     "keys": ("kiosk.codes.keys_cmd", "make a signing key pair and its trust-list entry"),
-    "codes": ("kiosk.codes.cli", "health codes and passes: issue, verify offline, EU test vectors"),
-    "thermometer": ("devices.thermometer.cli", "read a serial thermometer; fit its body-temperature calibration"),
+    "codes": ("kiosk.codes.codes_cmd", "health codes and passes: issue, verify offline, EU test vectors"),
+    "thermometer": ("devices.thermometer.thermometer_cmd", "read a serial thermometer; fit its body-temperature calibration"),
     "sim": ("devices.sim_cmd", "simulated devices on pseudo-terminals (thermometer)"),
 }
 

@@ -156,8 +156,8 @@ class Daemon:
         log.info("gate %s of %s is up", cfg["gate"]["device_id"], cfg["gate"]["community"])
         return self
 
-    def policy(self) -> rules.Policy:
-        return rules.Policy.from_settings(self.store.policy())
+    def policy(self) -> rules.GatePolicy:
+        return rules.GatePolicy.from_settings(self.store.policy())
 
     def _verifier(self) -> Verifier:
         try:
@@ -169,7 +169,7 @@ class Daemon:
         return Verifier(tl)
 
     def _thermometer(self):
-        from devices.thermometer.cli import make_session
+        from devices.thermometer.thermometer_cmd import make_session
         from devices.thermometer.driver import Thermometer
         t = {**self.cfg["thermometer"], **self.opts.thermometer}
         port = self.opts.port or t["port"]
@@ -270,7 +270,7 @@ class Daemon:
         t = self.thermometer.status()
         versions = {n: (self.reader.list_version(n) or {}).get("fetched_at") for n in ("policy",) + LISTS}
         return {"device_id": self.cfg["gate"]["device_id"], "gate": self.cfg["gate"]["name"],
-                "risk_level": rules.Policy.from_settings(self.reader.policy()).risk_level,
+                "risk_level": rules.GatePolicy.from_settings(self.reader.policy()).risk_level,
                 "thermometer": {"status": t.status.value, "connected": t.connected},
                 "camera": {"status": getattr(self.scanner.status, "value", str(self.scanner.status)),
                            "frames": self.scanner.stats.frames, "scans": self.scanner.stats.scans},

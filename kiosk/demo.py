@@ -25,8 +25,8 @@ import zlib
 from pathlib import Path
 
 from kiosk import clock, reasons
-from kiosk.decide_cmd import parse_case
-from kiosk.rules import MEASURE, RETEST, Code, Facts, Policy, Subject, decide
+from kiosk.cases import parse_case
+from kiosk.rules import MEASURE, RETEST, Code, Facts, GatePolicy, Subject, decide
 from kiosk.store import Entry, Store
 
 CASES = Path(__file__).resolve().parents[1] / "docs" / "cases.jsonl"
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 with township(Path(tmp), args.risk_level) as (admin, credentials):
                     sync = sync_client(db, credentials)
                     sync.run_once()  # enrolled: pull the community's policy and lists
-                    run_gate(store, Policy.from_settings(store.policy()), args.lang)
+                    run_gate(store, GatePolicy.from_settings(store.policy()), args.lang)
                     report(admin, sync.run_once(), args.lang)
                     sync.close()
             stats = store.stats()
@@ -96,7 +96,7 @@ def township(tmp: Path, risk_level: str):
     from sync.admin import Admin
     from sync.client import enroll
     from sync.server.app import Settings
-    from sync.testing import ServerThread
+    from sync.server.thread import ServerThread
 
     token = secrets.token_urlsafe(24)
     with ServerThread(Settings(db_url=str(tmp / "township.db"), admin_token=token)) as server:
@@ -115,14 +115,13 @@ def sync_client(db: Path, credentials):
 
 
 def report(admin, sync_round, lang: str | None) -> None:
-    en = (lang or reasons.default_lang()) == "en"
-    print(("\nSynced to the township: " if en else "\n已同步至镇防控办：")
+    print("\n" + label("synced", lang)
           + f"{sync_round.uploaded} / acked seq {sync_round.acked_seq}, backlog {sync_round.backlog}")
     for c in admin.daily_report()["communities"]:
         by_action = ", ".join(f"{reasons.action_text(k, lang)} {v}" for k, v in sorted(c["by_action"].items()))
-        print(("Daily report " if en else "日报 ") + f"{c['community']}: {c['entries']} ({by_action})")
+        print(label("daily_report", lang) + f"{c['community']}: {c['entries']} ({by_action})")
     for alarm in admin.alarms()["alarms"]:
-        print(("ALARM " if en else "警报 ") + f"#{alarm.get('seq')} {alarm.get('masked_name') or ''} "
+        print(label("alarm", lang) + f"#{alarm.get('seq')} {alarm.get('masked_name') or ''} "
               f"{reasons.action_text(alarm.get('action', ''), lang)}: "
               + say_reasons(alarm.get("reasons", []), lang))
 
@@ -152,7 +151,7 @@ def say_decision(d, lang: str | None) -> str:
     return f"{reasons.action_text(d.action, lang)}: {say_reasons(d.reasons, lang)}{report}"
 
 
-def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
+def run_gate(store: Store, policy: GatePolicy, lang: str | None) -> None:
     # Heavy parts are imported here so `gate demo --cases` stays light.
     import numpy as np
 
@@ -164,7 +163,6 @@ def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
     from kiosk.codes import Reason, Verifier, issue, keys, trust
     from kiosk.people import mask_name, person_ref
 
-    en = (lang or reasons.default_lang()) == "en"
     signer = keys.generate("Ed25519")  # the township's health-code key
     trust_list = trust.TrustList.from_json(
         {"keys": [trust.entry_for(signer.public_key(), ["health"], label="demo township")]},
@@ -173,8 +171,7 @@ def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
     decoder = make_decoder()
     emulator = GyMcu90614Emulator(values=[(AMBIENT_C, AMBIENT_C)]).start()  # nobody there yet
     thermometer = Thermometer(emulator.path, GyMcu90614Session(mode="query")).start()
-    print(("Simulated gate: camera (rendered frames), GY-MCU90614 thermometer on "
-           if en else "模拟卡口：摄像头（合成画面），GY-MCU90614 测温模块 ") + emulator.path)
+    print(label("simulated_gate", lang) + emulator.path)
     try:
         for v in SCENE:
             now = clock.utc_now()
@@ -218,32 +215,26 @@ def run_gate(store: Store, policy: Policy, lang: str | None) -> None:
                 action=d.action, report=d.report, reasons=list(d.reasons)), device_id=DEVICE_ID)
 
             temps = " → ".join(f"{r.body_estimate_c:.1f}" for r in readings)
-            print(f"#{entry.seq:<2} {mask_name(v.name):<4} {words(KIND_WORDS, v.kind, lang)}  "
+            print(f"#{entry.seq:<2} {mask_name(v.name):<4} {label(v.kind, lang)}  "
                   f"{describe_code(result, lang)} "
                   f"[{v.distortion}, {k + 1} frame{'s' if k else ''}, {decode_ms:.1f} ms]  "
-                  f"{words(TEMP_WORD, '', lang)} {temps} °C\n     -> {say_decision(d, lang)}")
+                  f"{label('temperature', lang)} {temps} °C\n     -> {say_decision(d, lang)}")
     finally:
         thermometer.stop()
         emulator.stop()
         decoder.close()
 
 
-KIND_WORDS = {"resident": {"zh": "居民", "en": "resident"}, "visitor": {"zh": "访客", "en": "visitor"}}
-TEMP_WORD = {"": {"zh": "体温", "en": "temp"}}
-COLOUR_WORDS = {"green": {"zh": "绿码", "en": "green code"}, "yellow": {"zh": "黄码", "en": "yellow code"},
-                "red": {"zh": "红码", "en": "red code"}}
-
-
-def words(table: dict, key: str, lang: str | None) -> str:
-    return reasons.text(table, key, lang)
+def label(key: str, lang: str | None) -> str:
+    return reasons.text(reasons.LABEL_TEXT, key, lang)
 
 
 def describe_code(result, lang: str | None) -> str:
     if result is None:
-        return words({"": {"zh": "未识别到码", "en": "no code read"}}, "", lang)
+        return label("no_code_read", lang)
     if not result.valid:
-        return result.message(lang or reasons.default_lang())
-    return words(COLOUR_WORDS, result.claims.get("colour", ""), lang)
+        return result.message(lang)
+    return label(result.claims.get("colour", ""), lang)
 
 
 def measure(thermometer, emulator, forehead_c: float):

@@ -1,6 +1,10 @@
-"""Words for the guard and the resident: every reason code and action, in Chinese and English.
+"""Words for the guard and the resident, in Chinese and English: the one place for them.
 
-Codes are stable (scripts and the township match on them); the words may improve.
+Every text a guard or a resident reads goes through `text()`: the rules' actions and
+reasons, the verifier's verdicts, the thermometer's status, the demo's labels. The
+language is the caller's `lang`, else $GATE_LANG, else Chinese. Codes are stable
+(scripts and the township match on them); the words may improve. The devices layer
+names conditions by code only (it imports nothing from the gate), and the gate words them here.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ ACTION_TEXT = {
     "admit": {"zh": "放行", "en": "Admit"},
     "measure": {"zh": "请测温", "en": "Measure temperature"},
     "retest": {"zh": "请复测体温", "en": "Re-test temperature"},
-    "refuse": {"zh": "禁止通行", "en": "Refuse entry"},
+    "refuse": {"zh": "不予放行", "en": "Refuse entry"},
     "isolate": {"zh": "隔离等候，立即上报", "en": "Isolate and report now"},
 }
 
@@ -32,7 +36,7 @@ REASON_TEXT = {
     "symptoms": {"zh": "有发热、咳嗽等症状", "en": "Reports symptoms (fever, cough…)"},
     "risk_area_travel": {"zh": "14天内有中高风险地区旅居史", "en": "Medium/high-risk area travel in the last 14 days"},
     "case_contact": {"zh": "与确诊病例有接触", "en": "Contact with a confirmed case"},
-    "home_quarantine_exit": {"zh": "居家隔离人员不得外出：报警并上报", "en": "Under home quarantine: may not leave; alarm and report"},
+    "home_quarantine_exit": {"zh": "居家隔离人员不得外出：劝返并立即上报", "en": "Under home quarantine: may not leave; send back home and report at once"},
     "home_quarantine_breach": {"zh": "居家隔离人员在外：隔离等候，立即上报", "en": "Under home quarantine but outside: hold apart and report"},
     "health_monitoring_exit": {"zh": "健康监测人员外出：已登记", "en": "Under health monitoring: exit registered"},
     "visitor_registered": {"zh": "访客：已登记", "en": "Visitor: registered"},
@@ -58,6 +62,54 @@ REPORT_TEXT = {
 }
 
 
+# The verifier's verdicts (kiosk/codes/verify.py), by Reason value; "valid" when there is none.
+CODE_TEXT = {
+    "valid": {"zh": "验证通过", "en": "Valid"},
+    "not_a_code": {"zh": "不是健康码或出入证", "en": "Not a health code or pass"},
+    "bad_encoding": {"zh": "码已损坏或格式错误", "en": "The code is damaged or malformed"},
+    "unknown_key": {"zh": "签发机构不在信任列表中", "en": "Signed by a key that is not trusted"},
+    "bad_signature": {"zh": "签名无效，疑似伪造或被篡改", "en": "Invalid signature: forged or altered"},
+    "wrong_purpose": {"zh": "签发机构无权签发此类码", "en": "The signer may not sign this kind of code"},
+    "revoked": {"zh": "出入证已注销", "en": "This pass has been revoked"},
+    "wrong_community": {"zh": "非本小区出入证", "en": "A pass for another community"},
+    "not_yet_valid": {"zh": "码尚未生效（请核对设备时间）", "en": "Not valid yet (check the clock)"},
+    "too_old": {"zh": "码已超时，疑似截图，请刷新后再出示", "en": "Too old, likely a screenshot: refresh the code"},
+    "expired": {"zh": "码已过期", "en": "The code has expired"},
+}
+
+# The thermometer's status (devices.thermometer.Status values).
+THERMOMETER_TEXT = {
+    "ok": {"zh": "测温正常", "en": "thermometer OK"},
+    "port_missing": {"zh": "测温仪未连接", "en": "thermometer not connected"},
+    "disconnected": {"zh": "测温仪连接断开，正在重连", "en": "thermometer disconnected, reconnecting"},
+    "no_data": {"zh": "测温仪无数据", "en": "no data from thermometer"},
+    "garbage": {"zh": "测温仪数据异常", "en": "garbled data from thermometer"},
+    "partial_frame": {"zh": "测温仪数据不完整", "en": "incomplete frame from thermometer"},
+    "checksum_error": {"zh": "测温仪校验错误", "en": "checksum error from thermometer"},
+    "timeout": {"zh": "测温仪无应答", "en": "thermometer does not answer"},
+    "device_exception": {"zh": "测温仪报告错误", "en": "thermometer reports an error"},
+    "stuck": {"zh": "测温仪读数不变，可能故障", "en": "thermometer value stuck, possibly faulty"},
+    "internal_error": {"zh": "测温程序内部错误", "en": "internal error in thermometer reader"},
+}
+
+# Labels the demo prints beside each person.
+LABEL_TEXT = {
+    "resident": {"zh": "居民", "en": "resident"},
+    "visitor": {"zh": "访客", "en": "visitor"},
+    "courier": {"zh": "快递外卖", "en": "courier"},
+    "green": {"zh": "绿码", "en": "green code"},
+    "yellow": {"zh": "黄码", "en": "yellow code"},
+    "red": {"zh": "红码", "en": "red code"},
+    "no_code_read": {"zh": "未识别到码", "en": "no code read"},
+    "temperature": {"zh": "体温", "en": "temp"},
+    "synced": {"zh": "已同步至镇防控办：", "en": "Synced to the township: "},
+    "daily_report": {"zh": "日报 ", "en": "Daily report "},
+    "alarm": {"zh": "立即上报 ", "en": "ALARM "},
+    "simulated_gate": {"zh": "模拟卡口：摄像头（合成画面），GY-MCU90614 测温模块 ",
+                       "en": "Simulated gate: camera (rendered frames), GY-MCU90614 thermometer on "},
+}
+
+
 def default_lang() -> str:
     lang = os.environ.get("GATE_LANG", "zh")
     return lang if lang in LANGS else "zh"
@@ -74,6 +126,11 @@ def reason_text(code: str, lang: str | None = None) -> str:
 
 def action_text(code: str, lang: str | None = None) -> str:
     return text(ACTION_TEXT, code, lang)
+
+
+def thermometer_text(status: str, lang: str | None = None) -> str:
+    return text(THERMOMETER_TEXT, status, lang)
+
 
 # The screen facing the queue: what the person in front of the gate reads from two metres.
 QUEUE_TEXT = {

@@ -25,7 +25,7 @@ DIRECTIONS = ("in", "out")
 
 
 @dataclasses.dataclass(frozen=True)
-class Policy:
+class GatePolicy:
     """Set by the township for the community (分区分级)."""
     risk_level: str = "low"
     fever_c: float = 37.3
@@ -33,7 +33,7 @@ class Policy:
     plausible_max_c: float = 43.0
 
     @classmethod
-    def from_settings(cls, settings: dict) -> Policy:
+    def from_settings(cls, settings: dict) -> GatePolicy:
         """From the policy the township pushed down (Store.policy()); other keys are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in settings.items() if k in known and v is not None}
@@ -105,7 +105,7 @@ class Decision:
         return self.action == ADMIT
 
 
-def decide(policy: Policy, facts: Facts, now: dt.datetime) -> Decision:
+def decide(policy: GatePolicy, facts: Facts, now: dt.datetime) -> Decision:
     if facts.override_reason is not None and not facts.override_reason.strip():
         raise ValueError("an override needs a reason")
     findings = list(_findings(policy, facts, now))
@@ -127,7 +127,7 @@ def _combine(findings: list[Finding]) -> Decision:
         register=any(f.register for f in findings))
 
 
-def _findings(policy: Policy, facts: Facts, now: dt.datetime) -> Iterable[Finding]:
+def _findings(policy: GatePolicy, facts: Facts, now: dt.datetime) -> Iterable[Finding]:
     yield from _quarantine(facts, now)
     if facts.direction == "in":
         yield from _health_code(facts.code)
@@ -166,7 +166,7 @@ def _health_code(code: Code | None) -> Iterable[Finding]:
         yield Finding("red_code", REFUSE, "immediate")
 
 
-def fever_state(policy: Policy, readings_c: Iterable[float]) -> str:
+def fever_state(policy: GatePolicy, readings_c: Iterable[float]) -> str:
     """'none' | 'normal' | 'first_fever' | 'confirmed', ignoring implausible readings.
 
     Two plausible readings in a row at or above the threshold confirm a fever, and a
@@ -181,11 +181,11 @@ def fever_state(policy: Policy, readings_c: Iterable[float]) -> str:
     return "first_fever" if hot[-1] else "normal"
 
 
-def plausible_reading(policy: Policy, body_c: float) -> bool:
+def plausible_reading(policy: GatePolicy, body_c: float) -> bool:
     return policy.plausible_min_c <= body_c <= policy.plausible_max_c
 
 
-def _temperature(policy: Policy, readings_c: tuple[float, ...]) -> Iterable[Finding]:
+def _temperature(policy: GatePolicy, readings_c: tuple[float, ...]) -> Iterable[Finding]:
     state = fever_state(policy, readings_c)
     if state == "confirmed":
         yield Finding("fever_confirmed", ISOLATE, "immediate", register=True)
@@ -205,7 +205,7 @@ def _answers(answers: Answers) -> Iterable[Finding]:
             yield Finding(reason, REFUSE, "immediate", register=True)
 
 
-def _subject_in(policy: Policy, s: Subject) -> Iterable[Finding]:
+def _subject_in(policy: GatePolicy, s: Subject) -> Iterable[Finding]:
     level = policy.risk_level
     if s.kind == "visitor":
         if level == "low":
@@ -225,7 +225,7 @@ def _subject_in(policy: Policy, s: Subject) -> Iterable[Finding]:
         yield Finding("no_pass", REFUSE)
 
 
-def _subject_out(policy: Policy, s: Subject) -> Iterable[Finding]:
+def _subject_out(policy: GatePolicy, s: Subject) -> Iterable[Finding]:
     if s.kind == "resident" and policy.risk_level == "high":
         if s.approved:
             yield Finding("essential_exit_approved", register=True)
@@ -233,14 +233,14 @@ def _subject_out(policy: Policy, s: Subject) -> Iterable[Finding]:
             yield Finding("essential_exit_only", REFUSE)
 
 
-def _vehicle_in(policy: Policy, v: Vehicle) -> Iterable[Finding]:
+def _vehicle_in(policy: GatePolicy, v: Vehicle) -> Iterable[Finding]:
     if v.resident or policy.risk_level == "low":
         yield Finding("vehicle_registered", register=True)
     else:  # supply and emergency vehicles come in through a guard's override
         yield Finding("vehicle_not_admitted", REFUSE)
 
 
-def _vehicle_out(policy: Policy, v: Vehicle, s: Subject) -> Iterable[Finding]:
+def _vehicle_out(policy: GatePolicy, v: Vehicle, s: Subject) -> Iterable[Finding]:
     if v.resident and policy.risk_level == "high" and v.exits_today >= 1 and not s.approved:
         yield Finding("vehicle_exit_limit", REFUSE)
     else:

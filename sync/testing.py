@@ -1,5 +1,6 @@
-"""Real parts for tests and benchmarks: a township server on 127.0.0.1 in a thread or
-a process, a throwaway PostgreSQL cluster, and gate entries to sync."""
+"""Real parts for tests and benchmarks only (nothing in the product imports this): a
+township server on 127.0.0.1 in a thread (sync.server.thread) or a process, a throwaway
+PostgreSQL cluster, and gate entries to sync."""
 from __future__ import annotations
 
 import os
@@ -10,12 +11,15 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import httpx
 
 from kiosk.store import Entry, Store
+from sync.server.thread import ServerThread, wait_http
+
+__all__ = ["ROOT", "ChaosProxy", "PostgresCluster", "ServerProcess", "ServerThread", "batch_body", "fill",
+           "free_port", "sample_entry", "signed_request", "wait_http"]
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 _BOOT = __import__("kiosk.clock").clock.boot_id()
@@ -26,46 +30,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            httpx.get(url + "/v1/time", timeout=1.0)
-            return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no server at {url}") from None
-            time.sleep(0.05)
-
-
-class ServerThread:
-    """`create_app` served by uvicorn in a thread on a socket bound to 127.0.0.1:0."""
-
-    def __init__(self, settings, port: int = 0):
-        import uvicorn
-
-        from sync.server import create_app
-        self.app = create_app(settings)
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        wait_http(self.url)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
-        self.app.state.db.close()
 
 
 class ServerProcess:

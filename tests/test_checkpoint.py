@@ -65,7 +65,7 @@ def gate(tmp_path):
         cp = Checkpoint(store=store, verifier=Verifier(trust_list), thermometer=thermometer, relay=relay,
                         settings=Settings(gate="east", device_id="g1", **{
                             "measure_timeout_s": 5, "retest_gap_s": 0.3, "outcome_s": 0.2, **settings}),
-                        policy=lambda: rules.Policy(), find_person=find)
+                        policy=lambda: rules.GatePolicy(), find_person=find)
         return cp.start()
 
     class Gate:

@@ -9,7 +9,7 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kiosk.codes import Policy, Reason, RevocationList, TrustList, Verifier, base45, cose, hc1, issue, keys
+from kiosk.codes import Reason, RevocationList, TrustList, Verifier, VerifyOptions, base45, cose, hc1, issue, keys
 from kiosk.codes.claims import GATE_CLAIM, HCERT_CLAIM, HEALTH, PASS
 from kiosk.codes.trust import entry_for, kid_of_public_key
 from kiosk.people import person_ref
@@ -80,7 +80,7 @@ def test_health_code_round_trip(signers, alg):
 def test_pass_round_trip(signers, alg):
     key = signers[alg]
     result = Verifier(trust_of(entry_for(key.public_key(), ["pass"])),
-                      policy=Policy(community="C01")).verify(a_pass(key), at=T0 + dt.timedelta(days=3))
+                      options=VerifyOptions(community="C01")).verify(a_pass(key), at=T0 + dt.timedelta(days=3))
     assert result.valid and result.kind == PASS
     assert result.claims == {"community": "C01", "household": "3-2-401", "person_ref": ALICE,
                              "serial": "S0001", "valid_from": "2026-11-25T08:00:00Z",
@@ -216,7 +216,7 @@ def test_a_red_code_cannot_be_repainted_green(signers):
 def test_health_code_freshness_window_and_clock_skew(signers):
     key = signers["Ed25519"]
     verifier = Verifier(trust_of(entry_for(key.public_key())),
-                        policy=Policy(max_age=dt.timedelta(minutes=5),
+                        options=VerifyOptions(max_age=dt.timedelta(minutes=5),
                                       clock_skew=dt.timedelta(seconds=60)))
     text = health(key, valid_for=None)
     at = lambda seconds: verifier.verify(text, at=T0 + dt.timedelta(seconds=seconds))  # noqa: E731
@@ -232,7 +232,7 @@ def test_health_code_freshness_window_and_clock_skew(signers):
 def test_health_code_expires_at_its_own_exp(signers):
     key = signers["Ed25519"]
     verifier = Verifier(trust_of(entry_for(key.public_key())),
-                        policy=Policy(max_age=dt.timedelta(minutes=30)))
+                        options=VerifyOptions(max_age=dt.timedelta(minutes=30)))
     text = health(key, valid_for=dt.timedelta(minutes=2))
     assert verifier.verify(text, at=T0 + dt.timedelta(minutes=2)).valid
     assert verifier.verify(text, at=T0 + dt.timedelta(minutes=4)).reason == Reason.EXPIRED
@@ -266,9 +266,9 @@ def test_revocation_list_from_a_text_file(tmp_path):
 def test_wrong_community(signers):
     key = signers["Ed25519"]
     trust = trust_of(entry_for(key.public_key()))
-    assert Verifier(trust, policy=Policy(community="C02")).verify(
+    assert Verifier(trust, options=VerifyOptions(community="C02")).verify(
         a_pass(key), at=T0).reason == Reason.WRONG_COMMUNITY
-    assert Verifier(trust, policy=Policy(community="C01")).verify(a_pass(key), at=T0).valid
+    assert Verifier(trust, options=VerifyOptions(community="C01")).verify(a_pass(key), at=T0).valid
 
 
 def test_unknown_key(signers):
@@ -353,7 +353,7 @@ def test_stale_trust_list_is_flagged_and_still_used(signers):
     assert stale.valid and stale.trust_stale
     assert trust_of(entry, fetched_at=None).is_stale(T0)  # unknown age counts as stale
     custom = Verifier(trust_of(entry, fetched_at=T0 - dt.timedelta(hours=3)),
-                      policy=Policy(trust_max_age=dt.timedelta(hours=2)))
+                      options=VerifyOptions(trust_max_age=dt.timedelta(hours=2)))
     assert custom.verify(health(key), at=T0).trust_stale
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from devices.camera.picture import qr_texts
 from kiosk.codes import conformance
 
 DCC = Path(__file__).resolve().parent / "data" / "dcc"
@@ -28,7 +29,7 @@ def test_the_copy_is_complete_and_licensed():
 
 @pytest.mark.parametrize("name,case", CASES, ids=[name for name, _ in CASES])
 def test_eu_case(name, case):
-    report = conformance.run_case(name, case)
+    report = conformance.run_case(name, case, qr_texts)
     assert report.ok, "\n" + report.table()
     # What the case asserts about the signature and the expiry, the verdict says too.
     expected = case["EXPECTEDRESULTS"]
@@ -66,7 +67,7 @@ def test_eu_case_through_gate_codes_verify(gate, tmp_path, name):
                case["TESTCTX"]["VALIDATIONCLOCK"], "--lang", "en", f"@{tmp_path / 'code.txt'}")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    report = conformance.run_case(name, case, picture=False)
+    report = conformance.run_case(name, case)
     assert result["valid"] == report.verdict.valid
     assert result["reason"] == (report.verdict.reason.value if report.verdict.reason else None)
     failed = next((s.name for s in report.steps if s.got is False), None)
@@ -75,15 +76,15 @@ def test_eu_case_through_gate_codes_verify(gate, tmp_path, name):
 
 
 def test_a_dcc_gets_a_colour_only_when_the_policy_says_so():
-    from kiosk.codes import Policy, Verifier
+    from kiosk.codes import Verifier, VerifyOptions
     name, case = next((n, c) for n, c in CASES if n == "common/CO1.json")
     clock = conformance.parse_time(case["TESTCTX"]["VALIDATIONCLOCK"])
     plain = Verifier(conformance.trust_for(case)).verify(case["PREFIX"], at=clock)
     assert plain.valid and "colour" not in plain.claims and plain.claims["type"] == "vaccination"
-    coloured = Verifier(conformance.trust_for(case), policy=Policy(dcc_colour="green")).verify(
+    coloured = Verifier(conformance.trust_for(case), options=VerifyOptions(dcc_colour="green")).verify(
         case["PREFIX"], at=clock)
     assert coloured.claims["colour"] == "green"
-    expired = Verifier(conformance.trust_for(case), policy=Policy(dcc_colour="green")).verify(
+    expired = Verifier(conformance.trust_for(case), options=VerifyOptions(dcc_colour="green")).verify(
         case["PREFIX"], at=clock.replace(year=2022))
     assert expired.reason.value == "expired" and "colour" not in expired.claims
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.decide_cmd import parse_case
+from kiosk.cases import parse_case
 from kiosk.reasons import REASON_TEXT, reason_text
-from kiosk.rules import ACTIONS, ADMIT, Answers, Code, Facts, Policy, Subject, Vehicle, decide, fever_state
+from kiosk.rules import ACTIONS, ADMIT, Answers, Code, Facts, GatePolicy, Subject, Vehicle, decide, fever_state
 
 CASES = [json.loads(line) for line in
          (Path(__file__).resolve().parents[1] / "docs" / "cases.jsonl").read_text().splitlines()]
@@ -19,7 +19,7 @@ NOW = dt.datetime(2026, 11, 25, 0, 0, tzinfo=dt.UTC)
 GREEN = Code("green", True)
 
 
-def check(policy: Policy = Policy(), now: dt.datetime = NOW, **facts):
+def check(policy: GatePolicy = GatePolicy(), now: dt.datetime = NOW, **facts):
     facts.setdefault("code", GREEN)
     facts.setdefault("readings_c", (36.5,))
     facts.setdefault("subject", Subject(has_pass=True))
@@ -63,18 +63,18 @@ def test_temperature(readings, action, reason):
 
 
 def test_implausible_reading_never_counts_as_fever():
-    assert fever_state(Policy(), [50.0, 50.0, 45.0]) == "none"
+    assert fever_state(GatePolicy(), [50.0, 50.0, 45.0]) == "none"
     d = check(readings_c=(50.0, 50.0))
     assert d.action == "measure" and "fever_confirmed" not in d.reasons
 
 
 def test_fever_threshold_is_configurable():
-    assert check(Policy(fever_c=37.5), readings_c=(37.4,)).action == "admit"
-    assert check(Policy(fever_c=37.0), readings_c=(37.1,)).action == "retest"
+    assert check(GatePolicy(fever_c=37.5), readings_c=(37.4,)).action == "admit"
+    assert check(GatePolicy(fever_c=37.0), readings_c=(37.1,)).action == "retest"
 
 
 def test_plausible_range_is_configurable():
-    assert check(Policy(plausible_min_c=30.0), readings_c=(33.0,)).action == "admit"
+    assert check(GatePolicy(plausible_min_c=30.0), readings_c=(33.0,)).action == "admit"
 
 
 # -- codes, answers, precedence -------------------------------------------------------------
@@ -109,7 +109,7 @@ def test_answers_ignored_going_out():
 # -- quarantine ------------------------------------------------------------------------------
 def test_home_quarantine_cannot_leave_at_any_level():
     for level in ("low", "medium", "high"):
-        d = check(Policy(risk_level=level), direction="out",
+        d = check(GatePolicy(risk_level=level), direction="out",
                   subject=Subject(has_pass=True, quarantine="home_quarantine", approved=True))
         assert d.action == "refuse" and d.report == "immediate"
         assert "home_quarantine_exit" in d.reasons
@@ -131,7 +131,7 @@ def test_quarantine_order_ended_no_longer_applies():
 
 # -- vehicles, passes, overrides ---------------------------------------------------------------
 def test_resident_vehicle_high_risk_one_exit_a_day():
-    high = Policy(risk_level="high")
+    high = GatePolicy(risk_level="high")
     approved = Subject(has_pass=True, approved=True)
     assert check(high, direction="out", subject=approved,
                  vehicle=Vehicle(resident=True, exits_today=0)).action == "admit"
@@ -144,8 +144,8 @@ def test_resident_vehicle_high_risk_one_exit_a_day():
 
 def test_pass_only_required_above_low():
     no_pass = Subject(has_pass=False)
-    assert check(Policy(risk_level="low"), subject=no_pass).action == "admit"
-    assert check(Policy(risk_level="high"), subject=no_pass).reasons == ("no_pass",)
+    assert check(GatePolicy(risk_level="low"), subject=no_pass).action == "admit"
+    assert check(GatePolicy(risk_level="high"), subject=no_pass).reasons == ("no_pass",)
 
 
 def test_override_admits_and_reports_keeping_the_reasons():
@@ -186,7 +186,7 @@ facts_strategy = st.builds(
     vehicle=st.one_of(st.none(), st.builds(Vehicle, st.booleans(), st.integers(0, 5))),
     override_reason=st.one_of(st.none(), st.just("emergency")),
 )
-policies = st.builds(Policy, risk_level=st.sampled_from(["low", "medium", "high"]),
+policies = st.builds(GatePolicy, risk_level=st.sampled_from(["low", "medium", "high"]),
                      fever_c=st.floats(37.0, 38.0))
 
 
@@ -220,8 +220,8 @@ def test_decide_is_pure(policy, facts):
 
 
 def test_policy_from_township_settings():
-    p = Policy.from_settings({"risk_level": "medium", "fever_c": 37.5, "visitors": "essential"})
-    assert p == Policy(risk_level="medium", fever_c=37.5)
-    assert Policy.from_settings({}) == Policy()
+    p = GatePolicy.from_settings({"risk_level": "medium", "fever_c": 37.5, "visitors": "essential"})
+    assert p == GatePolicy(risk_level="medium", fever_c=37.5)
+    assert GatePolicy.from_settings({}) == GatePolicy()
     with pytest.raises(ValueError):
-        Policy.from_settings({"risk_level": "extreme"})
+        GatePolicy.from_settings({"risk_level": "extreme"})

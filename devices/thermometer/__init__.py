@@ -7,9 +7,8 @@
 """
 from .body import Compensation
 from .driver import PortOpenError, Thermometer
-from .reading import Flag, Reading, Status, ThermometerStatus, describe
+from .reading import Flag, Reading, Status, ThermometerStatus
 from .sessions import AsciiSession, GyMcu90614Session, ModbusSession, Session
 
 __all__ = ["AsciiSession", "Compensation", "Flag", "GyMcu90614Session", "ModbusSession",
-           "PortOpenError", "Reading", "Session", "Status", "Thermometer", "ThermometerStatus",
-           "describe"]
+           "PortOpenError", "Reading", "Session", "Status", "Thermometer", "ThermometerStatus"]

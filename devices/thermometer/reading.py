@@ -13,7 +13,7 @@ class Flag(str, enum.Enum):
 
 
 class Status(str, enum.Enum):
-    """Named conditions of the serial line and the device."""
+    """Named conditions of the serial line and the device (worded for guards in kiosk/reasons.py)."""
     OK = "ok"
     PORT_MISSING = "port_missing"        # the port could not be opened (not there at start, or not back yet)
     DISCONNECTED = "disconnected"        # the port failed while open (USB adapter pulled)
@@ -25,27 +25,6 @@ class Status(str, enum.Enum):
     DEVICE_EXCEPTION = "device_exception"  # the device answered with an error (Modbus exception response)
     STUCK = "stuck"                      # the same value for a long time
     INTERNAL_ERROR = "internal_error"    # a bug on our side; logged, the loop goes on
-
-
-# Guard-facing words (Simplified Chinese first, English available).
-STATUS_TEXT: dict[Status, tuple[str, str]] = {
-    Status.OK: ("测温正常", "thermometer OK"),
-    Status.PORT_MISSING: ("测温仪未连接", "thermometer not connected"),
-    Status.DISCONNECTED: ("测温仪连接断开，正在重连", "thermometer disconnected, reconnecting"),
-    Status.NO_DATA: ("测温仪无数据", "no data from thermometer"),
-    Status.GARBAGE: ("测温仪数据异常", "garbled data from thermometer"),
-    Status.PARTIAL_FRAME: ("测温仪数据不完整", "incomplete frame from thermometer"),
-    Status.CHECKSUM_ERROR: ("测温仪校验错误", "checksum error from thermometer"),
-    Status.TIMEOUT: ("测温仪无应答", "thermometer does not answer"),
-    Status.DEVICE_EXCEPTION: ("测温仪报告错误", "thermometer reports an error"),
-    Status.STUCK: ("测温仪读数不变，可能故障", "thermometer value stuck, possibly faulty"),
-    Status.INTERNAL_ERROR: ("测温程序内部错误", "internal error in thermometer reader"),
-}
-
-
-def describe(status: Status, lang: str = "zh") -> str:
-    zh, en = STATUS_TEXT[status]
-    return en if lang == "en" else zh
 
 
 @dataclass(frozen=True)

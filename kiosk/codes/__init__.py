@@ -2,8 +2,8 @@
 from .claims import ForeignCertificate, HealthCode, ResidentPass
 from .revocation import RevocationList
 from .trust import TrustList, TrustListError
-from .verify import Policy, Reason, Verifier, VerifyResult, reason_text, verify
+from .verify import Reason, Verifier, VerifyOptions, VerifyResult, reason_text, verify
 
-__all__ = ["ForeignCertificate", "HealthCode", "Policy", "Reason", "ResidentPass",
-           "RevocationList", "TrustList", "TrustListError", "Verifier", "VerifyResult",
+__all__ = ["ForeignCertificate", "HealthCode", "Reason", "ResidentPass",
+           "RevocationList", "TrustList", "TrustListError", "Verifier", "VerifyOptions", "VerifyResult",
            "reason_text", "verify"]

@@ -12,13 +12,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import base45, cose, hc1
 from . import claims as kinds
 from .trust import TrustList, parse_time
-from .verify import Policy, Reason, Refused, Verifier, VerifyResult
+from .verify import Reason, Refused, Verifier, VerifyOptions, VerifyResult
+
+ReadPicture = Callable[[bytes], list[str]]  # image file bytes -> the QR codes' texts
 
 # (expected-result key, step name), in pipeline order; these make the verdict.
 CHECKED = [("EXPECTEDPICTUREDECODE", "picture"), ("EXPECTEDUNPREFIX", "unprefix"),
@@ -96,14 +99,15 @@ def trust_for(case: dict) -> TrustList:
     return TrustList.from_json({"keys": entries}, fetched_at=dt.datetime.now(dt.UTC))
 
 
-def decode_picture(png_b64: str) -> str | None:
-    from .picture import qr_texts  # only this step needs OpenCV
-    texts = qr_texts(base64.b64decode(png_b64))
+def decode_picture(png_b64: str, read_picture: ReadPicture) -> str | None:
+    texts = read_picture(base64.b64decode(png_b64))
     return texts[0] if texts else None
 
 
-def run_case(name: str, case: dict, picture: bool = True,
-             policy: Policy | None = None) -> CaseReport:
+def run_case(name: str, case: dict, read_picture: ReadPicture | None = None,
+             options: VerifyOptions | None = None) -> CaseReport:
+    """`read_picture` (image bytes -> QR texts, e.g. devices.camera.picture.qr_texts) runs
+    the picture step; without it the step is reported as not run."""
     expected = case.get("EXPECTEDRESULTS") or {}
     ctx = case.get("TESTCTX") or {}
     report = CaseReport(name, None)
@@ -113,19 +117,19 @@ def run_case(name: str, case: dict, picture: bool = True,
         report.error = f"unreadable VALIDATIONCLOCK {ctx.get('VALIDATIONCLOCK')!r}"
         return report
     text = case.get("PREFIX", "")
-    verifier = Verifier(trust_for(case), policy=policy)
+    verifier = Verifier(trust_for(case), options=options)
     got: dict[str, tuple[bool | None, str]] = {}
 
     image = case.get("2DCODE") or case.get("_2DCODE")
-    if picture and image:
+    if read_picture and image:
         try:
-            read = decode_picture(image)
+            read = decode_picture(image, read_picture)
             got["picture"] = (read == text, "read the PREFIX" if read == text
                               else ("no QR code found" if read is None else "read other text"))
         except Exception as exc:  # noqa: BLE001 - a broken PNG is that step failing, not the run
             got["picture"] = (False, f"{type(exc).__name__}: {exc}")
     else:
-        got["picture"] = (None, "no picture in the case" if picture else "not run")
+        got["picture"] = (None, "no picture in the case" if read_picture else "not run")
 
     failed_at: str | None = None
 

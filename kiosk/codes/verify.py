@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import reasons
 from . import claims as kinds
 from . import cose, hc1
 from .revocation import RevocationList
@@ -36,34 +37,14 @@ class Reason(str, enum.Enum):
     EXPIRED = "expired"
 
 
-MESSAGES: dict[Reason | None, dict[str, str]] = {
-    None: {"zh": "验证通过", "en": "Valid"},
-    Reason.NOT_A_CODE: {"zh": "不是健康码或出入证", "en": "Not a health code or pass"},
-    Reason.BAD_ENCODING: {"zh": "码已损坏或格式错误",
-                          "en": "The code is damaged or malformed"},
-    Reason.UNKNOWN_KEY: {"zh": "签发机构不在信任列表中",
-                         "en": "Signed by a key that is not trusted"},
-    Reason.BAD_SIGNATURE: {"zh": "签名无效，疑似伪造或被篡改",
-                           "en": "Invalid signature: forged or altered"},
-    Reason.WRONG_PURPOSE: {"zh": "签发机构无权签发此类码",
-                           "en": "The signer may not sign this kind of code"},
-    Reason.REVOKED: {"zh": "出入证已注销", "en": "This pass has been revoked"},
-    Reason.WRONG_COMMUNITY: {"zh": "非本小区出入证", "en": "A pass for another community"},
-    Reason.NOT_YET_VALID: {"zh": "码尚未生效（请核对设备时间）",
-                           "en": "Not valid yet (check the clock)"},
-    Reason.TOO_OLD: {"zh": "码已超时，疑似截图，请刷新后再出示",
-                     "en": "Too old, likely a screenshot: refresh the code"},
-    Reason.EXPIRED: {"zh": "码已过期", "en": "The code has expired"},
-}
-
-
-def reason_text(reason: Reason | str | None, lang: str = "zh") -> str:
-    texts = MESSAGES[Reason(reason) if reason is not None else None]
-    return texts.get(lang, texts["zh"])
+def reason_text(reason: Reason | str | None, lang: str | None = None) -> str:
+    """The verdict in the guard's words (kiosk/reasons.py; language: `lang` or $GATE_LANG)."""
+    return reasons.text(reasons.CODE_TEXT, Reason(reason).value if reason is not None else "valid", lang)
 
 
 @dataclass(frozen=True)
-class Policy:
+class VerifyOptions:
+    """How strict this gate's verifier is (the rules' policy is kiosk.rules.GatePolicy)."""
     max_age: dt.timedelta = dt.timedelta(minutes=5)  # a health code older than this: screenshot
     clock_skew: dt.timedelta = dt.timedelta(seconds=60)  # phones' and the Pi's clocks differ
     community: str | None = None  # this gate's community: passes for others are refused
@@ -85,10 +66,10 @@ class VerifyResult:
     trust_stale: bool = False
     token: Any = field(default=None, compare=False, repr=False)
 
-    def message(self, lang: str = "zh") -> str:
+    def message(self, lang: str | None = None) -> str:
         return reason_text(self.reason, lang)
 
-    def to_json(self, lang: str = "zh") -> dict:
+    def to_json(self, lang: str | None = None) -> dict:
         return {"valid": self.valid, "kind": self.kind,
                 "reason": self.reason.value if self.reason else None,
                 "claims": self.claims, "message": self.message(lang), "detail": self.detail,
@@ -107,17 +88,17 @@ def now_utc() -> dt.datetime:
 
 class Verifier:
     def __init__(self, trust: TrustList, revoked: RevocationList | None = None,
-                 policy: Policy | None = None):
+                 options: VerifyOptions | None = None):
         self.trust = trust
         self.revoked = revoked or RevocationList()
-        self.policy = policy or Policy()
+        self.options = options or VerifyOptions()
 
     def verify(self, text: str | bytes, at: dt.datetime | None = None) -> VerifyResult:
         """Never raises: whatever the camera read, the answer is a verdict with a reason."""
         at = at or now_utc()
         if at.tzinfo is None:
             at = at.replace(tzinfo=dt.UTC)
-        stale = self.trust.is_stale(at, self.policy.trust_max_age)
+        stale = self.trust.is_stale(at, self.options.trust_max_age)
         try:
             return self._verify(text, at, stale)
         except Exception as exc:  # a bug here must not stop the queue at the gate
@@ -151,8 +132,8 @@ class Verifier:
             return VerifyResult(False, kind, refusal.reason, shown, refusal.detail, kid_text,
                                 signer, stale, token if signer else None)
         shown = token.to_json()
-        if kind == kinds.DCC and self.policy.dcc_colour:
-            shown["colour"] = self.policy.dcc_colour
+        if kind == kinds.DCC and self.options.dcc_colour:
+            shown["colour"] = self.options.dcc_colour
         return VerifyResult(True, kind, None, shown, "", kid_text, signer, stale, token)
 
     def authenticate(self, message: cose.Sign1, kind: str, at: dt.datetime) -> TrustedKey:
@@ -183,22 +164,22 @@ class Verifier:
 
     def check(self, token: kinds.Token, at: dt.datetime) -> None:
         """The checks that need a genuine token: revocation, community, time."""
-        policy = self.policy
+        options = self.options
         if isinstance(token, kinds.ResidentPass):
             if token.serial in self.revoked:
                 raise Refused(Reason.REVOKED, f"pass serial {token.serial} is revoked")
-            if policy.community is not None and token.community != policy.community:
+            if options.community is not None and token.community != options.community:
                 raise Refused(Reason.WRONG_COMMUNITY,
-                              f"pass for {token.community}, this gate is {policy.community}")
-        skew = policy.clock_skew
+                              f"pass for {token.community}, this gate is {options.community}")
+        skew = options.clock_skew
         starts = max((t for t in (token.not_before, token.issued_at) if t is not None),
                      default=None)
         if starts is not None and at + skew < starts:
             raise Refused(Reason.NOT_YET_VALID, f"valid from {starts.isoformat()}")
-        if isinstance(token, kinds.HealthCode) and at - token.issued_at > policy.max_age + skew:
+        if isinstance(token, kinds.HealthCode) and at - token.issued_at > options.max_age + skew:
             age = int((at - token.issued_at).total_seconds())
             raise Refused(Reason.TOO_OLD, f"issued {age} s ago, "
-                          f"limit {int(policy.max_age.total_seconds())} s")
+                          f"limit {int(options.max_age.total_seconds())} s")
         if token.expires_at is not None and at - skew > token.expires_at:
             raise Refused(Reason.EXPIRED, f"expired at {token.expires_at.isoformat()}")
 
@@ -215,5 +196,5 @@ def _as_text(text: str | bytes) -> str:
 
 
 def verify(text: str | bytes, trust: TrustList, at: dt.datetime | None = None,
-           revoked: RevocationList | None = None, policy: Policy | None = None) -> VerifyResult:
-    return Verifier(trust, revoked, policy).verify(text, at)
+           revoked: RevocationList | None = None, options: VerifyOptions | None = None) -> VerifyResult:
+    return Verifier(trust, revoked, options).verify(text, at)

@@ -1,14 +1,15 @@
-"""QR codes in pictures (PNG, JPEG): OpenCV reads the image, zxing-cpp the codes (regular QR
-only, as at the camera: devices/camera/decoders.py).
+"""QR codes in a picture file (PNG, JPEG): OpenCV reads the image, zxing-cpp the codes
+(regular QR only, as at the camera: devices/camera/decoders.py).
 
-Imported only by the commands that take a picture, so verifying text never loads OpenCV.
+The camera's side of `gate codes verify IMAGE` and of the EU test cases' picture step: the
+command modules pass `qr_texts` to the codes, which know nothing of cameras.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from devices.camera.decoders import ZxingDecoder
+from .decoders import ZxingDecoder
 
 
 class PictureError(ValueError):

@@ -88,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hours before the trust list is flagged stale (default 168)")
     verify.add_argument("--dcc-colour", choices=COLOURS,
                         help="colour a valid EU certificate counts as (only if policy says so)")
-    verify.add_argument("--lang", choices=("zh", "en"), default="zh", help="message language")
+    verify.add_argument("--lang", choices=("zh", "en"), default=None,
+                        help="message language (default zh, or $GATE_LANG)")
 
     vectors = actions.add_parser("vectors", help="run EU DCC test cases step by step",
                                  description="Run dgc-testdata cases (one JSON per case) and "
@@ -168,7 +169,7 @@ def read_input(spec: str) -> str:
             raise UsageError(f"cannot read {spec[1:]}: {exc.strerror}") from None
     path = Path(spec)
     if path.suffix.lower() in IMAGE_SUFFIXES and not spec.startswith("HC1:"):
-        from .picture import PictureError, qr_texts
+        from devices.camera.picture import PictureError, qr_texts
         try:
             texts = qr_texts(path.read_bytes())
         except OSError as exc:
@@ -183,7 +184,7 @@ def read_input(spec: str) -> str:
 def run_verify(args: argparse.Namespace) -> int:
     from .revocation import RevocationList, RevocationListError
     from .trust import TrustList, TrustListError
-    from .verify import Policy, Verifier
+    from .verify import Verifier, VerifyOptions
 
     trust_path = args.trust or (Path(os.environ[TRUST_ENV]) if os.environ.get(TRUST_ENV) else None)
     try:
@@ -197,11 +198,11 @@ def run_verify(args: argparse.Namespace) -> int:
     for problem in trust.problems:
         print(f"gate codes verify: trust list {problem} (skipped)", file=sys.stderr)
     text = read_input(args.input)
-    policy = Policy(max_age=dt.timedelta(seconds=args.max_age),
-                    clock_skew=dt.timedelta(seconds=args.skew), community=args.community,
-                    trust_max_age=dt.timedelta(hours=args.trust_max_age),
-                    dcc_colour=args.dcc_colour)
-    result = Verifier(trust, revoked, policy).verify(text, at=args.at)
+    options = VerifyOptions(max_age=dt.timedelta(seconds=args.max_age),
+                            clock_skew=dt.timedelta(seconds=args.skew), community=args.community,
+                            trust_max_age=dt.timedelta(hours=args.trust_max_age),
+                            dcc_colour=args.dcc_colour)
+    result = Verifier(trust, revoked, options).verify(text, at=args.at)
     print(json.dumps(result.to_json(args.lang), ensure_ascii=False))
     return 0
 
@@ -214,7 +215,10 @@ def run_vectors(args: argparse.Namespace) -> int:
         cases = load_cases(args.dir)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read the cases: {exc}") from None
-    reports = [run_case(name, case, picture=not args.no_picture) for name, case in cases]
+    read_picture = None
+    if not args.no_picture:
+        from devices.camera.picture import qr_texts as read_picture
+    reports = [run_case(name, case, read_picture) for name, case in cases]
     for report in reports:
         if args.verbose or not report.ok:
             print(report.table() + "\n")
