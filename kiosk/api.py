@@ -41,6 +41,7 @@ class CommandBody(BaseModel):
     case_contact: bool | None = None
     confirmed: bool | None = None
     reason: str | None = Field(None, max_length=200)
+    emergency: str | None = Field(None, max_length=20)
 
 
 def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,

@@ -77,6 +77,7 @@ class Person:
     quarantine: str = "none"
     quarantine_until: dt.datetime | None = None
     approved: bool = False
+    visiting_quarantined_home: bool = False  # a visitor whose household is under home quarantine
     flags: tuple[str, ...] = ()  # why the guard must look before the gate decides
 
 
@@ -106,9 +107,6 @@ class Settings:
     stable_readings: int = 2  # consecutive plausible readings that agree make a measurement
     stable_delta_c: float = 0.3  # the module's accuracy
     relay_pulse_s: float = 3.0
-    # A fresh green code of someone on no list: what are they? (policy key unknown_person)
-    unknown_as: dict[str, str] = dataclasses.field(
-        default_factory=lambda: {"low": "resident", "medium": "visitor", "high": "visitor"})
 
 
 @dataclasses.dataclass
@@ -127,6 +125,8 @@ class Subject:
     answered: bool = False
     mask_confirmed: bool | None = None
     override_reason: str | None = None
+    refused_check: bool = False
+    emergency: str | None = None
     direction: str = "in"
     details: dict | None = None
 
@@ -135,10 +135,12 @@ class Checkpoint:
     def __init__(self, *, store: Store, verifier: Verifier, thermometer: Thermometer | None,
                  relay: Relay, settings: Settings, policy: Callable[[], rules.GatePolicy],
                  find_person: PersonFinder = unknown_person, clock: Clock | None = None,
+                 lists_age_h: Callable[[], float | None] | None = None,
                  on_alive: Callable[[], None] | None = None) -> None:
         self.store, self.verifier, self.thermometer, self.relay = store, verifier, thermometer, relay
         self.settings, self.policy, self.find_person = settings, policy, find_person
         self.clock = clock or SystemClock()
+        self.lists_age_h = lists_age_h
         self.on_alive = on_alive
         self.phase = WAITING
         self.subject: Subject | None = None
@@ -290,7 +292,7 @@ class Checkpoint:
         assert s is not None
         # A code that refuses on its own (red, yellow, forged, a payment QR) needs no thermometer.
         first = self._decide(readings=False)
-        if first.action in (rules.REFUSE, rules.ISOLATE):
+        if first.action in (rules.REFUSE, rules.HOLD, rules.ISOLATE):
             self._finish(first)
             return
         self._to(MEASURING)
@@ -346,6 +348,25 @@ class Checkpoint:
             self._finish(self._decide())
             return
         s.override_reason = reason.strip()
+        self._finish(self._decide())
+
+    def refused(self) -> None:
+        """The person will not be measured or questioned: refused and reported at once."""
+        s = self._require_subject()
+        s.refused_check = True
+        self._finish(self._decide())
+
+    def emergency_exit(self, person_ref: str | None = None, emergency: str = "other") -> None:
+        """急危重症: the guard lets someone out for the fever clinic, an acute illness, a birth,
+        dialysis; recorded and reported at once, whatever else applies."""
+        if emergency not in rules.EMERGENCIES:
+            raise CommandError(f"emergency must be one of {', '.join(rules.EMERGENCIES)}")
+        if self.phase not in (WAITING, DECIDED):
+            raise CommandError("a check is already under way; finish or cancel it first")
+        now, t = self.clock.now(), self.clock.monotonic()
+        person = self.find_person(person_ref, None, now) if person_ref else Person()
+        self.subject = Subject(started=t, source="lookup", person=person, measure_from=t, direction="out",
+                               emergency=emergency)
         self._finish(self._decide())
 
     def cancel(self) -> None:
@@ -411,8 +432,9 @@ class Checkpoint:
         assert s is not None
         p = s.person
         kind = p.kind
+        policy = self.policy()
         if not p.known and s.code is not None and s.code.valid:
-            kind = self.settings.unknown_as.get(self.policy().risk_level, "visitor")
+            kind = policy.unknown_person()
         code = None
         if s.code is not None and s.code.reason != Reason.NOT_A_CODE:
             code = rules.Code(colour=s.code.claims.get("colour") if s.code.valid else None, valid=s.code.valid)
@@ -424,7 +446,25 @@ class Checkpoint:
             subject=rules.Subject(kind=kind, has_pass=p.has_pass, quarantine=p.quarantine,
                                   quarantine_until=p.quarantine_until, approved=p.approved),
             code=code, readings_c=tuple(r["body_c"] for r in s.readings) if readings else (),
-            answers=s.answers, override_reason=s.override_reason)
+            answers=s.answers, override_reason=s.override_reason, mask=s.mask_confirmed,
+            refused_check=s.refused_check, emergency=s.emergency,
+            visiting_quarantined_home=p.visiting_quarantined_home, test_age_h=self._test_age_h(s),
+            lists_stale=self._lists_stale(policy))
+
+    def _test_age_h(self, s: Subject) -> float | None:
+        nat_at = s.code.claims.get("nat_at") if s.code is not None and s.code.valid else None
+        if not nat_at:
+            return None
+        try:
+            return max(0.0, (self.clock.now() - gate_clock.parse_iso(nat_at)).total_seconds() / 3600)
+        except ValueError:
+            return None
+
+    def _lists_stale(self, policy: rules.GatePolicy) -> bool:
+        if self.lists_age_h is None:
+            return False  # no lists configured for this checkpoint (a bench, a test)
+        age = self.lists_age_h()
+        return age is None or age > policy.lists_max_age_h
 
     def _decide(self, readings: bool = True) -> rules.Decision:
         return rules.decide(self.policy(), self._facts(readings), self.clock.now())
@@ -512,7 +552,7 @@ class CommandError(Exception):
 COMMANDS: dict[str, Callable[..., None]] = {
     "look_up": Checkpoint.look_up, "manual_temperature": Checkpoint.manual_temperature,
     "answers": Checkpoint.answers, "mask": Checkpoint.mask, "override": Checkpoint.override,
-    "cancel": Checkpoint.cancel,
+    "refused": Checkpoint.refused, "emergency_exit": Checkpoint.emergency_exit, "cancel": Checkpoint.cancel,
 }
 
 

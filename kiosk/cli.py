@@ -24,7 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "township": ("sync.township_cmd", "township office: tokens, policy, lists, reports, alarms"),
     "keys": ("kiosk.codes.keys_cmd", "make a signing key pair and its trust-list entry"),
     "codes": ("kiosk.codes.codes_cmd", "health codes and passes: issue, verify offline, EU test vectors"),
-    "thermometer": ("devices.thermometer.thermometer_cmd", "read a serial thermometer; fit its body-temperature calibration"),
+    "thermometer": ("devices.thermometer.thermometer_cmd",
+                    "read a serial thermometer; fit its body-temperature calibration"),
     "sim": ("devices.sim_cmd", "simulated devices on pseudo-terminals (thermometer)"),
 }
 

@@ -169,8 +169,8 @@ class Daemon:
         return Verifier(tl)
 
     def _thermometer(self):
-        from devices.thermometer.thermometer_cmd import make_session
         from devices.thermometer.driver import Thermometer
+        from devices.thermometer.thermometer_cmd import make_session
         t = {**self.cfg["thermometer"], **self.opts.thermometer}
         port = self.opts.port or t["port"]
         protocol = self.opts.protocol or t["protocol"]

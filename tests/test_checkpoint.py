@@ -242,7 +242,7 @@ def test_a_flagged_person_waits_for_the_guard_and_the_answers_decide(gate):
     cp.command("answers", risk_area_travel=True).result(2)
     wait_for(lambda: decisions(events))
     d = decisions(events)[0]
-    assert d["action"] == "refuse" and "risk_area_travel" in d["reasons"]
+    assert d["action"] == "hold" and "risk_area_travel" in d["reasons"]
 
 
 def test_an_override_needs_a_reason_and_is_reported(gate):
