@@ -99,6 +99,10 @@ FIELD_TEXT = {
     "boot_checked": {"zh": "后备箱已检查", "en": "boot checked"},
     "household": {"zh": "所属住户", "en": "household"},
     "purpose": {"zh": "事由", "en": "purpose"},
+    # fields of the guard's look-ups (kiosk/lookup.py)
+    "address": {"zh": "地址", "en": "address"},
+    "serial": {"zh": "出入证编号", "en": "pass serial"},
+    "person_ref": {"zh": "人员编号", "en": "person reference"},
 }
 
 
