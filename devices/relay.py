@@ -22,6 +22,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -138,11 +139,17 @@ class GpioRelay:
         from gpiozero import DigitalOutputDevice, GPIOZeroError  # imported here: only a Pi needs it
         self._errors: tuple[type[BaseException], ...] = (GPIOZeroError, OSError, RuntimeError)
         self.pin = pin
-        try:
-            self._device = DigitalOutputDevice(pin, active_high=active_high, initial_value=False,
-                                               pin_factory=pin_factory)
-        except self._errors as exc:
-            raise RelayFault(f"relay pin {str(pin)[:20]} unavailable: {_one_line(exc)}") from exc
+        # gpiozero warns once per pin library it could not load before it gives up; keep
+        # those reasons for the one-line error instead of printing them to the guard's terminal.
+        with warnings.catch_warnings(record=True) as fallbacks:
+            warnings.simplefilter("always")
+            try:
+                self._device = DigitalOutputDevice(pin, active_high=active_high, initial_value=False,
+                                                   pin_factory=pin_factory)
+            except self._errors as exc:
+                tried = "; ".join(str(w.message) for w in fallbacks)
+                words = f"relay pin {str(pin)[:20]} unavailable: {_one_line(exc)}" + (f" ({tried})" if tried else "")
+                raise RelayFault(words[:300]) from exc
         self._cond = threading.Condition()
         self._until: float | None = None
         self._fault: str | None = None

@@ -90,6 +90,7 @@ FIELD_TEXT = {
     "room": {"zh": "房号", "en": "room"},
     "from_county": {"zh": "来源地（县区代码）", "en": "from (county code)"},
     "from_place": {"zh": "来源地", "en": "from"},
+    "from_abroad": {"zh": "境外来返", "en": "from abroad"},
     "arrival_date": {"zh": "抵达日期", "en": "arrival date"},
     "last_test_date": {"zh": "最近核酸检测日期", "en": "last nucleic-acid test"},
     "company": {"zh": "快递公司", "en": "company"},
@@ -99,6 +100,10 @@ FIELD_TEXT = {
     "boot_checked": {"zh": "后备箱已检查", "en": "boot checked"},
     "household": {"zh": "所属住户", "en": "household"},
     "purpose": {"zh": "事由", "en": "purpose"},
+    # fields of the guard's look-ups (kiosk/lookup.py)
+    "address": {"zh": "地址", "en": "address"},
+    "serial": {"zh": "出入证编号", "en": "pass serial"},
+    "person_ref": {"zh": "人员编号", "en": "person reference"},
 }
 
 
@@ -423,16 +428,17 @@ class ReturneeRecord(Record):
     building: str
     unit: str
     room: str
-    from_county: str       # 6-digit county code (GB/T 2260), for the risk-area check
-    from_place: str        # the place in words, as the returnee says it
+    from_county: str | None  # 6-digit county code (GB/T 2260), for the risk-area check; None from abroad
+    from_place: str          # the place in words, as the returnee says it (a country, from abroad)
     arrival_date: dt.date
     transport: str
     last_test_date: dt.date | None  # last nucleic-acid test; None = none taken
+    from_abroad: bool = False       # an arrival from abroad: held and handed over, as from a risk area
 
     KIND: ClassVar[str] = "returnee"
     FIELDS: ClassVar[tuple[str, ...]] = (
         "name", "id_number", "phone", "building", "unit", "room", "from_county", "from_place",
-        "arrival_date", "transport", "last_test_date")
+        "arrival_date", "transport", "last_test_date", "from_abroad")
     TEST_WINDOW_DAYS: ClassVar[int] = 7
 
     @classmethod
@@ -441,10 +447,12 @@ class ReturneeRecord(Record):
         f = _Form(form, cls.FIELDS)
         name = f.take("name", lambda v: _clean(v, MAX_NAME))
         id_number = f.take("id_number", lambda v: _id_number(v, today))
+        abroad = bool(f.take("from_abroad", _yes_no, required=False))
         values = dict(
             phone=f.take("phone", check_phone),
             building=f.take("building", _room_part), unit=f.take("unit", _room_part),
-            room=f.take("room", _room_part), from_county=f.take("from_county", _county),
+            room=f.take("room", _room_part), from_abroad=abroad,
+            from_county=f.take("from_county", _county, required=not abroad),
             from_place=f.take("from_place", lambda v: _clean(v, MAX_PLACE)),
             arrival_date=f.take("arrival_date", lambda v: _date(v, today)),
             transport=f.take("transport", _transport),

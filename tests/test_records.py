@@ -273,3 +273,14 @@ def test_records_are_stored_with_the_entry(tmp_path):
                          "passengers": 3, "boot_checked": True, "household": "H-3-2-501", "purpose": None}
     with pytest.raises(ValueError, match="unknown record kind"):
         parse_record("parcel", {}, salt=SALT, today=TODAY)
+
+
+def test_an_arrival_from_abroad_needs_no_county():
+    form = returnee_form(from_abroad="是", from_place="日本东京")
+    del form["from_county"]
+    record = ReturneeRecord.from_form(form, salt=SALT, today=TODAY)
+    assert record.from_abroad and record.from_county is None and record.to_details()["from_place"] == "日本东京"
+    del form["from_abroad"]
+    with pytest.raises(RecordInvalid) as err:
+        ReturneeRecord.from_form(form, salt=SALT, today=TODAY)
+    assert err.value.codes == {"from_county": "required"}

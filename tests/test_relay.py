@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
+from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from devices.relay import (
@@ -95,6 +97,16 @@ def test_second_pulse_during_one_extends_it(factory):
 def test_missing_pin_is_a_named_fault(factory):
     with pytest.raises(RelayFault, match="relay pin GPIO99 unavailable"):
         GpioRelay("GPIO99", pin_factory=factory)
+
+
+@pytest.mark.skipif(Path("/proc/device-tree/model").exists(), reason="a Raspberry Pi has a pin library")
+def test_no_gpio_on_this_machine_is_one_named_line_not_warnings(monkeypatch, recwarn):
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    monkeypatch.setattr(Device, "pin_factory", None)
+    with pytest.raises(RelayFault, match=r"^relay pin 17 unavailable: BadPinFactory") as err:
+        GpioRelay(17)
+    assert "\n" not in str(err.value) and "lgpio" in str(err.value)  # why: no pin library
+    assert not [w for w in recwarn if "gpiozero" in str(w.filename)]
 
 
 def test_pin_held_by_another_device_is_a_named_fault(factory):
