@@ -17,12 +17,13 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiosk import reasons
 from kiosk.checkpoint import COMMANDS, Checkpoint, CommandError
+from kiosk.lookup import BadLookup, Lookup
 
 log = logging.getLogger("gate.api")
 
@@ -34,6 +35,7 @@ class CommandBody(BaseModel):
     """A guard's command: its arguments, each bounded."""
     model_config = ConfigDict(extra="forbid")
     person_ref: str | None = Field(None, max_length=80)
+    id_number: str | None = Field(None, max_length=40)
     direction: str | None = Field(None, pattern="^(in|out)$")
     body_c: float | None = Field(None, ge=-50, le=150)
     symptoms: bool | None = None
@@ -45,7 +47,7 @@ class CommandBody(BaseModel):
 
 
 def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
-               lang: str | None = None) -> FastAPI:
+               lang: str | None = None, people: Lookup | None = None) -> FastAPI:
     app = FastAPI(title="gate local API", version="1",
                   description="The gate's state, events and the guard's commands. See docs/api.md.")
 
@@ -79,6 +81,21 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
             return await asyncio.wrap_future(future)
         except TypeError as exc:  # arguments that do not fit the command
             raise CommandError(f"{name}: {exc}") from None
+
+    @app.get("/v1/people", tags=["guard"])
+    def find_people(name: str = Query(..., min_length=1, max_length=32),
+                    household: str | None = Query(None, max_length=64),
+                    address: str | None = Query(None, max_length=64)) -> dict:
+        """A resident without a phone, by name within a household or an address: masked names
+        and person references to look up, never ID numbers."""
+        if people is None:
+            raise CommandError("no lists on this gate")
+        try:
+            found = people.find_by_name(name, household_id=household, address=address)
+        except BadLookup as exc:
+            raise CommandError(str(exc)) from None
+        return {"people": [{"person_ref": p.person_ref, "masked_name": p.masked_name,
+                            "household_id": p.household_id} for p in found]}
 
     @app.get("/", response_class=HTMLResponse, tags=["queue screen"])
     def queue_screen() -> str:

@@ -136,11 +136,13 @@ class Checkpoint:
                  relay: Relay, settings: Settings, policy: Callable[[], rules.GatePolicy],
                  find_person: PersonFinder = unknown_person, clock: Clock | None = None,
                  lists_age_h: Callable[[], float | None] | None = None,
+                 id_to_ref: Callable[[str], str] | None = None,
                  on_alive: Callable[[], None] | None = None) -> None:
         self.store, self.verifier, self.thermometer, self.relay = store, verifier, thermometer, relay
         self.settings, self.policy, self.find_person = settings, policy, find_person
         self.clock = clock or SystemClock()
         self.lists_age_h = lists_age_h
+        self.id_to_ref = id_to_ref  # the guard typed an ID number: its person_ref (the township's salt)
         self.on_alive = on_alive
         self.phase = WAITING
         self.subject: Subject | None = None
@@ -297,10 +299,19 @@ class Checkpoint:
             return
         self._to(MEASURING)
 
-    def look_up(self, person_ref: str, direction: str = "in") -> None:
+    def look_up(self, person_ref: str | None = None, id_number: str | None = None, direction: str = "in") -> None:
         """The guard found the person by ID number or name (no phone, or no code)."""
         if self.phase not in (WAITING, DECIDED):
             raise CommandError("a check is already under way; finish or cancel it first")
+        if id_number is not None:
+            if self.id_to_ref is None:
+                raise CommandError("look-ups by ID number need the township's salt ([people] salt_file)")
+            try:
+                person_ref = self.id_to_ref(id_number)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+        if not person_ref:
+            raise CommandError("look up a person by person_ref or id_number")
         if direction not in rules.DIRECTIONS:
             raise CommandError(f"direction must be in or out, not {direction!r}")
         now = self.clock.now()

@@ -62,6 +62,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "sync": {
         "credentials": "var/sync-credentials.json",
     },
+    "people": {
+        # The township's secret salt for person references (a file, 0600): a guard's
+        # look-up by ID number needs it. Empty: look-ups by ID number are off.
+        "salt_file": "",
+    },
 }
 
 

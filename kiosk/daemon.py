@@ -25,8 +25,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from kiosk import clock, rules
-from kiosk.checkpoint import Checkpoint, Settings, unknown_person
+from kiosk.checkpoint import Checkpoint, Settings
 from kiosk.codes import Verifier, trust
+from kiosk.facts import lists_age_h, person_finder
+from kiosk.lookup import Lookup, ensure_indexes
 from kiosk.store import LISTS, Store
 
 log = logging.getLogger("gate.daemon")
@@ -89,12 +91,20 @@ def load_lists(store: Store, path: str) -> None:
         raise DaemonError(f"cannot read lists {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DaemonError(f"lists {path} are not JSON: {exc}") from None
-    if not isinstance(obj, dict) or any(not isinstance(v, list) for v in obj.values()):
+    if not isinstance(obj, dict) or any(not isinstance(v, list) for k, v in obj.items() if k != "policy"):
         raise DaemonError(f'lists {path}: expected {{"households": [...], ...}}')
     unknown = sorted(set(obj) - set(LISTS) - {"policy"})
     if unknown:
         raise DaemonError(f"lists {path}: unknown list {unknown[0]!r}; known: {', '.join(LISTS)}")
-    store.apply_township(lists={k: (v, "file", None) for k, v in obj.items() if k in LISTS})
+    policy = obj.get("policy")
+    if policy is not None:
+        if not isinstance(policy, dict):
+            raise DaemonError(f"lists {path}: policy must be an object")
+        try:
+            rules.GatePolicy.from_settings(policy)
+        except ValueError as exc:
+            raise DaemonError(f"lists {path}: {exc}") from None
+    store.apply_township(lists={k: (v, "file", None) for k, v in obj.items() if k in LISTS}, policy=policy)
 
 
 @dataclasses.dataclass
@@ -135,6 +145,7 @@ class Daemon:
         self.parts.append(self.reader)
         if opts.lists:
             load_lists(self.store, opts.lists)
+        ensure_indexes(self.store.conn)
         self.verifier = self._verifier()
         self.thermometer = self._thermometer()
         self.relay = self._relay()
@@ -144,9 +155,14 @@ class Daemon:
                             measure_timeout_s=c["measure_timeout_s"], retest_timeout_s=c["retest_timeout_s"],
                             ask_timeout_s=c["ask_timeout_s"], outcome_s=c["outcome_s"],
                             relay_pulse_s=cfg["relay"]["pulse_s"])
+        salt = self._salt()
+        lookup = Lookup(self.store.conn, salt=salt or "-")  # on the checkpoint's thread
+        self.people = Lookup(self.reader.conn, salt=salt or "-")  # for the guard's searches
         self.checkpoint = Checkpoint(store=self.store, verifier=self.verifier, thermometer=self.thermometer,
                                      relay=self.relay, settings=settings, policy=self.policy,
-                                     find_person=unknown_person, on_alive=self.watchdog.pet)
+                                     find_person=person_finder(lookup), lists_age_h=lists_age_h(lookup),
+                                     id_to_ref=lookup.person_ref_for if salt else None,
+                                     on_alive=self.watchdog.pet)
         self.checkpoint.start()
         self.parts.append(self.checkpoint)
         self.scanner = self._scanner()
@@ -155,6 +171,18 @@ class Daemon:
         notify("READY=1")
         log.info("gate %s of %s is up", cfg["gate"]["device_id"], cfg["gate"]["community"])
         return self
+
+    def _salt(self) -> bytes | None:
+        path = self.cfg["people"]["salt_file"]
+        if not path:
+            return None
+        try:
+            salt = Path(path).read_bytes().strip()
+        except OSError as exc:
+            raise DaemonError(f"[people] salt_file {path}: {exc.strerror}") from None
+        if not salt:
+            raise DaemonError(f"[people] salt_file {path} is empty")
+        return salt
 
     def policy(self) -> rules.GatePolicy:
         return rules.GatePolicy.from_settings(self.store.policy())
@@ -234,7 +262,8 @@ class Daemon:
             tcp = (host or "127.0.0.1", int(port))
         if not uds and not tcp:
             return None
-        server = ApiServer(create_app(self.checkpoint, self.status, self.cfg["gate"]["lang"]), uds=uds, tcp=tcp)
+        app = create_app(self.checkpoint, self.status, self.cfg["gate"]["lang"], people=self.people)
+        server = ApiServer(app, uds=uds, tcp=tcp)
         server.start()
         self.parts.append(server)
         return server

@@ -146,3 +146,51 @@ def test_ready_goes_to_the_notify_socket(tmp_path, monkeypatch):
         monkeypatch.setenv("NOTIFY_SOCKET", path)
         assert notify("READY=1")
         assert s.recv(100) == b"READY=1"
+
+
+def test_the_lists_decide_who_passes(tmp_path, signer):
+    """Residents, passes and a quarantine order from a lists file; a medium-risk policy."""
+    refs = {n: person_ref(i, SALT) for n, i in (("王小明", "110105199001011234"), ("李华", "110105198505052345"))}
+    lists = {
+        "policy": {"risk_level": "medium"},
+        "households": [{"id": "h1", "address": "3-2-501"}],
+        "residents": [{"person_ref": refs["王小明"], "household_id": "h1", "masked_name": "王*明", "role": "owner"},
+                      {"person_ref": refs["李华"], "household_id": "h1", "masked_name": "李*", "role": "member"}],
+        "passes": [{"serial": "P1", "person_ref": refs["王小明"], "household_id": "h1",
+                    "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"}],
+        "quarantine_orders": [{"id": "q1", "person_ref": refs["李华"], "kind": "home_quarantine",
+                               "start": "2026-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z"}],
+    }
+    (tmp_path / "lists.json").write_text(json.dumps(lists, ensure_ascii=False))
+    (tmp_path / "salt").write_text(SALT)
+    sock = str(tmp_path / "api.sock")
+    daemon = Daemon(gate_config(people={"salt_file": str(tmp_path / "salt")}),
+                    Options(db=str(tmp_path / "g.db"), camera="sim", port="sim", trust=str(tmp_path / "trust.json"),
+                            lists=str(tmp_path / "lists.json"), api_socket=sock))
+    daemon.start()
+    client = httpx.Client(transport=httpx.HTTPTransport(uds=sock), base_url="http://gate")
+    try:
+        daemon.emulator.values = [(NORMAL, AMBIENT)]
+        # a resident with a pass: admitted at medium
+        daemon.camera_sim.show(code(signer, "王小明", "110105199001011234")[1], seconds=1.0)
+        wait_for(lambda: len(daemon.store.entries()) == 1)
+        # a stranger's fresh green code at medium: a visitor to register, turned away
+        daemon.camera_sim.show(code(signer, "刘洋", "320102199503036789")[1], seconds=1.0)
+        wait_for(lambda: len(daemon.store.entries()) == 2)
+        wait_for(lambda: daemon.checkpoint.phase == "waiting")
+        # the resident under home quarantine tries to leave; the guard looks her up by ID number
+        found = client.get("/v1/people", params={"name": "李华", "household": "h1"}).json()["people"]
+        assert found == [{"person_ref": refs["李华"], "masked_name": "李*", "household_id": "h1"}]
+        bad = client.post("/v1/commands/look_up", json={"id_number": "110105198505052346"})
+        assert bad.status_code == 409  # a mistyped check digit is named, not looked up
+        r = client.post("/v1/commands/look_up", json={"id_number": "110105198505052345", "direction": "out"})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: len(daemon.store.entries()) == 3)
+    finally:
+        client.close()
+        daemon.stop()
+    with Store.open(tmp_path / "g.db") as store:
+        got = [(e.masked_name, e.subject_kind, e.action, e.reasons) for e in store.entries()]
+    assert got[0] == ("王*明", "resident", "admit", ["all_checks_passed"])
+    assert got[1][1:3] == ("visitor", "refuse") and got[1][3] == ["visitor_not_approved"]
+    assert got[2] == ("李*", "resident", "refuse", ["home_quarantine_exit"])
