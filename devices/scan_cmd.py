@@ -8,7 +8,7 @@ or an image, the frame index for video and cameras), `text` (null: no code), `ms
 (decode time) and `step` (which decoder step read it).
 
 A camera is read until Ctrl-C or --frames. Exit status 0 when the source was read,
-2 when it could not be opened.
+2 when it could not be opened or not one of its images could be read.
 """
 from __future__ import annotations
 
@@ -51,15 +51,11 @@ def _line(source: str | int, text: str | None, ms: float, step: str, as_json: bo
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     import cv2
 
     from devices.camera import CameraSettings, ImageFilesSource, SourceError, make_decoder, open_source
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own message says it better
-    # a camera that is lost, stalled or back, and decoder worker restarts, on stderr
-    logging.basicConfig(level=logging.WARNING, format="gate scan: %(message)s", stream=sys.stderr)
     settings = CameraSettings(args.width, args.height, args.fps, args.exposure, args.focus)
     try:
         source = open_source(args.source, settings)
@@ -71,11 +67,12 @@ def run(args: argparse.Namespace) -> int:
                            thorough=not getattr(source, "live", True))
     by_name = isinstance(source, ImageFilesSource)  # files are named, video and camera frames numbered
     out = sys.stdout
-    n = 0
+    n = unreadable = 0
     try:
         for frame in source:
             label: str | int = frame.name if by_name else frame.index
             if frame.image is None:
+                unreadable += 1
                 print(_line(label, None, 0.0, "", args.json, frame.error), file=out, flush=True)
             else:
                 t0 = time.perf_counter()
@@ -91,4 +88,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         source.close()
         decoder.close()
+    if by_name and n and unreadable == n:  # not one of the files was an image: nothing was read
+        print(f"gate scan: {args.source}: no readable image", file=sys.stderr)
+        return 2
     return 0

@@ -133,6 +133,24 @@ def parse_case(case: Any) -> tuple[GatePolicy, Facts, Any]:
     return policy, facts, now
 
 
+def sample(value: Any) -> tuple[Any, dict]:
+    """A line of docs/cases.jsonl, {"title", "case", "expect"}, or a bare case -> (case, what
+    to add to its decision: the title, and whether the decision is the one expected)."""
+    if not (isinstance(value, dict) and isinstance(value.get("case"), dict) and "now" not in value):
+        return value, {}
+    extra: dict[str, Any] = {"title": value["title"]} if isinstance(value.get("title"), str) else {}
+    if isinstance(value.get("expect"), dict):
+        extra["expect"] = value["expect"]
+    return value["case"], extra
+
+
+def as_expected(d: Decision, expect: dict) -> bool:
+    """Whether a decision is what a sample case expects: its action, report and register
+    flag where given, and at least the reasons in `reasons_include`."""
+    return (all(getattr(d, key) == expect[key] for key in ("action", "report", "register") if key in expect)
+            and set(expect.get("reasons_include", ())) <= set(d.reasons))
+
+
 def decision_json(d: Decision, lang: str | None = None) -> dict:
     out = {"action": d.action, "reasons": list(d.reasons), "report": d.report,
            "register": d.register,

@@ -1,14 +1,17 @@
 """Configuration: one TOML file plus environment overrides; the defaults run the demo.
 
-`GATE_CONFIG` names the file (default `gate.toml` in the working directory, if
-present). Any key can be overridden as `GATE_<SECTION>_<KEY>`, e.g.
+`GATE_CONFIG` names the file (it must exist; `/dev/null` for none); without it
+`gate.toml` in the working directory is read if present. Any key can be overridden as `GATE_<SECTION>_<KEY>`, e.g.
 `GATE_STORE_PATH=/var/lib/gate/gate.db` or `GATE_STORE_RETENTION_DAYS=14`.
+A section or key that is not known here, a value of the wrong type, or a file that is
+not TOML is a ConfigError naming it: a typo must not silently fall back to a default.
 """
 from __future__ import annotations
 
 import copy
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,31 +71,68 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "salt_file": "",
     },
 }
+KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+# Sections whose keys their reader checks itself: [sync] by sync.client.SyncConfig.
+CHECKED_ELSEWHERE = ("sync",)
 
 
 class ConfigError(ValueError):
     pass
 
 
-def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+Config = dict[str, dict[str, Any]]
+
+
+def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     config = copy.deepcopy(DEFAULTS)
-    file = Path(path or env.get("GATE_CONFIG", "gate.toml"))
-    if path or file.exists():
+    named = path or env.get("GATE_CONFIG")
+    file = Path(named or "gate.toml")
+    if named and not file.exists():
+        raise ConfigError(f"config file {file} does not exist"
+                          + ("" if path else " (named by GATE_CONFIG)"))
+    if file.exists():
         try:
-            loaded = tomllib.loads(file.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config {file}: {exc}") from exc
-        for section, values in loaded.items():
-            if not isinstance(values, dict):
-                raise ConfigError(f"{file}: [{section}] must be a table")
-            config.setdefault(section, {}).update(values)
+            loaded = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config {file}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+        merge(config, loaded, str(file))
     for section, values in config.items():
         for key, default in values.items():
             name = f"GATE_{section}_{key}".upper()
             if name in env:
                 values[key] = _coerce(env[name], default, name)
     return config
+
+
+def merge(config: Config, loaded: dict[str, Any], where: str) -> None:
+    """Check the file's sections, keys and types against the defaults; take its values."""
+    for section, values in loaded.items():
+        if section not in DEFAULTS and section not in CHECKED_ELSEWHERE:
+            raise ConfigError(f"{where}: unknown section [{section}] "
+                              f"(known: {', '.join([*DEFAULTS, *CHECKED_ELSEWHERE])})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table")
+        known = DEFAULTS.get(section)
+        for key, value in values.items():
+            if known is None:
+                continue
+            if key not in known:
+                raise ConfigError(f"{where}: unknown key {key!r} in [{section}] (known: {', '.join(known)})")
+            if not _same_kind(value, known[key]):
+                raise ConfigError(f"{where}: [{section}] {key} must be {KIND_WORDS[type(known[key])]}, "
+                                  f"got {value!r}")
+        config.setdefault(section, {}).update(values)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 def _coerce(text: str, default: Any, name: str) -> Any:
@@ -104,5 +144,5 @@ def _coerce(text: str, default: Any, name: str) -> Any:
         if isinstance(default, float):
             return float(text)
     except ValueError:
-        raise ConfigError(f"{name}={text!r} is not a {type(default).__name__}") from None
+        raise ConfigError(f"{name}={text!r} is not {KIND_WORDS[type(default)]}") from None
     return text

@@ -14,12 +14,24 @@ import os
 import sys
 from pathlib import Path
 
+DAEMON = True  # kiosk/cli.py: logs at info with times unless --log-level says otherwise
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
+    return value
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=os.environ.get("GATE_SERVER_DB", "var/township.db"),
                         help="SQLite file or postgresql:// URL (default: %(default)s)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8470, help="port (default: %(default)s; 0 = any free)")
+    parser.add_argument("--port", type=port, default=8470, help="port (default: %(default)s; 0 = any free)")
     parser.add_argument("--admin-token-file", default=None,
                         help="file holding the administrator token (default: admin-token next to "
                              "a SQLite file, else ./township-admin-token)")
@@ -33,7 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time zone of the daily report's day (default: %(default)s)")
     parser.add_argument("--ssl-certfile", default=None, help="serve HTTPS with this certificate")
     parser.add_argument("--ssl-keyfile", default=None, help="private key for --ssl-certfile")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
 def admin_token_path(args) -> Path:
@@ -63,7 +74,6 @@ def run(args) -> int:
 
     from sync.server import Settings, create_app
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     token = ensure_admin_token(admin_token_path(args))
     settings = Settings(db_url=args.db, admin_token=token,
                         max_body_bytes=int(args.max_body_mb * 1024 * 1024),

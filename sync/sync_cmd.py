@@ -16,6 +16,8 @@ import threading
 
 from sync.client import DEFAULT_CREDENTIALS
 
+DAEMON = True  # kiosk/cli.py: logs at info with times unless --log-level says otherwise
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="one round, then exit (0 = all uploaded)")
@@ -62,9 +64,8 @@ def build(args):
 def run(args) -> int:
     from sync.client import SyncError
 
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.quiet:
+        logging.getLogger("gate").setLevel(max(logging.WARNING, logging.getLogger("gate").level))
     try:
         store, client = build(args)
     except SyncError as exc:

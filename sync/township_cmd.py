@@ -11,17 +11,28 @@ import json
 import sys
 from pathlib import Path
 
+SERVER = "http://127.0.0.1:8470"
+TOKEN_FILE = "var/admin-token"
+
+
+def add_common(parser: argparse.ArgumentParser, after_action: bool = False) -> None:
+    """--server and --admin-token-file, before or after the action: an action's parser
+    sets them only when they are given there (SUPPRESS), so either place works."""
+    parser.add_argument("--server", default=argparse.SUPPRESS if after_action else SERVER,
+                        help=f"server URL (default: {SERVER})")
+    parser.add_argument("--admin-token-file", default=argparse.SUPPRESS if after_action else TOKEN_FILE,
+                        help=f"file with the admin token if $GATE_ADMIN_TOKEN is unset (default: {TOKEN_FILE})")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", default="http://127.0.0.1:8470", help="server URL (default: %(default)s)")
-    parser.add_argument("--admin-token-file", default="var/admin-token",
-                        help="file with the admin token if $GATE_ADMIN_TOKEN is unset (default: %(default)s)")
+    add_common(parser)
     sub = parser.add_subparsers(dest="action", required=True)
     p = sub.add_parser("token", help="create a one-time enrollment token for a gate")
     p.add_argument("--community", required=True)
     p.add_argument("--gate", required=True, help="the gate's name, e.g. east")
     p.add_argument("--device-id", default=None, help="default: COMMUNITY.GATE")
     p.add_argument("--ttl-hours", type=float, default=24)
+    p.add_argument("--bare", action="store_true", help="print only the token (for scripts)")
     p = sub.add_parser("policy", help="set a community's risk level and thresholds")
     p.add_argument("--community", required=True)
     p.add_argument("--risk-level", required=True, choices=["low", "medium", "high"])
@@ -30,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="any other policy value, e.g. --set visitors_allowed=false")
     p = sub.add_parser("list", help="replace one list of a community from a JSON file of rows")
     p.add_argument("--community", required=True)
-    p.add_argument("--name", required=True, help="households, residents, passes, quarantine_orders, ...")
+    p.add_argument("--name", required=True, help="households, residents, passes, quarantine_orders, ... "
+                                                  "(columns and an example of each: docs/sync.md)")
     p.add_argument("file", help="JSON: a list of row objects, or {\"rows\": [...]}; - for stdin")
     p = sub.add_parser("report", help="the daily report, one line per community (zeros included)")
     p.add_argument("--day", default=None, help="YYYY-MM-DD (default: today in the report time zone)")
@@ -40,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("devices", help="enrolled gates: last seen, acked seq, clock offset")
     p = sub.add_parser("revoke", help="revoke a gate's key (it gets 403 from then on)")
     p.add_argument("device_id")
+    for action in sub.choices.values():
+        add_common(action, after_action=True)
 
 
 def run(args) -> int:
@@ -68,8 +82,10 @@ def _do(admin, args) -> int:
     try:
         if args.action == "token":
             t = admin.enrollment(args.community, args.gate, args.device_id, args.ttl_hours)
-            print(f"device {t['device_id']} ({t['community']} / {t['gate']}), token valid until "
-                  f"{t['expires_utc']}:\n{t['token']}")
+            if not args.bare:
+                print(f"device {t['device_id']} ({t['community']} / {t['gate']}), token valid until "
+                      f"{t['expires_utc']}:")
+            print(t["token"])
         elif args.action == "policy":
             extra = {}
             for item in args.set:
@@ -80,9 +96,14 @@ def _do(admin, args) -> int:
             p = admin.set_policy(args.community, risk_level=args.risk_level, **extra)
             print(f"policy of {args.community}: version {p['version']}")
         elif args.action == "list":
-            text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
-            data = json.loads(text)
-            rows = data["rows"] if isinstance(data, dict) else data
+            text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{args.file} is not JSON ({exc.msg} at line {exc.lineno})") from None
+            rows = data.get("rows") if isinstance(data, dict) else data
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ValueError(f"{args.file}: give a JSON list of row objects, or {{\"rows\": [...]}}")
             p = admin.put_list(args.community, args.name, rows)
             print(f"{args.name} of {args.community}: {len(rows)} rows, version {p['version']}")
         elif args.action == "report":
@@ -96,14 +117,22 @@ def _do(admin, args) -> int:
                     print(f"  {c['community']}: {c['entries']} entries ({actions}); "
                           f"immediate {c['immediate']}; gates {len(c['gates'])}")
         elif args.action == "alarms":
-            for a in admin.alarms(args.after)["alarms"]:
-                print(f"#{a['id']} {a['at_utc']} {a['community']}/{a['gate']} seq {a['seq']}: "
-                      f"{a['action']} {'; '.join(a['reasons'])}")
+            alarms = admin.alarms(args.after)["alarms"]
+            if not alarms:
+                print(f"no alarms after #{args.after}" if args.after else "no alarms")
+            for a in alarms:
+                print(f"#{a['id']} {shown(a.get('at_utc'))} {a['community']}/{a['gate']} seq {a['seq']}: "
+                      f"{a['action']} {'; '.join(a.get('reasons') or [])}")
         elif args.action == "devices":
-            for d in admin.devices():
+            devices = admin.devices()
+            if not devices:
+                print("no gates enrolled yet (gate township token, then gate enroll on the gate)")
+            for d in devices:
+                offset = d.get("clock_offset_s")
                 print(f"{d['device_id']:<24} {d['community']}/{d['gate']} {d['status']} "
-                      f"last seen {d['last_seen_utc']} acked {d['acked_seq']}/{d['max_seq']} "
-                      f"clock offset {d['clock_offset_s']}")
+                      f"last seen {shown(d.get('last_seen_utc'), 'never')} "
+                      f"acked {shown(d.get('acked_seq'), 0)}/{shown(d.get('max_seq'), 0)} "
+                      f"clock offset {'unknown' if offset is None else f'{offset:+.3f} s'}")
         elif args.action == "revoke":
             admin.revoke(args.device_id)
             print(f"revoked {args.device_id}")
@@ -111,3 +140,8 @@ def _do(admin, args) -> int:
         print(f"gate township: cannot reach {args.server}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def shown(value, missing: object = "-") -> object:
+    """A value for a line of text: never Python's None."""
+    return missing if value is None else value

@@ -43,3 +43,24 @@ def test_gate_alone_lists_the_commands(gate):
 def test_unknown_command_is_a_clear_error(gate):
     out = gate("fly")
     assert out.returncode == 2 and "unknown command" in out.stderr
+
+
+def test_each_documented_list_format_uploads(gate, tmp_path):
+    """docs/sync.md shows a row for every list `gate township list` takes; each one is accepted."""
+    import json
+    import os
+    import re
+
+    from kiosk.store import LISTS
+    from sync.server.app import Settings
+    from sync.server.thread import ServerThread
+
+    sync_doc = (Path(__file__).resolve().parents[1] / "docs" / "sync.md").read_text()
+    examples = dict(re.findall(r"^\| `(\w+)` \| .* \| `(\{.*\})` \|$", sync_doc, re.M))
+    assert set(examples) == set(LISTS)
+    with ServerThread(Settings(db_url=str(tmp_path / "township.db"), admin_token="t")) as server:
+        for name, row in examples.items():
+            (tmp_path / f"{name}.json").write_text(json.dumps({"rows": [json.loads(row.replace("…", "0"))]}))
+            out = gate("township", "list", "--server", server.url, "--community", "c", "--name", name,
+                       str(tmp_path / f"{name}.json"), env={"GATE_ADMIN_TOKEN": "t", "GATE_CONFIG": os.devnull})
+            assert out.returncode == 0 and "1 rows, version 1" in out.stdout, (name, out.stderr)

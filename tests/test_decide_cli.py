@@ -78,3 +78,14 @@ def test_a_bad_line_does_not_lose_the_others(gate):
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert lines[0]["action"] == "admit" and "error" in lines[1] and lines[2]["action"] == "retest"
+
+
+def test_the_sample_cases_feed_straight_in(gate, data_dir):
+    """docs/rules.md says `gate decide < docs/cases.jsonl`: every sample decided as it expects."""
+    samples = (data_dir.parents[1] / "docs" / "cases.jsonl").read_text()
+    out = gate("decide", "--lang", "en", input=samples)
+    assert out.returncode == 0, out.stderr
+    decisions = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(decisions) == len(samples.splitlines()) > 30
+    assert all(d["as_expected"] for d in decisions), [d["title"] for d in decisions if not d["as_expected"]]
+    assert decisions[0]["title"].startswith("low:") and decisions[0]["action"] == "admit"

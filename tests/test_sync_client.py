@@ -273,7 +273,7 @@ def test_cli_enroll_sync_and_report(server, admin, gate, tmp_path):
     fill(store, "river-garden.west", 30)
     store.close()
     token = admin.enrollment("river-garden", "west")["token"]
-    env = {"GATE_CONFIG": str(tmp_path / "none.toml"), "GATE_ADMIN_TOKEN": TOKEN}
+    env = {"GATE_CONFIG": os.devnull, "GATE_ADMIN_TOKEN": TOKEN}
     creds_file = tmp_path / "creds.json"
     r = gate("enroll", "--server", server.url, "--token", token, "--credentials", str(creds_file), env=env)
     assert r.returncode == 0, r.stderr

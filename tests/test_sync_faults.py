@@ -31,7 +31,7 @@ class SyncProcess:
         self.args = [sys.executable, "-m", "kiosk.cli", "sync", "--store", str(store),
                      "--credentials", str(creds), "--interval", "0.05", "--backoff-cap", "0.4",
                      "--pull-interval", "1", "--batch-size", "200"]
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "GATE_CONFIG": str(store) + ".none.toml"}
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "GATE_CONFIG": os.devnull}
         self.log = log
         self.proc: subprocess.Popen | None = None
 

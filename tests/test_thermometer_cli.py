@@ -128,6 +128,16 @@ def test_silent_device_times_out(gate, sim):
     assert out.returncode == 1 and "no reading for 2 s" in out.stderr
 
 
+@pytest.mark.slow  # waits out the 10 s default
+def test_wrong_protocol_gives_up_after_the_default_timeout(gate, sim):
+    """A GY-MCU90614 read as Modbus gives no reading: one sentence after 10 s, not a wait for ever."""
+    s = sim("--protocol", "gy-mcu90614")
+    out = gate("thermometer", "read", "--port", s.path, "--protocol", "modbus", "--lang", "en", timeout=90)
+    assert out.returncode == 1
+    [line] = out.stderr.splitlines()
+    assert line.startswith("gate thermometer: no reading for 10 s on ") and "check --protocol" in line
+
+
 def test_sim_rejects_unknown_fault(gate):
     out = gate("sim", "thermometer", "--protocol", "ascii", "--fault", "gremlins")
     assert out.returncode == 2 and "unknown fault" in out.stderr

@@ -18,7 +18,7 @@ import sys
 from .body import DEFAULT_A, DEFAULT_B, DEFAULT_HIGH, DEFAULT_LOW, CalibrationError, Compensation, fit, read_pairs
 from .protocols import PROTOCOLS
 from .protocols.ascii_line import DEFAULT_AMBIENT_PATTERN, DEFAULT_PATTERN, PatternError
-from .reading import Status, describe
+from .reading import Status
 
 
 def _int(text: str) -> int:
@@ -34,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--baud", type=int, default=9600, help="baud rate (default 9600)")
     r.add_argument("--count", type=int, default=0, help="stop after N readings (default: run until Ctrl-C)")
     r.add_argument("--json", action="store_true", help="one JSON object per line")
-    r.add_argument("--timeout", type=float, default=0.0,
-                   help="give up (exit 1) when the readings have not come in this many seconds")
+    r.add_argument("--timeout", type=float, default=10.0,
+                   help="give up (exit 1) when no reading has come in this many seconds "
+                        "(default 10: a wrong --protocol or --baud gives none; 0: wait for ever)")
     r.add_argument("--mode", choices=("query", "continuous"), default="query",
                    help="gy-mcu90614: ask for each reading, or let the module stream (default query)")
     r.add_argument("--interval", type=float, default=0.1, help="seconds between queries (default 0.1)")
@@ -62,8 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"highest plausible body °C (default {DEFAULT_HIGH})")
     r.add_argument("--stuck-after", type=float, default=60.0,
                    help="seconds of identical values before the sensor counts as stuck (default 60)")
-    r.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of status messages")
-    r.add_argument("-v", "--verbose", action="store_true", help="log every fault to stderr")
+    r.add_argument("--lang", choices=("zh", "en"), default=None,
+                   help="language of status messages (default zh, or $GATE_LANG)")
+    r.add_argument("-v", "--verbose", action="store_true",
+                   help="log every fault to stderr (the same as `gate --log-level debug`)")
 
     k = sub.add_parser("calibrate", help="fit body = object + a*ambient + b from a CSV of paired readings",
                        description="Least-squares fit of the compensation from paired readings "
@@ -91,9 +94,11 @@ def _fmt(v: float | None) -> str:
 def run_read(args: argparse.Namespace) -> int:
     import threading
 
+    from kiosk.reasons import thermometer_text
+
     from .driver import PortOpenError, Thermometer
     if args.verbose:
-        logging.basicConfig(level=logging.DEBUG, format="%(message)s", stream=sys.stderr)
+        logging.getLogger("gate").setLevel(logging.DEBUG)
     try:
         session = make_session(args)
     except (ValueError, PatternError) as e:
@@ -115,9 +120,10 @@ def run_read(args: argparse.Namespace) -> int:
         while not done.wait(args.timeout):
             st = therm.status()
             if st.readings == last:
-                print(f"gate thermometer: no reading for {args.timeout:g} s "
-                      f"({st.status.value}: {describe(st.status, args.lang)}; {st.last_error})",
-                      file=sys.stderr, flush=True)
+                why = thermometer_text(st.status.value, args.lang)
+                print(f"gate thermometer: no reading for {args.timeout:g} s on {args.port} ({why}"
+                      f"{'; ' + st.last_error if st.last_error else ''}): check --protocol, --baud "
+                      f"and the wiring", file=sys.stderr, flush=True)
                 timed_out.set()
                 therm.stop()
                 return
@@ -138,7 +144,7 @@ def run_read(args: argparse.Namespace) -> int:
                 break
             st = therm.status().status
             if st != last_status and st is not Status.OK:
-                print(f"# {st.value}: {describe(st, args.lang)}", file=sys.stderr, flush=True)
+                print(f"# {st.value}: {thermometer_text(st.value, args.lang)}", file=sys.stderr, flush=True)
             last_status = st
     finally:
         done.set()

@@ -21,7 +21,7 @@ from . import cose, hc1
 from .revocation import RevocationList
 from .trust import DEFAULT_MAX_AGE, TrustedKey, TrustList
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gate.codes")
 
 
 class Reason(str, enum.Enum):
