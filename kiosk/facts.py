@@ -27,8 +27,9 @@ def person_finder(lookup: Lookup) -> PersonFinder:
         if facts.person is None:  # on no list: the policy says what a fresh green code counts as
             return unknown_person(ref, code, now)
         order = facts.order
-        return Person(person_ref=ref, masked_name=facts.person.masked_name or unknown_person(ref, code, now).masked_name,
-                      kind="resident", known=True, has_pass=facts.resident_pass is not None,
+        name = facts.person.masked_name or unknown_person(ref, code, now).masked_name
+        return Person(person_ref=ref, masked_name=name, kind="resident", known=True,
+                      has_pass=facts.resident_pass is not None,
                       quarantine=order.kind if order else "none", quarantine_until=order.until if order else None)
     return find
 

@@ -180,8 +180,9 @@ NOTES = ("lists_stale",)
 def _combine(findings: list[Finding]) -> Decision:
     ordered = sorted(findings, key=lambda f: -ACTIONS.index(f.action))  # stable: rule order kept
     action = ordered[0].action
-    # A refusal names what refuses, not also the checks that passed.
-    kept = ordered if action == ADMIT else [f for f in ordered if f.action != ADMIT]
+    # A refusal names what refuses, not also the checks that passed or were not reached.
+    floor = min(ACTIONS.index(action), ACTIONS.index(REFUSE)) if action != ADMIT else 0
+    kept = [f for f in ordered if ACTIONS.index(f.action) >= floor]
     return Decision(
         action=action,
         reasons=tuple(dict.fromkeys(f.reason for f in kept)),

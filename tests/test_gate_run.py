@@ -19,9 +19,17 @@ from kiosk import clock, config
 from kiosk.codes import issue, keys, trust
 from kiosk.daemon import Daemon, DaemonError, Options, notify
 from kiosk.people import person_ref
+from kiosk.records import id_check_digit
 from kiosk.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def valid_id(first17: str) -> str:
+    return first17 + id_check_digit(first17)
+
+
+WANG, LI = valid_id("11010519900101123"), valid_id("11010519850505234")
 SALT = "test-salt"
 AMBIENT, NORMAL = 12.0, 33.3
 
@@ -150,7 +158,7 @@ def test_ready_goes_to_the_notify_socket(tmp_path, monkeypatch):
 
 def test_the_lists_decide_who_passes(tmp_path, signer):
     """Residents, passes and a quarantine order from a lists file; a medium-risk policy."""
-    refs = {n: person_ref(i, SALT) for n, i in (("王小明", "110105199001011234"), ("李华", "110105198505052345"))}
+    refs = {n: person_ref(i, SALT) for n, i in (("王小明", WANG), ("李华", LI))}
     lists = {
         "policy": {"risk_level": "medium"},
         "households": [{"id": "h1", "address": "3-2-501"}],
@@ -160,6 +168,7 @@ def test_the_lists_decide_who_passes(tmp_path, signer):
                     "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"}],
         "quarantine_orders": [{"id": "q1", "person_ref": refs["李华"], "kind": "home_quarantine",
                                "start": "2026-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z"}],
+        "revoked_passes": [],  # received, empty: without it the lists are incomplete and every decision says so
     }
     (tmp_path / "lists.json").write_text(json.dumps(lists, ensure_ascii=False))
     (tmp_path / "salt").write_text(SALT)
@@ -172,7 +181,7 @@ def test_the_lists_decide_who_passes(tmp_path, signer):
     try:
         daemon.emulator.values = [(NORMAL, AMBIENT)]
         # a resident with a pass: admitted at medium
-        daemon.camera_sim.show(code(signer, "王小明", "110105199001011234")[1], seconds=1.0)
+        daemon.camera_sim.show(code(signer, "王小明", WANG)[1], seconds=1.0)
         wait_for(lambda: len(daemon.store.entries()) == 1)
         # a stranger's fresh green code at medium: a visitor to register, turned away
         daemon.camera_sim.show(code(signer, "刘洋", "320102199503036789")[1], seconds=1.0)
@@ -181,9 +190,10 @@ def test_the_lists_decide_who_passes(tmp_path, signer):
         # the resident under home quarantine tries to leave; the guard looks her up by ID number
         found = client.get("/v1/people", params={"name": "李华", "household": "h1"}).json()["people"]
         assert found == [{"person_ref": refs["李华"], "masked_name": "李*", "household_id": "h1"}]
-        bad = client.post("/v1/commands/look_up", json={"id_number": "110105198505052346"})
+        typo = LI[:-1] + ("0" if LI[-1] != "0" else "1")
+        bad = client.post("/v1/commands/look_up", json={"id_number": typo})
         assert bad.status_code == 409  # a mistyped check digit is named, not looked up
-        r = client.post("/v1/commands/look_up", json={"id_number": "110105198505052345", "direction": "out"})
+        r = client.post("/v1/commands/look_up", json={"id_number": LI, "direction": "out"})
         assert r.status_code == 200, r.text
         wait_for(lambda: len(daemon.store.entries()) == 3)
     finally:
