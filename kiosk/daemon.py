@@ -28,7 +28,7 @@ from kiosk import clock, rules
 from kiosk.checkpoint import Checkpoint, Settings
 from kiosk.codes import Verifier, trust
 from kiosk.facts import lists_age_h, person_finder
-from kiosk.lookup import Lookup, ensure_indexes
+from kiosk.lookup import Lookup
 from kiosk.store import LISTS, Store
 
 log = logging.getLogger("gate.daemon")
@@ -145,7 +145,6 @@ class Daemon:
         self.parts.append(self.reader)
         if opts.lists:
             load_lists(self.store, opts.lists)
-        ensure_indexes(self.store.conn)
         self.verifier = self._verifier()
         self.thermometer = self._thermometer()
         self.relay = self._relay()

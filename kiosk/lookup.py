@@ -36,34 +36,6 @@ MAX_QUERY = 64          # characters of any look-up text
 LOOKUP_LISTS = ("households", "residents", "passes", "revoked_passes", "quarantine_orders",
                 "vehicles", "risk_areas")
 
-# Indexes these look-ups need beyond the store's first migration. They belong in a store
-# migration; until then `ensure_indexes()` creates them (idempotent).
-LOOKUP_INDEXES: tuple[str, ...] = (
-    "CREATE INDEX IF NOT EXISTS residents_household ON residents (household_id)",
-    "CREATE INDEX IF NOT EXISTS passes_person ON passes (person_ref)",
-    "CREATE INDEX IF NOT EXISTS households_address ON households (address)",
-    # A vehicle's exits today: the plate inside the entry's vehicle JSON, then the time.
-    "CREATE INDEX IF NOT EXISTS entries_vehicle_plate ON entries "
-    "(json_extract(vehicle, '$.plate'), created_utc) WHERE vehicle IS NOT NULL",
-)
-
-
-def ensure_indexes(conn: sqlite3.Connection) -> None:
-    """Create the look-up indexes if missing (a write: call once at start, not per look-up)."""
-    in_tx = conn.in_transaction
-    if not in_tx:
-        conn.execute("BEGIN IMMEDIATE")
-    try:
-        for ddl in LOOKUP_INDEXES:
-            conn.execute(ddl)
-    except BaseException:
-        if not in_tx:
-            conn.execute("ROLLBACK")
-        raise
-    if not in_tx:
-        conn.execute("COMMIT")
-
-
 class BadLookup(ValueError):
     """A look-up the guard typed that cannot be asked (a mistyped ID number, an empty
     name); `code` is stable, str() is one line in the guard's language."""

@@ -98,6 +98,19 @@ MIGRATIONS: list[str] = [
         id INTEGER PRIMARY KEY, created_utc TEXT NOT NULL, kind TEXT NOT NULL,
         message TEXT NOT NULL, acknowledged_at TEXT);
     """,
+    # 2: the gate daemon. Guards sign in with a PIN (its scrypt hash comes with the guards
+    # list); a shift has a leader (领导带班); the indexes the checkpoint's look-ups need.
+    """
+    ALTER TABLE guards ADD COLUMN pin_hash TEXT;
+    ALTER TABLE guards ADD COLUMN leader INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shifts ADD COLUMN leader_id TEXT;
+    ALTER TABLE alarms ADD COLUMN acknowledged_by TEXT;
+    CREATE INDEX residents_household ON residents (household_id);
+    CREATE INDEX passes_person ON passes (person_ref);
+    CREATE INDEX households_address ON households (address);
+    CREATE INDEX entries_vehicle_plate ON entries (json_extract(vehicle, '$.plate'), created_utc)
+        WHERE vehicle IS NOT NULL;
+    """,
 ]
 
 # Lists the township pushes down, replaced whole and atomically by the sync client.

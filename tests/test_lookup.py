@@ -9,10 +9,8 @@ import pytest
 from kiosk import people
 from kiosk.lookup import (
     CHINA_STANDARD_TIME,
-    LOOKUP_INDEXES,
     BadLookup,
     Lookup,
-    ensure_indexes,
 )
 from kiosk.records import id_check_digit
 from kiosk.store import Entry, Store
@@ -71,7 +69,6 @@ def store(tmp_path):
             {"code": "110105", "name": "朝阳区", "level": "medium"},
             {"code": "320105001", "name": "南京市建邺区某街道", "level": "high"},
         ])
-        ensure_indexes(s.conn)
         yield s
 
 
@@ -254,9 +251,6 @@ def test_look_ups_only_read_and_use_indexes(store):
         conn.close()
 
 
-def test_ensure_indexes_is_idempotent(store):
-    ensure_indexes(store.conn)
-    ensure_indexes(store.conn)
+def test_the_store_creates_the_look_up_indexes(store):
     names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"residents_household", "passes_person", "households_address", "entries_vehicle_plate"} <= names
-    assert len(LOOKUP_INDEXES) == 4
