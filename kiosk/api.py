@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kiosk import reasons
 from kiosk.checkpoint import COMMANDS, Checkpoint, CommandError
 from kiosk.lookup import BadLookup, Lookup
+from kiosk.store import Store
 
 log = logging.getLogger("gate.api")
 
@@ -44,10 +45,20 @@ class CommandBody(BaseModel):
     confirmed: bool | None = None
     reason: str | None = Field(None, max_length=200)
     emergency: str | None = Field(None, max_length=20)
+    form: str | None = Field(None, max_length=20)
+    fields: dict[str, str | int | bool | None] | None = Field(None, max_length=20)
+    approved: bool | None = None
+    guard_id: str | None = Field(None, max_length=64)
+    pin: str | None = Field(None, max_length=12)
+    fever: bool | None = None
+    cough: bool | None = None
+    leader_id: str | None = Field(None, max_length=64)
+    alarm_id: int | None = Field(None, ge=1, le=2**62)
 
 
 def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
-               lang: str | None = None, people: Lookup | None = None) -> FastAPI:
+               lang: str | None = None, people: Lookup | None = None, reader: Store | None = None) -> FastAPI:
+    """`people` and `reader` are read-only views of the store on their own connection."""
     app = FastAPI(title="gate local API", version="1",
                   description="The gate's state, events and the guard's commands. See docs/api.md.")
 
@@ -81,6 +92,11 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
             return await asyncio.wrap_future(future)
         except TypeError as exc:  # arguments that do not fit the command
             raise CommandError(f"{name}: {exc}") from None
+
+    @app.get("/v1/alarms", tags=["guard"])
+    def alarms() -> dict:
+        """Open alarms (immediate reports, device faults) until a guard acknowledges them."""
+        return {"alarms": reader.alarms() if reader is not None else []}
 
     @app.get("/v1/people", tags=["guard"])
     def find_people(name: str = Query(..., min_length=1, max_length=32),

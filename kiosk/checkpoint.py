@@ -33,9 +33,20 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from kiosk import clock as gate_clock
-from kiosk import rules
+from kiosk import reasons, rules
 from kiosk.codes import Reason, Verifier, VerifyResult
+from kiosk.lookup import Lookup
 from kiosk.people import mask_name
+from kiosk.records import (
+    RECORDS,
+    CourierRecord,
+    Record,
+    RecordInvalid,
+    ReturneeRecord,
+    VehicleRecord,
+    VisitorRecord,
+)
+from kiosk.shifts import ShiftError, Shifts
 from kiosk.store import Entry, Store
 
 log = logging.getLogger("gate.checkpoint")
@@ -128,6 +139,9 @@ class Subject:
     refused_check: bool = False
     emergency: str | None = None
     direction: str = "in"
+    vehicle: rules.Vehicle | None = None
+    vehicle_record: dict | None = None  # the vehicle's record, stored in the entry's vehicle field
+    test_age_h: float | None = None  # from a returnee's record, when the code says nothing
     details: dict | None = None
 
 
@@ -136,17 +150,19 @@ class Checkpoint:
                  relay: Relay, settings: Settings, policy: Callable[[], rules.GatePolicy],
                  find_person: PersonFinder = unknown_person, clock: Clock | None = None,
                  lists_age_h: Callable[[], float | None] | None = None,
-                 id_to_ref: Callable[[str], str] | None = None,
+                 lists: Lookup | None = None,
                  on_alive: Callable[[], None] | None = None) -> None:
         self.store, self.verifier, self.thermometer, self.relay = store, verifier, thermometer, relay
         self.settings, self.policy, self.find_person = settings, policy, find_person
         self.clock = clock or SystemClock()
+        self.shifts = Shifts(store, settings.gate)
         self.lists_age_h = lists_age_h
-        self.id_to_ref = id_to_ref  # the guard typed an ID number: its person_ref (the township's salt)
+        self.lists = lists  # the township's lists, for look-ups by ID number and registrations
         self.on_alive = on_alive
         self.phase = WAITING
         self.subject: Subject | None = None
         self.last: dict | None = None  # the last decision, as published
+        self.last_handover: dict | None = None
         self._inbox: queue.Queue[tuple[str, dict, concurrent.futures.Future | None]] = queue.Queue(maxsize=256)
         self._waiting: collections.deque[tuple[str, float]] = collections.deque(maxlen=64)
         self._last_reading_t = float("-inf")
@@ -272,6 +288,13 @@ class Checkpoint:
         COMMANDS[kind](self, **data)
 
     def _on_code(self, text: str, t: float) -> None:
+        s = self.subject
+        if s is not None and s.source == "register" and s.code is None and self.phase == MEASURING:
+            # the registered visitor (courier, returnee) now shows their code: it is theirs
+            s.code, s.code_text_seen = self.verifier.verify(text, at=self.clock.now()), text
+            self._emit("code", code=_code_summary(s.code), masked_name=s.person.masked_name)
+            self._after_code()
+            return
         if self.phase not in (WAITING, DECIDED):
             if (self.subject is None or text != self.subject.code_text_seen) and \
                     all(text != w[0] for w in self._waiting):
@@ -304,10 +327,8 @@ class Checkpoint:
         if self.phase not in (WAITING, DECIDED):
             raise CommandError("a check is already under way; finish or cancel it first")
         if id_number is not None:
-            if self.id_to_ref is None:
-                raise CommandError("look-ups by ID number need the township's salt ([people] salt_file)")
             try:
-                person_ref = self.id_to_ref(id_number)
+                person_ref = self._lists().person_ref_for(id_number)
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
         if not person_ref:
@@ -379,6 +400,106 @@ class Checkpoint:
         self.subject = Subject(started=t, source="lookup", person=person, measure_from=t, direction="out",
                                emergency=emergency)
         self._finish(self._decide())
+
+    def register(self, form: str, fields: dict, approved: bool = False, direction: str = "in") -> None:
+        """记: a visitor, courier, first return or vehicle, with the fields of its form. During a
+        check it is added to the person being checked; otherwise it starts one (their code, if
+        they have one, is read next), and just after a refusal it re-checks the same code."""
+        record_type = RECORDS.get(form)
+        if record_type is None:
+            raise CommandError(f"form must be one of {', '.join(RECORDS)}")
+        if direction not in rules.DIRECTIONS:
+            raise CommandError(f"direction must be in or out, not {direction!r}")
+        if not isinstance(fields, dict):
+            raise CommandError("fields must be an object")
+        now = self.clock.now()
+        try:
+            if record_type is ReturneeRecord:
+                record: Record = ReturneeRecord.from_form(fields, salt=self._lists().salt, today=self._today(now))
+            else:
+                record = record_type.from_form(fields)  # type: ignore[attr-defined]
+        except RecordInvalid as exc:
+            raise CommandError(str(exc)) from None
+        s = self.subject
+        if s is None or self.phase in (WAITING, DECIDED):
+            t = self.clock.monotonic()
+            last = s if self.phase == DECIDED else None
+            s = self.subject = Subject(started=t, source="register", person=Person(), measure_from=t,
+                                       direction=direction, code=last.code if last else None,
+                                       code_text_seen=last.code_text_seen if last else None)
+        s.details = {**(s.details or {}), **({} if isinstance(record, VehicleRecord) else record.to_details())}
+        self._apply_record(s, record, bool(approved), now)
+        self._emit("register", form=form, masked_name=s.person.masked_name)
+        if self.phase in (WAITING, DECIDED):
+            if s.direction == "out" or s.code is not None:
+                self._to(MEASURING)
+                if s.direction == "out":
+                    self._finish(self._decide())
+                else:
+                    self._after_code()
+            else:
+                self._to(MEASURING)  # their code, if they have one, and their temperature next
+
+    def _apply_record(self, s: Subject, record: Record, approved: bool, now: dt.datetime) -> None:
+        p = s.person
+        if isinstance(record, VisitorRecord):
+            quarantined = bool(self.lists and self.lists.household_orders(record.visiting, now)) \
+                if self.lists is not None else False
+            s.person = dataclasses.replace(p, kind="visitor", masked_name=record.masked_name, known=True,
+                                           approved=approved or bool(record.approved_by),
+                                           visiting_quarantined_home=quarantined)
+        elif isinstance(record, CourierRecord):
+            s.person = dataclasses.replace(p, kind="courier", known=True)
+        elif isinstance(record, ReturneeRecord):
+            found = self.find_person(record.person_ref, None, now)
+            s.person = dataclasses.replace(found, masked_name=found.masked_name or record.masked_name)
+            risky = record.from_county is not None and self._lists().risk(record.from_county).level is not None
+            s.answers = dataclasses.replace(s.answers, risk_area_travel=s.answers.risk_area_travel or risky,
+                                            abroad=s.answers.abroad or record.from_abroad)
+            age = record.test_age_days(self._today(now))
+            s.test_age_h = None if age is None else age * 24.0
+        elif isinstance(record, VehicleRecord):
+            lists = self._lists()
+            resident = lists.vehicle(record.plate) is not None
+            s.vehicle = rules.Vehicle(resident=resident,
+                                      exits_today=lists.vehicle_exits(record.plate, self._today(now)))
+            s.vehicle_record = record.to_details()
+            if not p.known:
+                s.person = dataclasses.replace(p, kind="resident" if resident else "visitor", known=resident)
+
+    def _lists(self) -> Lookup:
+        if self.lists is None:
+            raise CommandError("this gate has no lists: look-ups and registrations need them")
+        return self.lists
+
+    def _today(self, now: dt.datetime) -> dt.date:
+        return now.astimezone(self.lists.tz if self.lists else dt.UTC).date()
+
+    def start_shift(self, guard_id: str, pin: str, fever: bool = False, cough: bool = False,
+                    leader_id: str | None = None) -> None:
+        try:
+            shift = self.shifts.start(guard_id, pin, fever=fever, cough=cough, leader_id=leader_id,
+                                      now=self.clock.now())
+        except ShiftError as exc:
+            raise CommandError(str(exc)) from None
+        self._emit("shift", started=True, guard=shift.guard_name, leader=shift.leader_name)
+
+    def end_shift(self) -> None:
+        try:
+            summary = self.shifts.end(now=self.clock.now())
+        except ShiftError as exc:
+            raise CommandError(str(exc)) from None
+        self.last_handover = summary
+        self._emit("shift", started=False, handover=summary)
+
+    def acknowledge_alarm(self, alarm_id: int) -> None:
+        if not isinstance(alarm_id, int) or isinstance(alarm_id, bool):
+            raise CommandError("alarm_id must be a number")
+        open_ids = {a["id"] for a in self.store.alarms()}
+        if alarm_id not in open_ids:
+            raise CommandError(f"no open alarm {alarm_id}")
+        self.store.acknowledge_alarm(alarm_id, now=self.clock.now(), by=self._guard())
+        self._emit("alarm_acknowledged", id=alarm_id, by=self._guard())
 
     def cancel(self) -> None:
         if self.subject is not None and self.phase not in (WAITING, DECIDED):
@@ -456,13 +577,15 @@ class Checkpoint:
             direction=s.direction,
             subject=rules.Subject(kind=kind, has_pass=p.has_pass, quarantine=p.quarantine,
                                   quarantine_until=p.quarantine_until, approved=p.approved),
-            code=code, readings_c=tuple(r["body_c"] for r in s.readings) if readings else (),
+            code=code, readings_c=tuple(r["body_c"] for r in s.readings) if readings else (), vehicle=s.vehicle,
             answers=s.answers, override_reason=s.override_reason, mask=s.mask_confirmed,
             refused_check=s.refused_check, emergency=s.emergency,
             visiting_quarantined_home=p.visiting_quarantined_home, test_age_h=self._test_age_h(s),
             lists_stale=self._lists_stale(policy))
 
     def _test_age_h(self, s: Subject) -> float | None:
+        if s.test_age_h is not None:
+            return s.test_age_h
         nat_at = s.code.claims.get("nat_at") if s.code is not None and s.code.valid else None
         if not nat_at:
             return None
@@ -486,15 +609,19 @@ class Checkpoint:
         facts = self._facts()
         entry = self._record(Entry(
             gate=self.settings.gate, direction=s.direction, subject_kind=facts.subject.kind,
-            action=d.action, report=d.report, reasons=list(d.reasons), guard=self.settings.guard,
+            action=d.action, report=d.report, reasons=list(d.reasons), guard=self._guard(),
             masked_name=s.person.masked_name, person_ref=s.person.person_ref,
             code_kind=s.code.kind if s.code else None,
             code_colour=facts.code.colour if facts.code else None,
             code_result=_code_result(s), readings=list(s.readings),
             answers=dataclasses.asdict(s.answers) if s.answered else {},
-            mask_confirmed=s.mask_confirmed, details=s.details, override_reason=s.override_reason))
+            mask_confirmed=s.mask_confirmed, details=s.details, vehicle=s.vehicle_record,
+            override_reason=s.override_reason))
         if entry is None:
             return
+        if d.report == "immediate":  # 立即上报: the console's banner stays until a guard acknowledges it
+            self._alarm(d.reasons[0], f"#{entry.seq} {s.person.masked_name or ''} "
+                        f"{reasons.action_text(d.action)}：{reasons.reason_text(d.reasons[0])}")
         # The entry is on disk: only now may the gate open.
         self.last = {"seq": entry.seq, "action": d.action, "reasons": list(d.reasons), "report": d.report,
                      "masked_name": s.person.masked_name, "readings_c": [r["body_c"] for r in s.readings],
@@ -508,6 +635,18 @@ class Checkpoint:
                 log.error("relay failed: %s", exc)
                 self._emit("device", device="relay", status="fault", detail=str(exc))
         self._to(DECIDED)
+
+    def _alarm(self, kind: str, message: str) -> None:
+        try:
+            alarm_id = self.store.raise_alarm(kind, message, now=self.clock.now())
+        except Exception as exc:  # noqa: BLE001 - the entry is stored; the alarm still goes out as an event
+            log.error("could not store the alarm: %s", exc)
+            alarm_id = None
+        self._emit("alarm", id=alarm_id, kind=kind, message=message)
+
+    def _guard(self) -> str | None:
+        shift = self.shifts.current()
+        return shift.guard_id if shift else self.settings.guard
 
     def _record(self, entry: Entry) -> Entry | None:
         try:
@@ -525,7 +664,7 @@ class Checkpoint:
         reason = f"{why}_{self.phase}" if why == "timeout" else why
         entry = self._record(Entry(
             gate=self.settings.gate, direction=s.direction, subject_kind=s.person.kind,
-            action=ABANDONED, report="none", reasons=[reason], guard=self.settings.guard,
+            action=ABANDONED, report="none", reasons=[reason], guard=self._guard(),
             masked_name=s.person.masked_name, person_ref=s.person.person_ref,
             code_kind=s.code.kind if s.code else None, code_result=_code_result(s),
             readings=list(s.readings)))
@@ -564,6 +703,8 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "look_up": Checkpoint.look_up, "manual_temperature": Checkpoint.manual_temperature,
     "answers": Checkpoint.answers, "mask": Checkpoint.mask, "override": Checkpoint.override,
     "refused": Checkpoint.refused, "emergency_exit": Checkpoint.emergency_exit, "cancel": Checkpoint.cancel,
+    "register": Checkpoint.register, "start_shift": Checkpoint.start_shift, "end_shift": Checkpoint.end_shift,
+    "acknowledge_alarm": Checkpoint.acknowledge_alarm,
 }
 
 

@@ -29,6 +29,7 @@ from kiosk.checkpoint import Checkpoint, Settings
 from kiosk.codes import Verifier, trust
 from kiosk.facts import lists_age_h, person_finder
 from kiosk.lookup import Lookup
+from kiosk.shifts import Shifts
 from kiosk.store import LISTS, Store
 
 log = logging.getLogger("gate.daemon")
@@ -160,7 +161,7 @@ class Daemon:
         self.checkpoint = Checkpoint(store=self.store, verifier=self.verifier, thermometer=self.thermometer,
                                      relay=self.relay, settings=settings, policy=self.policy,
                                      find_person=person_finder(lookup), lists_age_h=lists_age_h(lookup),
-                                     id_to_ref=lookup.person_ref_for if salt else None,
+                                     lists=lookup if salt else None,
                                      on_alive=self.watchdog.pet)
         self.checkpoint.start()
         self.parts.append(self.checkpoint)
@@ -261,7 +262,8 @@ class Daemon:
             tcp = (host or "127.0.0.1", int(port))
         if not uds and not tcp:
             return None
-        app = create_app(self.checkpoint, self.status, self.cfg["gate"]["lang"], people=self.people)
+        app = create_app(self.checkpoint, self.status, self.cfg["gate"]["lang"], people=self.people,
+                         reader=self.reader)
         server = ApiServer(app, uds=uds, tcp=tcp)
         server.start()
         self.parts.append(server)
@@ -302,8 +304,20 @@ class Daemon:
                 "thermometer": {"status": t.status.value, "connected": t.connected},
                 "camera": {"status": getattr(self.scanner.status, "value", str(self.scanner.status)),
                            "frames": self.scanner.stats.frames, "scans": self.scanner.stats.scans},
+                "shift": dataclasses.asdict(shift) if (shift := Shifts(self.reader, self.cfg["gate"]["name"]).current())
+                else None,
+                "open_alarms": len(self.reader.alarms()),
+                "sync": self._sync_status(),
                 "lists_fetched": versions, "clock_synchronised": clock.clock_synchronised(),
                 "utc": clock.iso(clock.utc_now())}
+
+    def _sync_status(self) -> dict:
+        stats = self.reader.stats()
+        out = {"enrolled": self.sync is not None, "backlog": stats["unsynced"]}
+        if self.sync is not None:
+            out["online"] = self.sync.backoff.attempt == 0  # no failed round since the last good one
+            out["acked_seq"] = self.sync.acked_seq
+        return out
 
     def run(self) -> int:
         """Until stopped (SIGTERM) or, with --exit-when-done, the source is used up and decided."""

@@ -179,3 +179,12 @@ NEXT_STEP_TEXT = {
     "abandoned": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
     "decided": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
 }
+
+SHIFT_TEXT = {
+    "pin_shape": {"zh": "密码为4至12位数字", "en": "A PIN is 4 to 12 digits"},
+    "unfit_to_work": {"zh": "有发热或咳嗽症状，不能上岗：请报告值班领导并换班",
+                      "en": "Fever or a cough: may not work this shift; tell the duty leader"},
+    "wrong_pin": {"zh": "工号或密码不对", "en": "Unknown guard or wrong PIN"},
+    "not_a_leader": {"zh": "带班领导不在值守人员名单上", "en": "The shift leader is not a leader on the guards list"},
+    "no_shift": {"zh": "当前没有在岗班次", "en": "No shift is on duty"},
+}

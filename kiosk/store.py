@@ -488,10 +488,10 @@ class Store:
         where = "1" if include_acknowledged else "acknowledged_at IS NULL"
         return [dict(r) for r in self.conn.execute(f"SELECT * FROM alarms WHERE {where} ORDER BY id")]
 
-    def acknowledge_alarm(self, alarm_id: int, now: dt.datetime | None = None) -> None:
+    def acknowledge_alarm(self, alarm_id: int, now: dt.datetime | None = None, by: str | None = None) -> None:
         with self.transaction() as conn:
-            conn.execute("UPDATE alarms SET acknowledged_at = ? WHERE id = ?",
-                         (clock.iso(now or clock.utc_now()), alarm_id))
+            conn.execute("UPDATE alarms SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ?",
+                         (clock.iso(now or clock.utc_now()), by, alarm_id))
 
 
 def move_aside(path: Path) -> Path:

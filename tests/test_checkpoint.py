@@ -25,7 +25,10 @@ from kiosk.checkpoint import (
     unknown_person,
 )
 from kiosk.codes import Verifier, issue, keys, trust
+from kiosk.lookup import Lookup
 from kiosk.people import person_ref
+from kiosk.records import id_check_digit
+from kiosk.shifts import hash_pin
 from kiosk.store import Store
 
 AMBIENT = 12.0
@@ -61,11 +64,13 @@ def gate(tmp_path):
     def find(ref, code, now):
         return people.get(ref) or unknown_person(ref, code, now)
 
+    policy = {"value": rules.GatePolicy()}
+
     def make(**settings):
         cp = Checkpoint(store=store, verifier=Verifier(trust_list), thermometer=thermometer, relay=relay,
                         settings=Settings(gate="east", device_id="g1", **{
                             "measure_timeout_s": 5, "retest_gap_s": 0.3, "outcome_s": 0.2, **settings}),
-                        policy=lambda: rules.GatePolicy(), find_person=find)
+                        policy=lambda: policy["value"], find_person=find, lists=Lookup(store.conn, salt=SALT))
         return cp.start()
 
     class Gate:
@@ -81,7 +86,7 @@ def gate(tmp_path):
             emulator.values = [(forehead, AMBIENT)]
 
     g = Gate()
-    g.store, g.relay, g.make, g.emulator = store, relay, make, emulator
+    g.store, g.relay, g.make, g.emulator, g.policy = store, relay, make, emulator, policy
     checkpoints: list[Checkpoint] = []
     g.checkpoints = checkpoints
     yield g
@@ -258,3 +263,89 @@ def test_an_override_needs_a_reason_and_is_reported(gate):
     assert d["action"] == "admit" and d["overridden_action"] == "refuse" and d["report"] == "immediate"
     assert [e.action for e in gate.store.entries()] == ["refuse", "admit"]
     assert gate.relay.pulses == [2]
+
+
+def test_a_shift_signs_in_with_a_pin_and_hands_over(gate):
+    gate.store.replace_list("guards", [
+        {"id": "g7", "masked_name": "赵*", "pin_hash": hash_pin("2468"), "leader": 0},
+        {"id": "L1", "masked_name": "钱*", "pin_hash": hash_pin("1357"), "leader": 1}])
+    cp, events = run(gate)
+    with pytest.raises(CommandError, match="密码"):
+        cp.command("start_shift", guard_id="g7", pin="0000").result(2)
+    with pytest.raises(CommandError, match="不能上岗"):
+        cp.command("start_shift", guard_id="g7", pin="2468", cough=True).result(2)
+    with pytest.raises(CommandError, match="带班领导"):
+        cp.command("start_shift", guard_id="g7", pin="2468", leader_id="g7").result(2)
+    cp.command("start_shift", guard_id="g7", pin="2468", leader_id="L1").result(2)
+    _, text = gate.code("吴刚", colour="red")
+    cp.code_read(text)
+    wait_for(lambda: decisions(events))
+    assert gate.store.entries()[0].guard == "g7"
+    # the red code is an immediate report: an alarm until a guard acknowledges it
+    alarm = gate.store.alarms()[0]
+    assert alarm["kind"] == "red_code" and "红码" in alarm["message"]
+    cp.command("acknowledge_alarm", alarm_id=alarm["id"]).result(2)
+    assert gate.store.alarms() == []
+    assert gate.store.alarms(include_acknowledged=True)[0]["acknowledged_by"] == "g7"
+    cp.command("end_shift").result(2)
+    handover = cp.last_handover
+    assert handover["guard"] == "赵*" and handover["leader"] == "钱*"
+    assert handover["by_action"] == {"refuse": 1} and handover["immediate_reports"] == 1
+    assert handover["open_alarms"] == 0
+
+
+def test_a_registered_visitor_shows_a_code_and_is_admitted_at_low(gate):
+    cp, events = run(gate)
+    cp.command("register", form="visitor", fields={
+        "name": "刘洋", "phone": "13812345678", "home_town": "江苏南京", "visiting": "3-2-501",
+        "reason": "探望老人", "transport": "walk"}).result(2)
+    assert cp.phase == MEASURING
+    _, text = gate.code("刘洋", id_number="320102199503036789")
+    cp.code_read(text)  # the visitor's own code is theirs, not the next person's
+    gate.stand(NORMAL)
+    wait_for(lambda: decisions(events))
+    entry = gate.store.entries()[0]
+    assert entry.subject_kind == "visitor" and entry.action == "admit"
+    assert "visitor_registered" in entry.reasons and entry.details["form"] == "visitor"
+    assert entry.details["masked_name"] == "刘*" and "刘洋" not in str(entry.details)
+
+
+def test_a_form_with_a_wrong_phone_is_refused_in_words(gate):
+    cp, _ = run(gate)
+    with pytest.raises(CommandError, match="手机"):
+        cp.command("register", form="courier", fields={"company": "顺丰", "phone": "12345",
+                                                       "drop_off": "东门快递柜"}).result(2)
+    assert cp.phase == WAITING
+
+
+def test_a_returnee_from_a_risk_area_is_held_and_handed_over(gate):
+    gate.store.replace_list("risk_areas", [{"code": "420100", "name": "武汉市", "level": "high"}])
+    cp, events = run(gate)
+    first17 = "42010219900101123"
+    cp.command("register", form="returnee", fields={
+        "name": "周强", "id_number": first17 + id_check_digit(first17), "phone": "13912345678",
+        "building": "3", "unit": "2", "room": "501", "from_county": "420102", "from_place": "武汉市江岸区",
+        "arrival_date": clock.utc_now().date().isoformat(), "transport": "train"}).result(2)
+    _, text = gate.code("周强", id_number=first17 + id_check_digit(first17))
+    cp.code_read(text)
+    gate.stand(NORMAL)
+    wait_for(lambda: decisions(events))
+    d = decisions(events)[0]
+    assert d["action"] == "hold" and "risk_area_travel" in d["reasons"] and d["report"] == "immediate"
+    assert gate.relay.pulses == []
+
+
+def test_a_resident_vehicle_goes_out_once_a_day_at_medium(gate):
+    gate.policy["value"] = rules.GatePolicy(risk_level="medium")
+    gate.store.replace_list("households", [{"id": "h1", "address": "3-2-501"}])
+    gate.store.replace_list("vehicles", [{"plate": "苏A12345", "household_id": "h1"}])
+    cp, events = run(gate)
+    form = {"plate": "苏A·12345", "passengers": 1, "boot_checked": True}
+    cp.command("register", form="vehicle", fields=form, direction="out").result(2)
+    wait_for(lambda: len(decisions(events)) == 1)
+    wait_for(lambda: cp.phase == WAITING)
+    cp.command("register", form="vehicle", fields=form, direction="out").result(2)
+    wait_for(lambda: len(decisions(events)) == 2)
+    first, second = gate.store.entries()
+    assert first.action == "admit" and first.vehicle["plate"] == "苏A12345"
+    assert second.action == "refuse" and second.reasons == ["vehicle_exit_limit"]
