@@ -51,6 +51,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "pin": 17,
         "active_high": True,
         "pulse_s": 3.0,
+        "log": "",  # sim: a file that gets one JSON line per pulse (tests and the demo read it)
     },
     "checkpoint": {
         "measure_timeout_s": 20.0,

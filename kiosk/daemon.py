@@ -49,9 +49,12 @@ def notify(message: str) -> bool:
     address = "\0" + path[1:] if path.startswith("@") else path
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.setblocking(False)  # never let a slow reader stall the loop that pets the watchdog
             s.connect(address)
-            s.sendall(message.encode())
+            s.send(message.encode())
         return True
+    except BlockingIOError:
+        return False
     except OSError as exc:
         log.warning("cannot notify systemd: %s", exc)
         return False
@@ -223,7 +226,7 @@ class Daemon:
         from devices.relay import RelayError, open_relay
         r = self.cfg["relay"]
         try:
-            relay = open_relay(r["kind"], pin=r["pin"], active_high=r["active_high"])
+            relay = open_relay(r["kind"], pin=r["pin"], active_high=r["active_high"], log_path=r["log"] or None)
         except (RelayError, ValueError) as exc:
             raise DaemonError(f"[relay] {exc}") from None
         self.parts.append(relay)
@@ -237,6 +240,11 @@ class Daemon:
         if spec == "sim":
             from devices.camera.simulated import SimulatedCamera
             source = self.camera_sim = SimulatedCamera()
+        elif spec.isdigit() or spec.startswith("/dev/video"):
+            # A camera that is not there yet (unplugged, still booting) is retried with back-off
+            # while the gate works on: the guard can still look people up.
+            from devices.camera.sources import CameraSource
+            source = CameraSource(spec)
         else:
             try:
                 source = open_source(spec)
