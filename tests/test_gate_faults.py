@@ -85,7 +85,8 @@ def test_killing_the_gate_never_leaves_a_pulse_without_its_entry(tmp_path, signe
             time.sleep(rng.uniform(1.5, 5.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            pulses = (tmp_path / "pulses.jsonl").read_text().splitlines() if (tmp_path / "pulses.jsonl").exists() else []
+            log = tmp_path / "pulses.jsonl"
+            pulses = log.read_text().splitlines() if log.exists() else []
             with Store.open(db) as store:
                 entries = store.entries()  # every row parses back into a whole entry
                 assert store.conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
