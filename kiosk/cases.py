@@ -6,6 +6,7 @@ into the rules' (policy, facts, now) or raises CaseError naming the field at fau
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from kiosk import clock, reasons
 from kiosk.rules import (
     COLOURS,
     DIRECTIONS,
+    EMERGENCIES,
     QUARANTINE_KINDS,
     RISK_LEVELS,
     SUBJECT_KINDS,
@@ -64,12 +66,14 @@ def parse_case(case: Any) -> tuple[GatePolicy, Facts, Any]:
         raise CaseError("now", f"must be an ISO-8601 time, got {now_text!r}") from None
 
     p = _get(case, "policy", "", dict, required=True)
-    limits = {"risk_level": _get(p, "risk_level", "policy.", str, required=True, choices=RISK_LEVELS)}
-    for key in ("fever_c", "plausible_min_c", "plausible_max_c"):
-        value = _get(p, key, "policy.", (int, float))
-        if value is not None:
-            limits[key] = float(value)
-    policy = GatePolicy(**limits)
+    _get(p, "risk_level", "policy.", str, required=True, choices=RISK_LEVELS)
+    for f in dataclasses.fields(GatePolicy):  # each field named where it is wrong
+        kind = bool if isinstance(f.default, bool) else (int, float) if isinstance(f.default, int | float) else str
+        _get(p, f.name, "policy.", kind)
+    try:
+        policy = GatePolicy.from_settings(p)
+    except ValueError as exc:
+        raise CaseError("policy", str(exc)) from None
 
     s = _get(case, "subject", "", dict, required=True)
     until = _get(s, "quarantine_until", "subject.", str)
@@ -96,7 +100,7 @@ def parse_case(case: Any) -> tuple[GatePolicy, Facts, Any]:
 
     a = _get(case, "answers", "", dict, default={})
     answers = Answers(**{k: _get(a, k, "answers.", bool, default=False)
-                         for k in ("symptoms", "risk_area_travel", "case_contact")})
+                         for k in ("symptoms", "risk_area_travel", "case_contact", "abroad")})
 
     v = _get(case, "vehicle", "", dict)
     vehicle = None
@@ -114,9 +118,18 @@ def parse_case(case: Any) -> tuple[GatePolicy, Facts, Any]:
         if not override.strip():
             raise CaseError("override.reason", "must not be empty: every override needs a reason")
 
+    test_age = _get(case, "test_age_h", "", (int, float))
+    if test_age is not None and test_age < 0:
+        raise CaseError("test_age_h", "must be >= 0")
     facts = Facts(direction=_get(case, "direction", "", str, required=True, choices=DIRECTIONS),
                   subject=subject, code=code, readings_c=tuple(float(r) for r in readings),
-                  answers=answers, vehicle=vehicle, override_reason=override)
+                  answers=answers, vehicle=vehicle, override_reason=override,
+                  mask=_get(case, "mask", "", bool),
+                  refused_check=_get(case, "refused_check", "", bool, default=False),
+                  emergency=_get(case, "emergency", "", str, choices=EMERGENCIES),
+                  visiting_quarantined_home=_get(case, "visiting_quarantined_home", "", bool, default=False),
+                  test_age_h=None if test_age is None else float(test_age),
+                  lists_stale=_get(case, "lists_stale", "", bool, default=False))
     return policy, facts, now
 
 

@@ -23,6 +23,8 @@ from typing import NoReturn
 
 # name: (module, one-line help). Keep docs/cli.md in step (a test checks it).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("kiosk.run_cmd", "run the gate: camera, thermometer, checkpoint, relay, local API, uploader"),
+    "config": ("kiosk.config_cmd", "the configuration file: an annotated example, the settings in force"),
     "decide": ("kiosk.decide_cmd", "decide JSON cases from stdin, one JSON decision per line"),
     "demo": ("kiosk.demo", "run the gate on simulated devices"),
     "db": ("kiosk.store_cmd", "local store: check, purge by retention, show alarms"),

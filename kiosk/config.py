@@ -27,6 +27,50 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # Long enough to trace contacts over two 14-day windows; no longer (data minimum).
         "retention_days": 28,
     },
+    "camera": {
+        "source": "0",  # a V4L2 index or /dev/videoN, picamera, a folder, a video file, or sim
+        "decoder": "cascade",
+    },
+    "thermometer": {
+        "port": "/dev/ttyUSB0",  # or sim: a module emulated on a pseudo-terminal
+        "protocol": "gy-mcu90614",  # gy-mcu90614 | modbus | ascii
+        "baud": 9600,
+        "mode": "query",
+        "interval": 0.1,
+        "address": 1,
+        "register": 0x12,
+        "ambient_register": -1,  # -1: none
+        "scale": 0.1,
+        "function": 3,
+        "unsigned": False,
+        "pattern": "",
+        "ambient_pattern": "",
+    },
+    "relay": {
+        "kind": "sim",  # sim | gpio
+        "pin": 17,
+        "active_high": True,
+        "pulse_s": 3.0,
+        "log": "",  # sim: a file that gets one JSON line per pulse (tests and the demo read it)
+    },
+    "checkpoint": {
+        "measure_timeout_s": 20.0,
+        "retest_timeout_s": 120.0,
+        "ask_timeout_s": 60.0,
+        "outcome_s": 3.0,
+    },
+    "api": {
+        "socket": "var/gate-api.sock",  # /run/gate/api.sock on a Pi
+        "tcp": "",  # e.g. 127.0.0.1:8088 for the queue screen's browser; empty: none
+    },
+    "sync": {
+        "credentials": "var/sync-credentials.json",
+    },
+    "people": {
+        # The township's secret salt for person references (a file, 0600): a guard's
+        # look-up by ID number needs it. Empty: look-ups by ID number are off.
+        "salt_file": "",
+    },
 }
 KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 # Sections whose keys their reader checks itself: [sync] by sync.client.SyncConfig.

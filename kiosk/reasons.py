@@ -17,7 +17,9 @@ ACTION_TEXT = {
     "measure": {"zh": "请测温", "en": "Measure temperature"},
     "retest": {"zh": "请复测体温", "en": "Re-test temperature"},
     "refuse": {"zh": "不予放行", "en": "Refuse entry"},
-    "isolate": {"zh": "隔离等候，立即上报", "en": "Isolate and report now"},
+    "isolate": {"zh": "带至临时留观点，立即上报", "en": "Take to the holding spot; report at once"},
+    "hold": {"zh": "留观登记，移交社区，立即上报", "en": "Hold, register and hand over; report at once"},
+    "abandoned": {"zh": "未完成查验", "en": "Check not completed"},
 }
 
 REASON_TEXT = {
@@ -34,8 +36,27 @@ REASON_TEXT = {
                         "en": "Fever confirmed: wait at the isolation spot, tell the duty leader, "
                               "take to the fever clinic (no public transport)"},
     "symptoms": {"zh": "有发热、咳嗽等症状", "en": "Reports symptoms (fever, cough…)"},
-    "risk_area_travel": {"zh": "14天内有中高风险地区旅居史", "en": "Medium/high-risk area travel in the last 14 days"},
-    "case_contact": {"zh": "与确诊病例有接触", "en": "Contact with a confirmed case"},
+    "risk_area_travel": {"zh": "14天内有中高风险地区旅居史：带至临时留观点，登记并移交社区",
+                         "en": "Medium/high-risk area in the last 14 days: hold, register, hand over to the community"},
+    "arrival_from_abroad": {"zh": "境外来（返）人员：带至临时留观点，登记并移交社区",
+                            "en": "Arrival from abroad: hold, register, hand over to the community"},
+    "case_contact": {"zh": "与确诊病例有接触：带至临时留观点，登记并移交社区",
+                     "en": "Contact with a confirmed case: hold, register, hand over to the community"},
+    "check_refused": {"zh": "拒不配合查验：不予放行，立即上报", "en": "Refused the check: not admitted, reported at once"},
+    "no_mask": {"zh": "未戴口罩：请戴好口罩后通行", "en": "No mask: put a mask on, then go in"},
+    "no_recent_test": {"zh": "无规定时限内核酸检测结果", "en": "No nucleic-acid test within the required time"},
+    "visited_home_quarantined": {"zh": "被访住户正在居家隔离：谢绝来访", "en": "The household visited is under home quarantine: no visits"},
+    "visitors_not_allowed": {"zh": "按镇防控办要求，暂停外来人员来访", "en": "The township has stopped all visits for now"},
+    "worker_registered": {"zh": "复工复产人员：已登记", "en": "Back-to-work person: registered"},
+    "worker_approved": {"zh": "复工复产人员：已批准，已登记", "en": "Back-to-work person: approved and registered"},
+    "worker_not_approved": {"zh": "严格管控：复工复产人员须经批准", "en": "Strict control: back-to-work people need approval"},
+    "emergency_exit": {"zh": "紧急外出（就医等）：放行，已登记并立即上报",
+                       "en": "Emergency exit (medical): let out, registered and reported at once"},
+    "lists_stale": {"zh": "名单未及时更新，请联系镇防控办", "en": "The township's lists are out of date: contact the township"},
+    "timeout_measuring": {"zh": "未测温即离开", "en": "Left before the temperature was taken"},
+    "timeout_retest": {"zh": "未复测即离开", "en": "Left before the re-test"},
+    "timeout_asking": {"zh": "未完成问询即离开", "en": "Left before the questions were answered"},
+    "cancelled": {"zh": "值班人员取消", "en": "Cancelled by the guard"},
     "home_quarantine_exit": {"zh": "居家隔离人员不得外出：劝返并立即上报", "en": "Under home quarantine: may not leave; send back home and report at once"},
     "home_quarantine_breach": {"zh": "居家隔离人员在外：隔离等候，立即上报", "en": "Under home quarantine but outside: hold apart and report"},
     "health_monitoring_exit": {"zh": "健康监测人员外出：已登记", "en": "Under health monitoring: exit registered"},
@@ -130,3 +151,40 @@ def action_text(code: str, lang: str | None = None) -> str:
 
 def thermometer_text(status: str, lang: str | None = None) -> str:
     return text(THERMOMETER_TEXT, status, lang)
+
+
+# The screen facing the queue: what the person in front of the gate reads from two metres.
+QUEUE_TEXT = {
+    "waiting": {"zh": "请出示健康码", "en": "Please show your health code"},
+    "measuring": {"zh": "请测温", "en": "Please stand for the temperature check"},
+    "retest": {"zh": "请复测", "en": "Please re-test"},
+    "asking": {"zh": "请稍候，工作人员核实", "en": "Please wait: the guard is checking"},
+    "admit": {"zh": "请通行", "en": "Please go in"},
+    "refuse": {"zh": "暂不能进入", "en": "Entry not possible now"},
+    "isolate": {"zh": "暂不能进入", "en": "Entry not possible now"},
+    "hold": {"zh": "暂不能进入", "en": "Entry not possible now"},
+    "abandoned": {"zh": "请出示健康码", "en": "Please show your health code"},
+    "decided": {"zh": "请出示健康码", "en": "Please show your health code"},
+}
+
+NEXT_STEP_TEXT = {
+    "waiting": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
+    "measuring": {"zh": "请站在测温仪前，额头对准测温仪", "en": "Stand in front of the thermometer, forehead towards it"},
+    "retest": {"zh": "请到避风处休息片刻，再测一次", "en": "Rest a moment out of the wind, then measure again"},
+    "asking": {"zh": "请回答工作人员的问题", "en": "Please answer the guard's questions"},
+    "admit": {"zh": "请戴好口罩通行", "en": "Keep your mask on and go in"},
+    "refuse": {"zh": "请听从工作人员安排", "en": "Please follow the guard's instructions"},
+    "isolate": {"zh": "请到临时留观点等候，工作人员会联系您", "en": "Please wait at the holding spot; staff will help you"},
+    "hold": {"zh": "请到临时留观点等候，工作人员会为您登记", "en": "Please wait at the holding spot; staff will register you"},
+    "abandoned": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
+    "decided": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
+}
+
+SHIFT_TEXT = {
+    "pin_shape": {"zh": "密码为4至12位数字", "en": "A PIN is 4 to 12 digits"},
+    "unfit_to_work": {"zh": "有发热或咳嗽症状，不能上岗：请报告值班领导并换班",
+                      "en": "Fever or a cough: may not work this shift; tell the duty leader"},
+    "wrong_pin": {"zh": "工号或密码不对", "en": "Unknown guard or wrong PIN"},
+    "not_a_leader": {"zh": "带班领导不在值守人员名单上", "en": "The shift leader is not a leader on the guards list"},
+    "no_shift": {"zh": "当前没有在岗班次", "en": "No shift is on duty"},
+}

@@ -110,6 +110,19 @@ MIGRATIONS: list[str] = [
         id INTEGER PRIMARY KEY, created_utc TEXT NOT NULL, kind TEXT NOT NULL,
         message TEXT NOT NULL, acknowledged_at TEXT);
     """,
+    # 2: the gate daemon. Guards sign in with a PIN (its scrypt hash comes with the guards
+    # list); a shift has a leader (领导带班); the indexes the checkpoint's look-ups need.
+    """
+    ALTER TABLE guards ADD COLUMN pin_hash TEXT;
+    ALTER TABLE guards ADD COLUMN leader INTEGER;  -- 1: may lead a shift
+    ALTER TABLE shifts ADD COLUMN leader_id TEXT;
+    ALTER TABLE alarms ADD COLUMN acknowledged_by TEXT;
+    CREATE INDEX residents_household ON residents (household_id);
+    CREATE INDEX passes_person ON passes (person_ref);
+    CREATE INDEX households_address ON households (address);
+    CREATE INDEX entries_vehicle_plate ON entries (json_extract(vehicle, '$.plate'), created_utc)
+        WHERE vehicle IS NOT NULL;
+    """,
 ]
 
 # Lists the township pushes down (names and row schemas: kiosk/wire.py), replaced whole
@@ -677,13 +690,14 @@ class Store:
         where = "1" if include_acknowledged else "acknowledged_at IS NULL"
         return [dict(r) for r in self.conn.execute(f"SELECT * FROM alarms WHERE {where} ORDER BY id")]
 
-    def acknowledge_alarm(self, alarm_id: int, now: dt.datetime | None = None) -> None:
-        """Raises StoreError when there is no open alarm with that id."""
+    def acknowledge_alarm(self, alarm_id: int, now: dt.datetime | None = None, by: str | None = None) -> None:
+        """Raises StoreError when there is no open alarm with that id; `by` is the guard on duty."""
         if not 0 < alarm_id <= MAX_SEQ:
             raise StoreError(_say(f"没有编号为 {alarm_id} 的未确认告警", f"no open alarm with id {alarm_id}"))
         with self.transaction() as conn:
-            done = conn.execute("UPDATE alarms SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL",
-                                (clock.iso(now or clock.utc_now()), alarm_id)).rowcount
+            done = conn.execute("UPDATE alarms SET acknowledged_at = ?, acknowledged_by = ? "
+                                "WHERE id = ? AND acknowledged_at IS NULL",
+                                (clock.iso(now or clock.utc_now()), by, alarm_id)).rowcount
         if not done:
             raise StoreError(_say(f"没有编号为 {alarm_id} 的未确认告警", f"no open alarm with id {alarm_id}"))
 

@@ -32,6 +32,8 @@ def test_domain_table(row):
     expect = row["expect"]
     assert d.action == expect["action"], d
     assert set(expect.get("reasons_include", [])) <= set(d.reasons), d
+    if "reasons" in expect:
+        assert list(d.reasons) == expect["reasons"], d
     if "report" in expect:
         assert d.report == expect["report"], d
     if "register" in expect:
@@ -220,8 +222,12 @@ def test_decide_is_pure(policy, facts):
 
 
 def test_policy_from_township_settings():
-    p = GatePolicy.from_settings({"risk_level": "medium", "fever_c": 37.5, "visitors": "essential"})
-    assert p == GatePolicy(risk_level="medium", fever_c=37.5)
+    p = GatePolicy.from_settings({"risk_level": "medium", "fever_c": 37.5, "visitors_allowed": False})
+    assert p == GatePolicy(risk_level="medium", fever_c=37.5, visitors_allowed=False)
     assert GatePolicy.from_settings({}) == GatePolicy()
-    with pytest.raises(ValueError):
-        GatePolicy.from_settings({"risk_level": "extreme"})
+    # every setting the township can push is honoured or refused, never ignored
+    for bad in ({"risk_level": "extreme"}, {"visitors": "essential"}, {"fever_c": "hot"},
+                {"visitors_allowed": "no"}, {"fever_c": float("nan")}, {"vehicle_exits_per_day": -1},
+                {"unknown_person_low": "courier"}):
+        with pytest.raises(ValueError):
+            GatePolicy.from_settings(bad)

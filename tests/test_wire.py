@@ -71,14 +71,28 @@ def test_times_are_read_by_a_real_parser():
 
 
 def test_the_policy_document_is_bounded():
-    assert wire.PolicyDocument.model_validate({"risk_level": "high", "visitors": {"max": 2}})
+    assert wire.PolicyDocument.model_validate({"risk_level": "high", "visitors_allowed": False})
     for bad in ({"risk_level": "high", "note": "\ud800"},
-                {"risk_level": "high", "deep": [[[[1]]]]},
-                {"risk_level": "high", "long": "x" * (wire.MAX_TEXT + 1)},
-                {"risk_level": "high", **{f"k{i}": 1 for i in range(wire.MAX_POLICY_KEYS + 1)}},
-                {"risk_level": "high", "fever_c": float("nan")}):
+                {"risk_level": "high", "visitors": {"max": 2}},  # a key the gate would not honour
+                {"risk_level": "high", "fever_c": float("nan")},
+                {"risk_level": "high", "visitors_allowed": "no"},
+                {"risk_level": "high", "vehicle_exits_per_day": 10**30},
+                {"risk_level": "high", "unknown_person_low": "courier"}):
         with pytest.raises(ValueError):
             wire.PolicyDocument.model_validate(bad)
+
+
+def test_the_policy_document_holds_exactly_the_settings_the_rules_read():
+    import dataclasses
+
+    from kiosk.rules import GatePolicy
+    assert set(wire.PolicyDocument.model_fields) == {f.name for f in dataclasses.fields(GatePolicy)}
+    full = {"risk_level": "medium", "fever_c": 37.5, "plausible_min_c": 33.0, "plausible_max_c": 44.0,
+            "visitors_allowed": False, "vehicle_exits_per_day": 2, "test_max_age_h": 48.0,
+            "lists_max_age_h": 24.0, "unknown_person_low": "visitor", "unknown_person_medium": "visitor",
+            "unknown_person_high": "visitor"}
+    doc = wire.PolicyDocument.model_validate(full).model_dump(exclude_none=True)
+    assert GatePolicy.from_settings(doc) == GatePolicy(**full)
 
 
 def test_the_township_server_loads_only_the_contract_of_the_gate():

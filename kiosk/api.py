@@ -1,0 +1,222 @@
+"""The gate's local API: what the console and the queue screen see and do.
+
+FastAPI, served on a Unix socket by default (only local users in the socket's group
+can reach it; nothing listens on the network) and optionally on a TCP address for a
+screen facing the queue. It reads the checkpoint's state, streams its events as
+server-sent events, and passes the guard's commands to it. It never decides anything
+itself: the checkpoint's thread does, so nothing here can block the gate.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from kiosk import reasons
+from kiosk.checkpoint import COMMANDS, Checkpoint, CommandError
+from kiosk.lookup import BadLookup, Lookup
+from kiosk.store import Store
+
+log = logging.getLogger("gate.api")
+
+PAGE = Path(__file__).with_name("queue_screen.html")
+EVENT_BUFFER = 256  # events a slow client may fall behind by before it is dropped
+
+
+class CommandBody(BaseModel):
+    """A guard's command: its arguments, each bounded."""
+    model_config = ConfigDict(extra="forbid")
+    person_ref: str | None = Field(None, max_length=80)
+    id_number: str | None = Field(None, max_length=40)
+    direction: str | None = Field(None, pattern="^(in|out)$")
+    body_c: float | None = Field(None, ge=-50, le=150)
+    symptoms: bool | None = None
+    risk_area_travel: bool | None = None
+    case_contact: bool | None = None
+    confirmed: bool | None = None
+    reason: str | None = Field(None, max_length=200)
+    emergency: str | None = Field(None, max_length=20)
+    form: str | None = Field(None, max_length=20)
+    fields: dict[str, str | int | bool | None] | None = Field(None, max_length=20)
+    approved: bool | None = None
+    guard_id: str | None = Field(None, max_length=64)
+    pin: str | None = Field(None, max_length=12)
+    fever: bool | None = None
+    cough: bool | None = None
+    leader_id: str | None = Field(None, max_length=64)
+    alarm_id: int | None = Field(None, ge=1, le=2**62)
+
+
+def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
+               lang: str | None = None, people: Lookup | None = None, reader: Store | None = None) -> FastAPI:
+    """`people` and `reader` are read-only views of the store on their own connection."""
+    app = FastAPI(title="gate local API", version="1",
+                  description="The gate's state, events and the guard's commands. See docs/api.md.")
+
+    @app.exception_handler(CommandError)
+    async def _refused(request: Request, exc: CommandError) -> JSONResponse:
+        return JSONResponse({"error": "command_refused", "detail": str(exc)}, status_code=409)
+
+    @app.get("/v1/state", tags=["gate"])
+    def state() -> dict:
+        """The current subject and phase, the last decision and the devices' status."""
+        out = checkpoint.state()
+        out["status"] = status() if status else {}
+        out["words"] = words_for(out, lang)
+        return out
+
+    @app.get("/v1/events", tags=["gate"])
+    async def events(request: Request) -> StreamingResponse:
+        """Server-sent events: state, code, reading, decision, alarm, device. One JSON object each."""
+        return StreamingResponse(_stream(request, checkpoint, lang), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    @app.post("/v1/commands/{name}", tags=["guard"])
+    async def command(name: str, body: CommandBody) -> dict:
+        """Look a person up, a manual temperature, the answers, the mask, an override, cancel."""
+        if name not in COMMANDS:
+            return JSONResponse({"error": "unknown_command", "detail": f"known: {', '.join(COMMANDS)}"},
+                                status_code=404)  # type: ignore[return-value]
+        args = {k: v for k, v in body.model_dump().items() if v is not None}
+        future = checkpoint.command(name, **args)
+        try:
+            return await asyncio.wrap_future(future)
+        except TypeError as exc:  # arguments that do not fit the command
+            raise CommandError(f"{name}: {exc}") from None
+
+    @app.get("/v1/alarms", tags=["guard"])
+    def alarms() -> dict:
+        """Open alarms (immediate reports, device faults) until a guard acknowledges them."""
+        return {"alarms": reader.alarms() if reader is not None else []}
+
+    @app.get("/v1/people", tags=["guard"])
+    def find_people(name: str = Query(..., min_length=1, max_length=32),
+                    household: str | None = Query(None, max_length=64),
+                    address: str | None = Query(None, max_length=64)) -> dict:
+        """A resident without a phone, by name within a household or an address: masked names
+        and person references to look up, never ID numbers."""
+        if people is None:
+            raise CommandError("no lists on this gate")
+        try:
+            found = people.find_by_name(name, household_id=household, address=address)
+        except BadLookup as exc:
+            raise CommandError(str(exc)) from None
+        return {"people": [{"person_ref": p.person_ref, "masked_name": p.masked_name,
+                            "household_id": p.household_id} for p in found]}
+
+    @app.get("/", response_class=HTMLResponse, tags=["queue screen"])
+    def queue_screen() -> str:
+        """The full-screen page for the screen facing the queue."""
+        return PAGE.read_text(encoding="utf-8").replace("{{lang}}", lang or reasons.default_lang())
+
+    return app
+
+
+def words_for(state: dict, lang: str | None) -> dict:
+    """What the queue screen says for this state, in the resident's words."""
+    last, phase = state.get("last"), state.get("phase")
+    if phase in ("decided",) and last:
+        return outcome_words(last, lang)
+    return {"headline": reasons.text(reasons.QUEUE_TEXT, phase or "waiting", lang), "colour": "idle",
+            "reason": "", "next": reasons.text(reasons.NEXT_STEP_TEXT, phase or "waiting", lang)}
+
+
+def outcome_words(decision: dict, lang: str | None) -> dict:
+    action = decision.get("action", "")
+    return {"headline": reasons.text(reasons.QUEUE_TEXT, action, lang),
+            "colour": {"admit": "green", "retest": "yellow"}.get(action, "red"),
+            "reason": reasons.text(reasons.REASON_TEXT, (decision.get("reasons") or [""])[0], lang),
+            "next": reasons.text(reasons.NEXT_STEP_TEXT, action, lang),
+            "temperature": (decision.get("readings_c") or [None])[-1]}
+
+
+async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[dict] = asyncio.Queue(maxsize=EVENT_BUFFER)
+
+    def deliver(event: dict) -> None:  # on the checkpoint's thread: never wait for this client
+        def put() -> None:
+            if inbox.full():
+                inbox.get_nowait()  # a slow client misses the oldest, never holds up the others
+            inbox.put_nowait(event)
+        loop.call_soon_threadsafe(put)
+
+    unsubscribe = checkpoint.subscribe(deliver)
+    try:
+        first = checkpoint.state()
+        first["words"] = words_for(first, lang)
+        yield _sse({"type": "hello", **first})
+        while not await request.is_disconnected():
+            try:
+                event = await asyncio.wait_for(inbox.get(), timeout=15)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if event["type"] == "decision":
+                event = {**event, "words": outcome_words(event, lang)}
+            elif event["type"] == "state":
+                event = {**event, "words": words_for(checkpoint.state(), lang)}
+            yield _sse(event)
+    finally:
+        unsubscribe()
+
+
+def _sse(event: dict) -> bytes:
+    return f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
+
+
+class ApiServer:
+    """uvicorn in a thread, on a Unix socket (mode 0660) and/or a TCP address."""
+
+    def __init__(self, app: FastAPI, *, uds: str | None = None, tcp: tuple[str, int] | None = None) -> None:
+        import uvicorn
+        self.sockets: list[socket.socket] = []
+        if uds:
+            path = Path(uds)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_socket():
+                path.unlink()  # left by a crashed daemon; a live one holds the pid lock first
+            s = socket.socket(socket.AF_UNIX)
+            old = os.umask(0o117)
+            try:
+                s.bind(str(path))
+            finally:
+                os.umask(old)
+            self.sockets.append(s)
+        if tcp:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(tcp)
+            self.sockets.append(s)
+        self.uds, self.tcp = uds, (self.sockets[-1].getsockname() if tcp else None)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                                    timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": self.sockets},
+                                       name="api", daemon=True)
+
+    @property
+    def url(self) -> str | None:
+        return f"http://{self.tcp[0]}:{self.tcp[1]}" if self.tcp else None
+
+    def start(self) -> ApiServer:
+        self.thread.start()
+        for _ in range(400):  # up to 10 s: uvicorn sets `started` once it serves
+            if self.server.started:
+                break
+            threading.Event().wait(0.025)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+        if self.uds and Path(self.uds).is_socket():
+            Path(self.uds).unlink()
