@@ -25,10 +25,8 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StringConstraints,
-    TypeAdapter,
     ValidationError,
     create_model,
-    model_validator,
 )
 
 from kiosk import clock
@@ -118,6 +116,25 @@ def _time_text(text: str) -> str:
 
 
 Time = Annotated[str, AfterValidator(_time_text)]
+
+
+def _list_time(text: str) -> str:
+    """A time in a township list, kept as the township wrote it once it is known to be real:
+    a date alone means that whole local day, and a time without a zone is local time, as
+    the gate reads them (kiosk/lookup.py); moving them to UTC here would change their meaning."""
+    if len(text) == 10:
+        try:
+            day = dt.date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not an ISO-8601 date: {text!r}") from None
+        if not EARLIEST.year <= day.year < LATEST.year:
+            raise ValueError(f"date {text!r} is outside {EARLIEST.year}-{LATEST.year}")
+        return text
+    parse_time(text)
+    return text
+
+
+ListTime = Annotated[str, AfterValidator(_list_time)]
 
 
 class WireEntry(BaseModel):
@@ -210,19 +227,19 @@ ROWS: dict[str, type[BaseModel]] = {
                        role=(Literal["owner", "tenant", "member"] | None, _OPT),
                        phone=(Word | None, _OPT), care_needs=(Text | None, _OPT)),
     "passes": _rows(serial=(Ident, _REQ), person_ref=(Ident, _REQ),
-                    household_id=(Ident | None, _OPT), valid_from=(Time, _REQ),
-                    valid_until=(Time, _REQ)),
-    "revoked_passes": _rows(serial=(Ident, _REQ), revoked_at=(Time | None, _OPT),
+                    household_id=(Ident | None, _OPT), valid_from=(ListTime, _REQ),
+                    valid_until=(ListTime, _REQ)),
+    "revoked_passes": _rows(serial=(Ident, _REQ), revoked_at=(ListTime | None, _OPT),
                             reason=(Text | None, _OPT)),
     "quarantine_orders": _rows(id=(Ident, _REQ), person_ref=(Ident, _REQ),
                                kind=(Literal["home_quarantine", "health_monitoring"], _REQ),
-                               start=(Time, _REQ), end=(Time, _REQ)),
+                               start=(ListTime, _REQ), end=(ListTime, _REQ)),
     "vehicles": _rows(plate=(Word, _REQ), household_id=(Ident | None, _OPT)),
     "risk_areas": _rows(code=(Word, _REQ), name=(Text, _REQ), level=(Literal["medium", "high"], _REQ),
-                        since=(Time | None, _OPT)),
+                        since=(ListTime | None, _OPT)),
     "trust_keys": _rows(kid=(Word, _REQ), entry=(Annotated[str, StringConstraints(max_length=4000)], _REQ),
-                        purposes=(Text | None, _OPT), not_before=(Time | None, _OPT),
-                        not_after=(Time | None, _OPT)),
+                        purposes=(Text | None, _OPT), not_before=(ListTime | None, _OPT),
+                        not_after=(ListTime | None, _OPT)),
     "guards": _rows(id=(Ident, _REQ), masked_name=(Word, _REQ), phone=(Word | None, _OPT),
                     # the PIN's scrypt hash (kiosk.shifts.hash_pin), never the PIN
                     pin_hash=(Annotated[str, StringConstraints(max_length=200)] | None, _OPT),

@@ -267,8 +267,8 @@ def test_an_override_needs_a_reason_and_is_reported(gate):
 
 def test_a_shift_signs_in_with_a_pin_and_hands_over(gate):
     gate.store.replace_list("guards", [
-        {"id": "g7", "masked_name": "赵*", "pin_hash": hash_pin("2468"), "leader": 0},
-        {"id": "L1", "masked_name": "钱*", "pin_hash": hash_pin("1357"), "leader": 1}])
+        {"id": "g7", "masked_name": "赵*", "pin_hash": hash_pin("2468"), "leader": False},
+        {"id": "L1", "masked_name": "钱*", "pin_hash": hash_pin("1357"), "leader": True}])
     cp, events = run(gate)
     with pytest.raises(CommandError, match="密码"):
         cp.command("start_shift", guard_id="g7", pin="0000").result(2)
