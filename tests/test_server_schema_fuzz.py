@@ -2,7 +2,8 @@
 server on 127.0.0.1: valid and invalid requests for every operation, signed as an
 enrolled gate or sent with the administrator token where the operation needs it (and
 now and then without). Every answer is a success or a named 4xx, never a 5xx, and
-none takes long. Replay a failure with GATE_TEST_SEED=<the seed printed>."""
+none takes long. Replay a failure with GATE_TEST_SEED=<the seed printed>; more
+examples with GATE_FUZZ_EXAMPLES (200 by default; 150 took 13 s on the shared 2-core dev box)."""
 from __future__ import annotations
 
 import gzip
@@ -85,7 +86,7 @@ def send(http: httpx.Client, creds, case, rng: random.Random) -> httpx.Response:
 
 
 @seed(SEED)
-@settings(max_examples=int(os.environ.get("GATE_FUZZ_EXAMPLES", "400")), deadline=None, database=None,
+@settings(max_examples=int(os.environ.get("GATE_FUZZ_EXAMPLES", "200")), deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(case=CASES, data=st.data())
 def test_every_operation_answers_a_named_4xx_or_success_and_quickly(world, case, data):
