@@ -71,6 +71,7 @@ def store(tmp_path):
             {"code": "110105", "name": "朝阳区", "level": "medium"},
             {"code": "320105001", "name": "南京市建邺区某街道", "level": "high"},
         ])
+        s.replace_list("guards", [{"id": "G7", "masked_name": "赵*"}])
         ensure_indexes(s.conn)
         yield s
 
@@ -228,7 +229,7 @@ def test_list_ages_and_stale_lists(lookup):
     assert ages["passes"].age(NOW) == dt.timedelta(days=3)
     assert lookup.stale_lists(NOW, dt.timedelta(days=1)) == ("passes",)
     # Never received is the stalest of all.
-    assert lookup.stale_lists(NOW, dt.timedelta(days=1), names=("guards", "households")) == ("guards",)
+    assert lookup.stale_lists(NOW, dt.timedelta(days=1), names=("trust_keys", "households")) == ("trust_keys",)
 
 
 def test_look_ups_only_read_and_use_indexes(store):
@@ -260,3 +261,11 @@ def test_ensure_indexes_is_idempotent(store):
     names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"residents_household", "passes_person", "households_address", "entries_vehicle_plate"} <= names
     assert len(LOOKUP_INDEXES) == 4
+
+
+def test_guard_on_the_list(lookup):
+    assert lookup.guard("G7").masked_name == "赵*"
+    assert lookup.guard("G8") is None
+    with pytest.raises(BadLookup) as err:
+        lookup.guard(" ")
+    assert err.value.code == "required"
