@@ -123,6 +123,13 @@ class RiskCheck:
 
 
 @dataclasses.dataclass(frozen=True)
+class Guard:
+    """值守人员 on the township's list, who may start a shift at this gate."""
+    id: str
+    masked_name: str
+
+
+@dataclasses.dataclass(frozen=True)
 class ListAge:
     name: str
     version: str | None
@@ -307,6 +314,12 @@ class Lookup:
         inside = [r for r in finer if len(_significant(r[0])) > len(sig) and r[0] not in ancestors]
         return RiskCheck(code, tuple(RiskArea(*r) for r in within),
                          tuple(RiskArea(*r) for r in inside[:MAX_RESULTS]))
+
+    # guards
+    def guard(self, guard_id: str) -> Guard | None:
+        row = self.conn.execute("SELECT id, masked_name FROM guards WHERE id = ?",
+                                (_needed("guard", guard_id),)).fetchone()
+        return Guard(*row) if row else None
 
     # list ages
     def list_ages(self, names: Iterable[str] = LOOKUP_LISTS) -> tuple[ListAge, ...]:

@@ -104,6 +104,7 @@ FIELD_TEXT = {
     "address": {"zh": "地址", "en": "address"},
     "serial": {"zh": "出入证编号", "en": "pass serial"},
     "person_ref": {"zh": "人员编号", "en": "person reference"},
+    "guard": {"zh": "值守人员编号", "en": "guard id"},
 }
 
 

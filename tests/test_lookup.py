@@ -67,6 +67,7 @@ def store(tmp_path):
             {"code": "110105", "name": "朝阳区", "level": "medium"},
             {"code": "320105001", "name": "南京市建邺区某街道", "level": "high"},
         ])
+        s.replace_list("guards", [{"id": "G7", "masked_name": "赵*"}])
         yield s
 
 
@@ -224,7 +225,7 @@ def test_list_ages_and_stale_lists(lookup):
     assert ages["passes"].age(NOW) == dt.timedelta(days=3)
     assert lookup.stale_lists(NOW, dt.timedelta(days=1)) == ("passes",)
     # Never received is the stalest of all.
-    assert lookup.stale_lists(NOW, dt.timedelta(days=1), names=("guards", "households")) == ("guards",)
+    assert lookup.stale_lists(NOW, dt.timedelta(days=1), names=("trust_keys", "households")) == ("trust_keys",)
 
 
 def test_look_ups_only_read_and_use_indexes(store):
@@ -253,3 +254,11 @@ def test_look_ups_only_read_and_use_indexes(store):
 def test_the_store_creates_the_look_up_indexes(store):
     names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"residents_household", "passes_person", "households_address", "entries_vehicle_plate"} <= names
+
+
+def test_guard_on_the_list(lookup):
+    assert lookup.guard("G7").masked_name == "赵*"
+    assert lookup.guard("G8") is None
+    with pytest.raises(BadLookup) as err:
+        lookup.guard(" ")
+    assert err.value.code == "required"
