@@ -9,6 +9,7 @@ itself: the checkpoint's thread does, so nothing here can block the gate.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import os
@@ -116,27 +117,62 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
     @app.get("/", response_class=HTMLResponse, tags=["queue screen"])
     def queue_screen() -> str:
         """The full-screen page for the screen facing the queue."""
-        return PAGE.read_text(encoding="utf-8").replace("{{lang}}", lang or reasons.default_lang())
+        return queue_page(lang)
 
     return app
 
 
 def words_for(state: dict, lang: str | None) -> dict:
-    """What the queue screen says for this state, in the resident's words."""
-    last, phase = state.get("last"), state.get("phase")
-    if phase in ("decided",) and last:
+    """What the queue screen says for this state, in the resident's words. Never a name or an
+    ID number: the screen faces the whole queue, and the guard's console has the name."""
+    last, phase = state.get("last"), state.get("phase") or "waiting"
+    if phase == "decided" and last:
         return outcome_words(last, lang)
-    return {"headline": reasons.text(reasons.QUEUE_TEXT, phase or "waiting", lang), "colour": "idle",
-            "reason": "", "next": reasons.text(reasons.NEXT_STEP_TEXT, phase or "waiting", lang)}
+    words = {"headline": reasons.text(reasons.QUEUE_TEXT, phase, lang),
+             "colour": {"measuring": "busy", "asking": "busy", "retest": "yellow"}.get(phase, "idle"),
+             "reason": "", "next": reasons.text(reasons.NEXT_STEP_TEXT, phase, lang),
+             "temperature": None, "temperature_text": ""}
+    if phase == "retest":  # the first reading was high: show it, and why a second one is needed
+        readings = (state.get("subject") or {}).get("readings_c") or []
+        words.update(reason=reasons.text(reasons.QUEUE_REASON_TEXT, "fever_retest", lang),
+                     **_temperature(readings[-1] if readings else None, lang))
+    return words
 
 
 def outcome_words(decision: dict, lang: str | None) -> dict:
+    """A decision on the queue screen: colour, headline, why (an admit's first reason; a refusal's
+    first two), the temperature and the next step."""
     action = decision.get("action", "")
+    codes = [c for c in decision.get("reasons") or [] if isinstance(c, str)]
+    codes = codes[:1] if action == "admit" else codes[:2]  # an admit's notes (lists_stale) are the guard's
+    if action == "abandoned":  # the person left: the screen simply asks the next one for a code
+        return words_for({"phase": "waiting"}, lang)
+    next_step = next((reasons.text(reasons.QUEUE_NEXT_BY_REASON, c, lang) for c in codes
+                      if c in reasons.QUEUE_NEXT_BY_REASON and action != "admit"),
+                     reasons.text(reasons.NEXT_STEP_TEXT, action, lang))
+    separator = "；" if (lang or reasons.default_lang()) == "zh" else "; "
+    readings = decision.get("readings_c") or []
     return {"headline": reasons.text(reasons.QUEUE_TEXT, action, lang),
             "colour": {"admit": "green", "retest": "yellow"}.get(action, "red"),
-            "reason": reasons.text(reasons.REASON_TEXT, (decision.get("reasons") or [""])[0], lang),
-            "next": reasons.text(reasons.NEXT_STEP_TEXT, action, lang),
-            "temperature": (decision.get("readings_c") or [None])[-1]}
+            "reason": separator.join(reasons.text(reasons.QUEUE_REASON_TEXT, c, lang) for c in codes),
+            "next": next_step, **_temperature(readings[-1] if readings else None, lang)}
+
+
+def _temperature(body_c: float | None, lang: str | None) -> dict:
+    if not isinstance(body_c, int | float):
+        return {"temperature": None, "temperature_text": ""}
+    return {"temperature": body_c,
+            "temperature_text": f"{reasons.text(reasons.QUEUE_LABEL_TEXT, 'temperature', lang)} {body_c:.1f}"
+                                f"{reasons.text(reasons.QUEUE_LABEL_TEXT, 'celsius', lang)}"}
+
+
+def queue_page(lang: str | None) -> str:
+    """The queue screen's page with its fixed words filled in (no script fetches them)."""
+    lang = lang or reasons.default_lang()
+    page = PAGE.read_text(encoding="utf-8").replace("{{lang}}", "zh-CN" if lang == "zh" else lang)
+    for key in reasons.QUEUE_LABEL_TEXT:
+        page = page.replace("{{" + key + "}}", html.escape(reasons.text(reasons.QUEUE_LABEL_TEXT, key, lang)))
+    return page.replace("{{waiting}}", html.escape(reasons.text(reasons.QUEUE_TEXT, "waiting", lang)))
 
 
 async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None) -> AsyncIterator[bytes]:
@@ -154,6 +190,7 @@ async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None) ->
     try:
         first = checkpoint.state()
         first["words"] = words_for(first, lang)
+        yield b"retry: 1000\n\n"  # a browser that lost the gate tries again every second
         yield _sse({"type": "hello", **first})
         while not await request.is_disconnected():
             try:
