@@ -1,10 +1,11 @@
 """The gate's local API: what the console and the queue screen see and do.
 
 FastAPI, served on a Unix socket by default (only local users in the socket's group
-can reach it; nothing listens on the network) and optionally on a TCP address for a
-screen facing the queue. It reads the checkpoint's state, streams its events as
-server-sent events, and passes the guard's commands to it. It never decides anything
-itself: the checkpoint's thread does, so nothing here can block the gate.
+can reach it; nothing listens on the network) and optionally on a TCP address that
+serves only the screen facing the queue (its page and its words: ScreenOnlyOverTcp).
+It reads the checkpoint's state, streams its events as server-sent events, and passes
+the guard's commands to it. It never decides anything itself: the checkpoint's thread
+does, so nothing here can block the gate.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kiosk import reasons
 from kiosk.checkpoint import COMMANDS, Checkpoint, CommandError
@@ -31,6 +33,7 @@ log = logging.getLogger("gate.api")
 
 PAGE = Path(__file__).with_name("queue_screen.html")
 EVENT_BUFFER = 256  # events a slow client may fall behind by before it is dropped
+SCREEN_ROUTES = ("/", "/v1/events")  # all that the TCP address serves
 
 
 class CommandBody(BaseModel):
@@ -63,6 +66,8 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
     app = FastAPI(title="gate local API", version="1",
                   description="The gate's state, events and the guard's commands. See docs/api.md.")
 
+    app.add_middleware(ScreenOnlyOverTcp)
+
     @app.exception_handler(CommandError)
     async def _refused(request: Request, exc: CommandError) -> JSONResponse:
         return JSONResponse({"error": "command_refused", "detail": str(exc)}, status_code=409)
@@ -78,7 +83,8 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
     @app.get("/v1/events", tags=["gate"])
     async def events(request: Request) -> StreamingResponse:
         """Server-sent events: state, code, reading, decision, alarm, device. One JSON object each."""
-        return StreamingResponse(_stream(request, checkpoint, lang), media_type="text/event-stream",
+        return StreamingResponse(_stream(request, checkpoint, lang, words_only=over_tcp(request.scope)),
+                                 media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
     @app.post("/v1/commands/{name}", tags=["guard"])
@@ -175,7 +181,33 @@ def queue_page(lang: str | None) -> str:
     return page.replace("{{waiting}}", html.escape(reasons.text(reasons.QUEUE_TEXT, "waiting", lang)))
 
 
-async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None) -> AsyncIterator[bytes]:
+def over_tcp(scope: Scope) -> bool:
+    """uvicorn names a TCP listener (host, port) and a Unix socket (path, None)."""
+    server = scope.get("server")
+    return server is not None and server[1] is not None
+
+
+class ScreenOnlyOverTcp:
+    """The TCP address is for the screen facing the queue: it serves that page and the words
+    on it, nothing else. Commands (an override opens the gate), names and alarms stay on the
+    Unix socket, where only the gate's group can connect; there is no login on either."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and over_tcp(scope) and not (
+                scope["method"] in ("GET", "HEAD") and scope["path"] in SCREEN_ROUTES):
+            response = JSONResponse({"error": "screen_only", "detail": "this address serves the queue screen only; "
+                                     "the API is on the gate's Unix socket"}, status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None,
+                  words_only: bool = False) -> AsyncIterator[bytes]:
+    """`words_only` (the queue screen over TCP): the screen's words and nothing about anyone."""
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[dict] = asyncio.Queue(maxsize=EVENT_BUFFER)
 
@@ -191,7 +223,7 @@ async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None) ->
         first = checkpoint.state()
         first["words"] = words_for(first, lang)
         yield b"retry: 1000\n\n"  # a browser that lost the gate tries again every second
-        yield _sse({"type": "hello", **first})
+        yield _sse({"type": "hello", "words": first["words"]} if words_only else {"type": "hello", **first})
         while not await request.is_disconnected():
             try:
                 event = await asyncio.wait_for(inbox.get(), timeout=15)
@@ -202,7 +234,9 @@ async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None) ->
                 event = {**event, "words": outcome_words(event, lang)}
             elif event["type"] == "state":
                 event = {**event, "words": words_for(checkpoint.state(), lang)}
-            yield _sse(event)
+            elif words_only:
+                continue
+            yield _sse({"type": event["type"], "at": event["at"], "words": event["words"]} if words_only else event)
     finally:
         unsubscribe()
 

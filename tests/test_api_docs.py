@@ -21,17 +21,18 @@ DOC = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
 
 @pytest.fixture(scope="module")
 def openapi(tmp_path_factory):
-    """The OpenAPI document as a running gate serves it on its TCP address."""
+    """The OpenAPI document as a running gate serves it on its Unix socket."""
     tmp = tmp_path_factory.mktemp("api")
     key = keys.generate("Ed25519")
     (tmp / "trust.json").write_text(json.dumps({"keys": [trust.entry_for(key.public_key(), ["health"])]}))
     cfg = config.load(env={})
     cfg["gate"].update(device_id="east-1", community="lotus-garden")
     daemon = Daemon(cfg, Options(db=str(tmp / "g.db"), camera="sim", port="sim", trust=str(tmp / "trust.json"),
-                                 api_socket=str(tmp / "api.sock"), api_tcp="127.0.0.1:0"))
+                                 api_socket=str(tmp / "api.sock")))
     daemon.start()
     try:
-        r = httpx.get(daemon.api.url + "/openapi.json", timeout=10)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(tmp / "api.sock")), base_url="http://gate") as c:
+            r = c.get("/openapi.json", timeout=10)
     finally:
         daemon.stop()
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")

@@ -141,17 +141,48 @@ def test_the_queue_screen_in_chromium(tmp_path, signer, browser):
         daemon.stop()
 
 
-def test_the_page_fetches_nothing_and_runs_one_small_script(tmp_path, signer):
+def sse(response: httpx.Response, until: str) -> list[dict]:
+    """The events of a stream up to and including the first of type `until`."""
+    out: list[dict] = []
+    for line in response.iter_lines():
+        if line.startswith("data: "):
+            out.append(json.loads(line[6:]))
+            if out[-1]["type"] == until:
+                return out
+    raise AssertionError(f"the stream ended before a {until} event: {out}")
+
+
+def test_the_tcp_address_serves_the_screen_and_nothing_about_anyone(tmp_path, signer):
     cfg = config.load(env={})
     cfg["gate"].update(device_id="east-1", community="lotus-garden")
+    sock = str(tmp_path / "api.sock")
     daemon = Daemon(cfg, Options(db=str(tmp_path / "g.db"), camera="sim", port="sim",
-                                 trust=str(tmp_path / "trust.json"), api_socket=str(tmp_path / "api.sock"),
-                                 api_tcp="127.0.0.1:0"))
+                                 trust=str(tmp_path / "trust.json"), api_socket=sock, api_tcp="127.0.0.1:0"))
     daemon.start()
+    local = httpx.Client(transport=httpx.HTTPTransport(uds=sock), base_url="http://gate", timeout=30)
+    tcp = httpx.Client(base_url=daemon.api.url, timeout=30)
     try:
-        page = httpx.get(daemon.api.url + "/").text
+        page = tcp.get("/").text
+        # from the network: no command (an override would open the gate), no state, no names
+        for method, path, body in (("POST", "/v1/commands/override", {"reason": "开门"}), ("GET", "/v1/state", None),
+                                   ("GET", "/v1/alarms", None), ("GET", "/v1/people?name=王", None),
+                                   ("GET", "/openapi.json", None)):
+            r = tcp.request(method, path, json=body)
+            assert r.status_code == 403 and r.json()["error"] == "screen_only", (path, r.text)
+        assert local.get("/v1/state").status_code == 200  # the socket has it all
+        daemon.emulator.values = [(NORMAL, AMBIENT)]
+        with tcp.stream("GET", "/v1/events") as screen, local.stream("GET", "/v1/events") as console:
+            daemon.camera_sim.show(code(signer, "王小明", WANG), seconds=1.0)
+            seen_by_screen, seen_by_console = sse(screen, "decision"), sse(console, "decision")
     finally:
+        tcp.close()
+        local.close()
         daemon.stop()
+    assert seen_by_console[-1]["masked_name"] == "王*明" and {"code", "reading"} <= {e["type"] for e in seen_by_console}
+    assert {e["type"] for e in seen_by_screen} == {"hello", "state", "decision"}
+    assert all(set(e) <= {"type", "at", "words"} for e in seen_by_screen)
+    assert seen_by_screen[-1]["words"]["headline"] == "请通行"
+    assert "王" not in json.dumps(seen_by_screen, ensure_ascii=False)
     assert "{{" not in page and page.count("<script") == 1 and len(page) < 8000
     assert not re.search(r"https?://|<link|@import|url\(|src=", page)  # no CDN, no font, no network
     assert 'lang="zh-CN"' in page and "请出示健康码" in page
