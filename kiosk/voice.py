@@ -17,9 +17,11 @@ espeak-ng, a missing file or a failing player is one log line, never a crash.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -51,7 +53,6 @@ class Voice:
         self.player = shlex.split(player)
         self.wav_dir = Path(wav_dir) if wav_dir is not None else None
         self._pending: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=1)
-        self._lock = threading.Lock()
         self._current: subprocess.Popen | None = None
         self._stop = threading.Event()
         self._complained: set[str] = set()
@@ -75,7 +76,10 @@ class Voice:
         return str(w["headline"])
 
     def say(self, key: str, text: str) -> None:
-        """Replace any prompt not yet spoken and cut the one being spoken: the newest wins."""
+        """Cut the prompt being spoken and replace any not yet spoken: the newest wins. Cut
+        first, then queue, so the cut can never hit the prompt just queued. No lock: the
+        checkpoint's thread must not wait for the worker starting a process."""
+        _cut(self._current)
         while True:
             try:
                 self._pending.put_nowait((key, text[:200]))
@@ -85,9 +89,6 @@ class Voice:
                     self._pending.get_nowait()
                 except queue.Empty:
                     pass
-        with self._lock:
-            if self._current is not None and self._current.poll() is None:
-                self._current.terminate()
 
     # -- the worker -------------------------------------------------------------------
     def start(self) -> Voice:
@@ -97,9 +98,7 @@ class Voice:
 
     def stop(self) -> None:
         self._stop.set()
-        with self._lock:
-            if self._current is not None and self._current.poll() is None:
-                self._current.terminate()
+        _cut(self._current)
         if self._thread is not None:
             self._thread.join(5)
 
@@ -133,32 +132,40 @@ class Voice:
 
     def _play(self, argv: list[str]) -> None:
         try:
-            with self._lock:
-                self._current = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.PIPE)
+            # its own process group: a cut reaches a player's children too (a shell wrapper)
+            process = self._current = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                       stderr=subprocess.PIPE, start_new_session=True)
             try:
-                _, err = self._current.communicate(timeout=MAX_SECONDS)
+                _, err = process.communicate(timeout=MAX_SECONDS)
             except subprocess.TimeoutExpired:
-                self._current.kill()
-                self._current.communicate()
+                _cut(process, signal.SIGKILL)
+                process.communicate()
                 self._complain("timeout", f"{argv[0]} ran longer than {MAX_SECONDS:.0f} s; cut")
                 return
             # a negative code is our own terminate (a newer prompt): not a failure
-            if self._current.returncode > 0:
+            if process.returncode > 0:
                 detail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
-                self._complain(f"exit:{argv[0]}", f"{Path(argv[0]).name} failed (exit {self._current.returncode}) "
+                self._complain(f"exit:{argv[0]}", f"{Path(argv[0]).name} failed (exit {process.returncode}) "
                                f"{detail[0][:200]}".rstrip())
         except OSError as exc:
             self._complain(f"os:{argv[0]}", f"cannot run {argv[0]}: {exc.strerror}")
         finally:
-            with self._lock:
-                self._current = None
+            self._current = None
 
     def _complain(self, kind: str, message: str) -> None:
         """Once per kind of failure: a gate that cannot speak says so once, not per person."""
         if kind not in self._complained:
             self._complained.add(kind)
             log.warning("voice: %s", message)
+
+
+def _cut(process: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:  # it ended in between
+        pass
 
 
 def from_config(section: dict, lang: str | None) -> Voice | None:

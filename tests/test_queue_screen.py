@@ -99,7 +99,7 @@ def test_the_queue_screen_in_chromium(tmp_path, signer, browser):
 
         # a resident with a green code and a normal temperature
         daemon.emulator.values = [(NORMAL, AMBIENT)]
-        daemon.camera_sim.show(code(signer, "王小明", WANG), seconds=1.0)
+        daemon.camera_sim.show(code(signer, "王小明", WANG), seconds=3.0)
         seen = screen_shows(browser, colour="green", headline="请通行")
         body_c = daemon.store.entries()[-1].readings[-1]["body_c"]
         assert seen["temperature"] == f"体温 {body_c:.1f}℃" and 36.0 < body_c < 37.3
@@ -110,14 +110,14 @@ def test_the_queue_screen_in_chromium(tmp_path, signer, browser):
         browser.save_screenshot(str(tmp_path / "admit.png"))
 
         # a red code: refused at once, with the reason and what to do
-        daemon.camera_sim.show(code(signer, "张伟", ZHANG, colour="red"), seconds=1.0)
+        daemon.camera_sim.show(code(signer, "张伟", ZHANG, colour="red"), seconds=3.0)
         seen = screen_shows(browser, colour="red", headline="暂不能进入")
         assert seen["reason"] == "健康码为红码" and "稍候" in seen["next"] and seen["temperature"] == ""
         browser.save_screenshot(str(tmp_path / "refuse.png"))
 
         # a first high reading asks for 复测 and shows it; a normal second one lets the person in
         daemon.emulator.values = [(HIGH, AMBIENT)]
-        daemon.camera_sim.show(code(signer, "赵敏", ZHAO), seconds=1.0)
+        daemon.camera_sim.show(code(signer, "赵敏", ZHAO), seconds=3.0)
         seen = screen_shows(browser, colour="yellow", headline="请复测")
         assert re.fullmatch(r"体温 37\.\d℃", seen["temperature"]) and float(seen["temperature"][3:7]) >= 37.3
         assert "偏高" in seen["reason"] and "休息" in seen["next"]
@@ -172,7 +172,7 @@ def test_the_tcp_address_serves_the_screen_and_nothing_about_anyone(tmp_path, si
         assert local.get("/v1/state").status_code == 200  # the socket has it all
         daemon.emulator.values = [(NORMAL, AMBIENT)]
         with tcp.stream("GET", "/v1/events") as screen, local.stream("GET", "/v1/events") as console:
-            daemon.camera_sim.show(code(signer, "王小明", WANG), seconds=1.0)
+            daemon.camera_sim.show(code(signer, "王小明", WANG), seconds=3.0)
             seen_by_screen, seen_by_console = sse(screen, "decision"), sse(console, "decision")
     finally:
         tcp.close()

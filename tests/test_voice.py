@@ -89,6 +89,27 @@ def test_the_newest_prompt_wins(tmp_path, espeak):
     assert [p.name for p in tmp_path.glob("*.wav")] == ["0001-hold.wav"]
 
 
+def test_a_newer_prompt_cuts_the_one_being_spoken(tmp_path):
+    prompts, log_file = tmp_path / "prompts", tmp_path / "player.log"
+    prompts.mkdir()
+    for name in ("admit", "refuse"):
+        (prompts / f"{name}.wav").write_bytes(b"RIFF")
+    player = tmp_path / "player"  # a prompt of 30 seconds, unless it is cut
+    player.write_text(f"#!/bin/sh\necho \"start $(basename $1)\" >> {log_file}\nsleep 30\n"
+                      f"echo \"end $(basename $1)\" >> {log_file}\n")
+    player.chmod(player.stat().st_mode | stat.S_IXUSR)
+    voice = Voice(engine="files", files_dir=str(prompts), player=str(player)).start()
+    try:
+        voice.on_event(ADMIT)
+        wait_for(lambda: log_file.exists() and "start admit.wav" in log_file.read_text())
+        voice.on_event(REFUSE)  # the next person's outcome
+        wait_for(lambda: "start refuse.wav" in log_file.read_text())
+    finally:
+        voice.stop()
+    assert log_file.read_text().split("\n")[:2] == ["start admit.wav", "start refuse.wav"]
+    assert "end" not in log_file.read_text()
+
+
 def test_no_espeak_ng_is_one_log_line_not_a_crash(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: espeak-ng is not there
     voice = Voice(engine="espeak-ng", lang="zh").start()
@@ -165,8 +186,8 @@ def test_the_daemon_speaks_only_when_enabled(tmp_path, monkeypatch, enabled):
         assert (daemon.voice is not None) is enabled
         red = issue.health_code(key, person_ref=person_ref("110105197707073456", "salt"), name="张伟", colour="red",
                                 issued_at=clock.utc_now() - dt.timedelta(seconds=20))
-        daemon.camera_sim.show(red, seconds=1.0)
-        wait_for(lambda: len(daemon.store.entries()) == 1)
+        daemon.camera_sim.show(red, seconds=3.0)  # long enough for a loaded machine to decode a frame
+        wait_for(lambda: len(daemon.store.entries()) == 1, timeout=60)
         time.sleep(1.0)  # time enough for a prompt to start, were there one
     finally:
         daemon.stop()
