@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Debian packages: libzbar0 for pyzbar; postgresql so the server is also tested on PostgreSQL.
+# Debian packages: libzbar0 for pyzbar; postgresql so the server is also tested on PostgreSQL;
+# chromium and chromium-driver for the queue screen's test (a real headless browser, never a
+# downloaded one); espeak-ng for the voice prompts' test.
 RUNTIME_DEBS := libzbar0
-TEST_DEBS := libzbar0 postgresql
+TEST_DEBS := libzbar0 postgresql chromium chromium-driver espeak-ng
 
 .PHONY: demo test bench lint lock clean-venv
 

@@ -1,14 +1,16 @@
 """The gate's local API: what the console and the queue screen see and do.
 
 FastAPI, served on a Unix socket by default (only local users in the socket's group
-can reach it; nothing listens on the network) and optionally on a TCP address for a
-screen facing the queue. It reads the checkpoint's state, streams its events as
-server-sent events, and passes the guard's commands to it. It never decides anything
-itself: the checkpoint's thread does, so nothing here can block the gate.
+can reach it; nothing listens on the network) and optionally on a TCP address that
+serves only the screen facing the queue (its page and its words: ScreenOnlyOverTcp).
+It reads the checkpoint's state, streams its events as server-sent events, and passes
+the guard's commands to it. It never decides anything itself: the checkpoint's thread
+does, so nothing here can block the gate.
 """
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import os
@@ -20,6 +22,7 @@ from pathlib import Path
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kiosk import reasons
 from kiosk.checkpoint import COMMANDS, Checkpoint, CommandError
@@ -30,6 +33,7 @@ log = logging.getLogger("gate.api")
 
 PAGE = Path(__file__).with_name("queue_screen.html")
 EVENT_BUFFER = 256  # events a slow client may fall behind by before it is dropped
+SCREEN_ROUTES = ("/", "/v1/events")  # all that the TCP address serves
 
 
 class CommandBody(BaseModel):
@@ -62,6 +66,8 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
     app = FastAPI(title="gate local API", version="1",
                   description="The gate's state, events and the guard's commands. See docs/api.md.")
 
+    app.add_middleware(ScreenOnlyOverTcp)
+
     @app.exception_handler(CommandError)
     async def _refused(request: Request, exc: CommandError) -> JSONResponse:
         return JSONResponse({"error": "command_refused", "detail": str(exc)}, status_code=409)
@@ -77,7 +83,8 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
     @app.get("/v1/events", tags=["gate"])
     async def events(request: Request) -> StreamingResponse:
         """Server-sent events: state, code, reading, decision, alarm, device. One JSON object each."""
-        return StreamingResponse(_stream(request, checkpoint, lang), media_type="text/event-stream",
+        return StreamingResponse(_stream(request, checkpoint, lang, words_only=over_tcp(request.scope)),
+                                 media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
     @app.post("/v1/commands/{name}", tags=["guard"])
@@ -116,30 +123,91 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
     @app.get("/", response_class=HTMLResponse, tags=["queue screen"])
     def queue_screen() -> str:
         """The full-screen page for the screen facing the queue."""
-        return PAGE.read_text(encoding="utf-8").replace("{{lang}}", lang or reasons.default_lang())
+        return queue_page(lang)
 
     return app
 
 
 def words_for(state: dict, lang: str | None) -> dict:
-    """What the queue screen says for this state, in the resident's words."""
-    last, phase = state.get("last"), state.get("phase")
-    if phase in ("decided",) and last:
+    """What the queue screen says for this state, in the resident's words. Never a name or an
+    ID number: the screen faces the whole queue, and the guard's console has the name."""
+    last, phase = state.get("last"), state.get("phase") or "waiting"
+    if phase == "decided" and last:
         return outcome_words(last, lang)
-    return {"headline": reasons.text(reasons.QUEUE_TEXT, phase or "waiting", lang), "colour": "idle",
-            "reason": "", "next": reasons.text(reasons.NEXT_STEP_TEXT, phase or "waiting", lang)}
+    words = {"headline": reasons.text(reasons.QUEUE_TEXT, phase, lang),
+             "colour": {"measuring": "busy", "asking": "busy", "retest": "yellow"}.get(phase, "idle"),
+             "reason": "", "next": reasons.text(reasons.NEXT_STEP_TEXT, phase, lang),
+             "temperature": None, "temperature_text": ""}
+    if phase == "retest":  # the first reading was high: show it, and why a second one is needed
+        readings = (state.get("subject") or {}).get("readings_c") or []
+        words.update(reason=reasons.text(reasons.QUEUE_REASON_TEXT, "fever_retest", lang),
+                     **_temperature(readings[-1] if readings else None, lang))
+    return words
 
 
 def outcome_words(decision: dict, lang: str | None) -> dict:
+    """A decision on the queue screen: colour, headline, why (an admit's first reason; a refusal's
+    first two), the temperature and the next step."""
     action = decision.get("action", "")
+    codes = [c for c in decision.get("reasons") or [] if isinstance(c, str)]
+    codes = codes[:1] if action == "admit" else codes[:2]  # an admit's notes (lists_stale) are the guard's
+    if action == "abandoned":  # the person left: the screen simply asks the next one for a code
+        return words_for({"phase": "waiting"}, lang)
+    next_step = next((reasons.text(reasons.QUEUE_NEXT_BY_REASON, c, lang) for c in codes
+                      if c in reasons.QUEUE_NEXT_BY_REASON and action != "admit"),
+                     reasons.text(reasons.NEXT_STEP_TEXT, action, lang))
+    separator = "；" if (lang or reasons.default_lang()) == "zh" else "; "
+    readings = decision.get("readings_c") or []
     return {"headline": reasons.text(reasons.QUEUE_TEXT, action, lang),
             "colour": {"admit": "green", "retest": "yellow"}.get(action, "red"),
-            "reason": reasons.text(reasons.REASON_TEXT, (decision.get("reasons") or [""])[0], lang),
-            "next": reasons.text(reasons.NEXT_STEP_TEXT, action, lang),
-            "temperature": (decision.get("readings_c") or [None])[-1]}
+            "reason": separator.join(reasons.text(reasons.QUEUE_REASON_TEXT, c, lang) for c in codes),
+            "next": next_step, **_temperature(readings[-1] if readings else None, lang)}
 
 
-async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None) -> AsyncIterator[bytes]:
+def _temperature(body_c: float | None, lang: str | None) -> dict:
+    if not isinstance(body_c, int | float):
+        return {"temperature": None, "temperature_text": ""}
+    return {"temperature": body_c,
+            "temperature_text": f"{reasons.text(reasons.QUEUE_LABEL_TEXT, 'temperature', lang)} {body_c:.1f}"
+                                f"{reasons.text(reasons.QUEUE_LABEL_TEXT, 'celsius', lang)}"}
+
+
+def queue_page(lang: str | None) -> str:
+    """The queue screen's page with its fixed words filled in (no script fetches them)."""
+    lang = lang or reasons.default_lang()
+    page = PAGE.read_text(encoding="utf-8").replace("{{lang}}", "zh-CN" if lang == "zh" else lang)
+    for key in reasons.QUEUE_LABEL_TEXT:
+        page = page.replace("{{" + key + "}}", html.escape(reasons.text(reasons.QUEUE_LABEL_TEXT, key, lang)))
+    return page.replace("{{waiting}}", html.escape(reasons.text(reasons.QUEUE_TEXT, "waiting", lang)))
+
+
+def over_tcp(scope: Scope) -> bool:
+    """uvicorn names a TCP listener (host, port) and a Unix socket (path, None)."""
+    server = scope.get("server")
+    return server is not None and server[1] is not None
+
+
+class ScreenOnlyOverTcp:
+    """The TCP address is for the screen facing the queue: it serves that page and the words
+    on it, nothing else. Commands (an override opens the gate), names and alarms stay on the
+    Unix socket, where only the gate's group can connect; there is no login on either."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and over_tcp(scope) and not (
+                scope["method"] in ("GET", "HEAD") and scope["path"] in SCREEN_ROUTES):
+            response = JSONResponse({"error": "screen_only", "detail": "this address serves the queue screen only; "
+                                     "the API is on the gate's Unix socket"}, status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None,
+                  words_only: bool = False) -> AsyncIterator[bytes]:
+    """`words_only` (the queue screen over TCP): the screen's words and nothing about anyone."""
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[dict] = asyncio.Queue(maxsize=EVENT_BUFFER)
 
@@ -154,7 +222,8 @@ async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None) ->
     try:
         first = checkpoint.state()
         first["words"] = words_for(first, lang)
-        yield _sse({"type": "hello", **first})
+        yield b"retry: 1000\n\n"  # a browser that lost the gate tries again every second
+        yield _sse({"type": "hello", "words": first["words"]} if words_only else {"type": "hello", **first})
         while not await request.is_disconnected():
             try:
                 event = await asyncio.wait_for(inbox.get(), timeout=15)
@@ -165,7 +234,9 @@ async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None) ->
                 event = {**event, "words": outcome_words(event, lang)}
             elif event["type"] == "state":
                 event = {**event, "words": words_for(checkpoint.state(), lang)}
-            yield _sse(event)
+            elif words_only:
+                continue
+            yield _sse({"type": event["type"], "at": event["at"], "words": event["words"]} if words_only else event)
     finally:
         unsubscribe()
 

@@ -66,6 +66,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "sync": {
         "credentials": "var/sync-credentials.json",
     },
+    "voice": {
+        # Prompts for the person at the gate (kiosk/voice.py): off unless a speaker is fitted.
+        "enabled": False,
+        "engine": "espeak-ng",  # espeak-ng (Mandarin, or English with [gate] lang = "en") | files
+        "files_dir": "",  # engine = files: admit.wav, retest.wav, refuse.wav, isolate.wav, hold.wav
+        "player": "aplay -q",  # engine = files: the command that plays one file
+    },
     "people": {
         # The township's secret salt for person references (a file, 0600): a guard's
         # look-up by ID number needs it. Empty: look-ups by ID number are off.

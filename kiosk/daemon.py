@@ -166,6 +166,7 @@ class Daemon:
                                      find_person=person_finder(lookup), lists_age_h=lists_age_h(lookup),
                                      lists=lookup if salt else None,
                                      on_alive=self.watchdog.pet)
+        self.voice = self._voice()
         self.checkpoint.start()
         self.parts.append(self.checkpoint)
         self.scanner = self._scanner()
@@ -231,6 +232,18 @@ class Daemon:
             raise DaemonError(f"[relay] {exc}") from None
         self.parts.append(relay)
         return relay
+
+    def _voice(self):
+        """Spoken prompts, when [voice] enabled: a listener of the checkpoint's events."""
+        from kiosk import voice
+        try:
+            v = voice.from_config(self.cfg["voice"], self.cfg["gate"]["lang"])
+        except ValueError as exc:
+            raise DaemonError(str(exc)) from None
+        if v is not None:
+            self.parts.append(v)
+            self.checkpoint.subscribe(v.on_event)
+        return v
 
     def _scanner(self):
         from devices.camera import make_decoder

@@ -158,7 +158,7 @@ QUEUE_TEXT = {
     "waiting": {"zh": "请出示健康码", "en": "Please show your health code"},
     "measuring": {"zh": "请测温", "en": "Please stand for the temperature check"},
     "retest": {"zh": "请复测", "en": "Please re-test"},
-    "asking": {"zh": "请稍候，工作人员核实", "en": "Please wait: the guard is checking"},
+    "asking": {"zh": "请稍候", "en": "Please wait"},
     "admit": {"zh": "请通行", "en": "Please go in"},
     "refuse": {"zh": "暂不能进入", "en": "Entry not possible now"},
     "isolate": {"zh": "暂不能进入", "en": "Entry not possible now"},
@@ -171,13 +171,92 @@ NEXT_STEP_TEXT = {
     "waiting": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
     "measuring": {"zh": "请站在测温仪前，额头对准测温仪", "en": "Stand in front of the thermometer, forehead towards it"},
     "retest": {"zh": "请到避风处休息片刻，再测一次", "en": "Rest a moment out of the wind, then measure again"},
-    "asking": {"zh": "请回答工作人员的问题", "en": "Please answer the guard's questions"},
+    "asking": {"zh": "工作人员正在核实，请回答工作人员的问题", "en": "The guard is checking: please answer the guard's questions"},
     "admit": {"zh": "请戴好口罩通行", "en": "Keep your mask on and go in"},
     "refuse": {"zh": "请听从工作人员安排", "en": "Please follow the guard's instructions"},
     "isolate": {"zh": "请到临时留观点等候，工作人员会联系您", "en": "Please wait at the holding spot; staff will help you"},
     "hold": {"zh": "请到临时留观点等候，工作人员会为您登记", "en": "Please wait at the holding spot; staff will register you"},
     "abandoned": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
     "decided": {"zh": "将手机健康码对准摄像头", "en": "Hold your phone's code up to the camera"},
+}
+
+# The reason on the queue screen: what the person reads, in words that explain and never
+# accuse (the guard's console has the instruction for the guard, REASON_TEXT). One line
+# for every reason the rules give (tests/test_queue_screen.py checks the two tables agree).
+QUEUE_REASON_TEXT = {
+    "all_checks_passed": {"zh": "健康码绿码，体温正常", "en": "Green code, normal temperature"},
+    "exit_allowed": {"zh": "可以外出", "en": "You may go out"},
+    "no_code": {"zh": "未识别到健康码，工作人员会协助您", "en": "No health code read: the guard will help you"},
+    "invalid_code": {"zh": "健康码无法核验（已过期或为截图）", "en": "The code cannot be verified (expired or a screenshot)"},
+    "yellow_code": {"zh": "健康码为黄码", "en": "Yellow health code"},
+    "red_code": {"zh": "健康码为红码", "en": "Red health code"},
+    "not_measured": {"zh": "尚未测温", "en": "Temperature not taken yet"},
+    "implausible_reading": {"zh": "未测到体温，请正对测温仪", "en": "No temperature read: face the thermometer"},
+    "fever_retest": {"zh": "体温偏高，需要再测一次", "en": "Temperature high: it is measured once more"},
+    "fever_confirmed": {"zh": "复测体温仍偏高", "en": "The second measurement is still high"},
+    "symptoms": {"zh": "有发热、咳嗽等症状", "en": "Symptoms such as fever or a cough"},
+    "risk_area_travel": {"zh": "14天内到过中高风险地区", "en": "A medium or high-risk area in the last 14 days"},
+    "arrival_from_abroad": {"zh": "境外来（返）人员", "en": "Arriving from abroad"},
+    "case_contact": {"zh": "与确诊病例有接触", "en": "Contact with a confirmed case"},
+    "check_refused": {"zh": "查验未完成", "en": "The check was not completed"},
+    "no_mask": {"zh": "请戴好口罩", "en": "Please wear a mask"},
+    "no_recent_test": {"zh": "无规定时限内核酸检测结果", "en": "No nucleic-acid test within the required time"},
+    "visited_home_quarantined": {"zh": "被访住户正在居家隔离，暂不接待来访", "en": "The household you visit is under home quarantine"},
+    "visitors_not_allowed": {"zh": "按镇防控办要求，暂停外来人员来访", "en": "The township has suspended visits for now"},
+    "worker_registered": {"zh": "复工复产人员，已登记", "en": "Back to work: registered"},
+    "worker_approved": {"zh": "复工复产人员，已批准", "en": "Back to work: approved"},
+    "worker_not_approved": {"zh": "严格管控期间，复工复产须经批准", "en": "Strict control: going back to work needs approval"},
+    "emergency_exit": {"zh": "紧急外出，已登记", "en": "Emergency exit: registered"},
+    "lists_stale": {"zh": "名单未及时更新，工作人员会为您核实", "en": "The gate's lists are out of date: the guard will check"},
+    "timeout_measuring": {"zh": "未完成测温", "en": "Temperature not taken"},
+    "timeout_retest": {"zh": "未完成复测", "en": "Second measurement not taken"},
+    "timeout_asking": {"zh": "未完成问询", "en": "Questions not answered"},
+    "cancelled": {"zh": "工作人员已取消本次查验", "en": "The guard cancelled this check"},
+    "home_quarantine_exit": {"zh": "居家隔离期间请勿外出", "en": "Under home quarantine: please stay at home"},
+    "home_quarantine_breach": {"zh": "居家隔离期间，工作人员会协助您", "en": "Under home quarantine: the guard will help you"},
+    "health_monitoring_exit": {"zh": "健康监测期间外出，已登记", "en": "Under health monitoring: exit registered"},
+    "visitor_registered": {"zh": "访客，已登记", "en": "Visitor: registered"},
+    "visitor_approved": {"zh": "访客，社区已批准", "en": "Visitor: approved by the community"},
+    "visitor_not_approved": {"zh": "封闭管理期间，来访须经社区批准", "en": "Closed management: visits need the community's approval"},
+    "visitors_turned_away": {"zh": "严格管控期间，谢绝外来访客", "en": "Strict control: no visitors for now"},
+    "courier_registered": {"zh": "快递外卖，已登记", "en": "Courier: registered"},
+    "courier_dropoff_only": {"zh": "快递外卖请放至指定投放点", "en": "Couriers: please use the drop-off point"},
+    "no_pass": {"zh": "封闭管理期间请出示出入证", "en": "Closed management: please show your resident pass"},
+    "essential_exit_approved": {"zh": "必要外出，已批准", "en": "Essential exit: approved"},
+    "essential_exit_only": {"zh": "严格管控期间，仅限经批准的必要外出", "en": "Strict control: approved essential exits only"},
+    "vehicle_registered": {"zh": "车辆已登记", "en": "Vehicle registered"},
+    "vehicle_not_admitted": {"zh": "非本小区车辆暂不能进入", "en": "Vehicles from outside the community cannot enter now"},
+    "vehicle_exit_limit": {"zh": "车辆今日已外出一次", "en": "This vehicle has already gone out today"},
+    "override": {"zh": "工作人员已核实", "en": "Checked by the guard"},
+}
+
+# Where the next step depends on the reason more than on the action (a refusal the person
+# can put right, or a place to go); otherwise NEXT_STEP_TEXT by action.
+QUEUE_NEXT_BY_REASON = {
+    "invalid_code": {"zh": "请刷新健康码后重新出示", "en": "Refresh your code and show it again"},
+    "no_mask": {"zh": "请戴好口罩后重新查验", "en": "Put a mask on, then check again"},
+    "no_code": {"zh": "请向工作人员出示身份证件", "en": "Show your ID card to the guard"},
+    "implausible_reading": {"zh": "请摘下帽子，额头对准测温仪", "en": "Take off your hat; forehead towards the thermometer"},
+    "yellow_code": {"zh": "请在一旁稍候，工作人员会为您登记", "en": "Please wait aside; the guard will register you"},
+    "red_code": {"zh": "请在一旁稍候，工作人员会为您登记", "en": "Please wait aside; the guard will register you"},
+    "home_quarantine_exit": {"zh": "请返回家中，社区工作人员会联系您", "en": "Please go back home; community staff will contact you"},
+    "no_pass": {"zh": "请向工作人员出示出入证", "en": "Show your resident pass to the guard"},
+    "visited_home_quarantined": {"zh": "请与被访住户电话联系", "en": "Please call the household you visit"},
+    "visitor_not_approved": {"zh": "请联系被访住户向社区申请", "en": "Ask the household you visit to apply to the community"},
+    "visitors_turned_away": {"zh": "请与被访住户电话联系", "en": "Please call the household you visit"},
+    "visitors_not_allowed": {"zh": "请与被访住户电话联系", "en": "Please call the household you visit"},
+    "courier_dropoff_only": {"zh": "请将物品放至指定投放点", "en": "Leave the delivery at the drop-off point"},
+    "lists_stale": {"zh": "请稍候，工作人员会为您核实", "en": "Please wait; the guard will check"},
+}
+
+# Small words around the queue screen's lines.
+QUEUE_LABEL_TEXT = {
+    "temperature": {"zh": "体温", "en": "Temperature"},
+    "celsius": {"zh": "℃", "en": " °C"},  # one character in Chinese text, no Latin letter
+    "offline": {"zh": "正在连接卡口…", "en": "Connecting to the gate…"},
+    "offline_headline": {"zh": "请稍候", "en": "Please wait"},
+    "offline_next": {"zh": "请听从工作人员安排", "en": "Please follow the guard's instructions"},
+    "title": {"zh": "卡口", "en": "Gate"},
 }
 
 SHIFT_TEXT = {
