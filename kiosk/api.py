@@ -63,7 +63,9 @@ class CommandBody(BaseModel):
 def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
                lang: str | None = None, people: Lookup | None = None, reader: Store | None = None) -> FastAPI:
     """`people` and `reader` are read-only views of the store on their own connection."""
-    app = FastAPI(title="gate local API", version="1",
+    # No /docs or /redoc: their pages load scripts from a CDN, and a gate is offline.
+    # /openapi.json stays (docs/api.md).
+    app = FastAPI(title="gate local API", version="1", docs_url=None, redoc_url=None,
                   description="The gate's state, events and the guard's commands. See docs/api.md.")
 
     app.add_middleware(ScreenOnlyOverTcp)

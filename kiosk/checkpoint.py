@@ -170,6 +170,7 @@ class Checkpoint:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._snapshot = self._state()
 
     # -- inputs (any thread) --------------------------------------------------------
     def code_read(self, text: str, frame_time: float | None = None) -> None:
@@ -242,9 +243,10 @@ class Checkpoint:
                     future.set_exception(exc)
             else:
                 if future is not None:
-                    future.set_result(self.state())
+                    future.set_result(self._state())
         self._poll_thermometer()
         self._check_time()
+        self._snapshot = self._state()
         if self.on_alive is not None:
             self.on_alive()
 
@@ -254,6 +256,11 @@ class Checkpoint:
 
     # -- state for the console and the queue screen --------------------------------------
     def state(self) -> dict:
+        """The state as of the checkpoint's last turn (at most one turn old): safe from any
+        thread, since only the checkpoint's own thread builds it."""
+        return self._snapshot
+
+    def _state(self) -> dict:
         s = self.subject
         return {"phase": self.phase, "subject": None if s is None else {
             "source": s.source, "kind": s.person.kind, "masked_name": s.person.masked_name,
@@ -620,8 +627,10 @@ class Checkpoint:
         if entry is None:
             return
         if d.report == "immediate":  # 立即上报: the console's banner stays until a guard acknowledges it
-            self._alarm(d.reasons[0], f"#{entry.seq} {s.person.masked_name or ''} "
-                        f"{reasons.action_text(d.action)}：{reasons.reason_text(d.reasons[0])}")
+            # what makes it urgent: an override, else the strongest reason
+            why = "override" if d.overridden_action else d.reasons[0]
+            who = f" {s.person.masked_name}" if s.person.masked_name else ""
+            self._alarm(why, f"#{entry.seq}{who} {reasons.action_text(d.action)}：{reasons.reason_text(why)}")
         # The entry is on disk: only now may the gate open.
         self.last = {"seq": entry.seq, "action": d.action, "reasons": list(d.reasons), "report": d.report,
                      "masked_name": s.person.masked_name, "readings_c": [r["body_c"] for r in s.readings],
