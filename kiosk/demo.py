@@ -68,7 +68,8 @@ WAIT_S = 30.0     # longest wait for the gate to answer one person
 SCENE_TEXT = {
     "start": {"zh": "模拟卡口已启动：镇防控办服务器 {server}，本地接口 {socket}，测温模块 {port}",
               "en": "Simulated gate up: township server {server}, local API {socket}, thermometer {port}"},
-    "shift": {"zh": "值班人员{guard}输入密码上岗，带班领导{leader}", "en": "Guard {guard} signs in with a PIN; duty leader {leader}"},
+    "shift": {"zh": "值班人员{guard}输入密码上岗，带班领导{leader}",
+              "en": "Guard {guard} signs in with a PIN; duty leader {leader}"},
     "green": {"zh": "居民出示绿码（{distortion}）", "en": "Resident shows a green code ({distortion})"},
     "yellow": {"zh": "居民出示黄码", "en": "Resident shows a yellow code"},
     "red": {"zh": "居民出示红码", "en": "Resident shows a red code"},
@@ -97,8 +98,10 @@ SCENE_TEXT = {
                              "未处理告警 {open}",
                  "en": "Handover: {guard} (leader {leader}) {entries} checks this shift ({actions}), {immediate} "
                        "reported at once, {open} alarms open"},
-    "synced": {"zh": "已同步至镇防控办：{synced} / {written} 条", "en": "Synced to the township: {synced} / {written} entries"},
+    "synced": {"zh": "已同步至镇防控办：{synced} / {written} 条",
+               "en": "Synced to the township: {synced} / {written} entries"},
     "interrupted": {"zh": "已中断，模拟卡口已停止", "en": "Interrupted; the simulated gate is stopped"},
+    "unplanned": {"zh": "（意外的一条记录）", "en": "(an entry nobody planned)"},
     "unread": {"zh": "未识别到码，换个角度再出示", "en": "Code not read: held up again, steadier"},
 }
 DISTORTION_TEXT = {
@@ -135,7 +138,8 @@ class Resident:
 
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN = ("小明", "华", "伟", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "超", "秀英", "桂兰")
+GIVEN = ("小明", "华", "伟", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "超",
+         "秀英", "桂兰")
 HOUSEHOLDS = [("h1", "3-2-501"), ("h2", "3-2-502"), ("h3", "5-1-101")] + [
     (f"h{i}", f"{4 + i // 8}-{1 + i % 2}-{100 * (1 + i % 6) + 1 + i % 4}") for i in range(4, 24)]
 QUARANTINED = Resident("钱芳", id_number("11010519800202456"), "h2")  # under home quarantine
@@ -214,7 +218,8 @@ def gate_config(tmp: Path, db: Path, credentials_path: Path, lang: str | None) -
     cfg["thermometer"]["port"] = "sim"
     cfg["relay"]["kind"] = "sim"
     # People move quickly here: the outcome shows briefly and a re-test follows a short rest.
-    cfg["checkpoint"].update(outcome_s=0.3, retest_gap_s=0.5, measure_timeout_s=15.0)
+    cfg["checkpoint"].update(outcome_s=0.1, retest_gap_s=0.5, measure_timeout_s=15.0)
+    cfg["thermometer"]["interval"] = 0.05  # a query takes 13 ms at 9600 baud: two readings agree sooner
     cfg["api"].update(socket=str(tmp / "api.sock"), tcp="")
     cfg["people"]["salt_file"] = str(tmp / "salt")
     # A short round, so entries reach the township and a new policy reaches the gate within seconds.
@@ -231,6 +236,7 @@ class Gate:
         self.http = httpx.Client(transport=httpx.HTTPTransport(uds=daemon.api.uds), base_url="http://gate",
                                  timeout=10.0)
         self.events: queue.Queue[dict] = queue.Queue()
+        self.unplanned: list[dict] = []  # decisions no step of the story expected (a timeout…)
         self._listener = threading.Thread(target=self._listen, name="demo-events", daemon=True)
         self._listener.start()
         self.next_event(lambda e: e["type"] == "hello", 10.0)
@@ -265,6 +271,8 @@ class Gate:
                 continue
             if match(event):
                 return event
+            if event["type"] == "decision":  # one nobody here waited for: keep it, never hide it
+                self.unplanned.append(event)
 
     def command(self, name: str, **body: Any) -> dict:
         r = self.http.post(f"/v1/commands/{name}", json=body)
@@ -346,7 +354,7 @@ class People:
     def forehead(self, base: float) -> float:
         return round(base + self.rng.uniform(-0.15, 0.15), 2)  # no two foreheads read the same
 
-    def stranger(self) -> Resident:
+    def new_stranger(self) -> Resident:
         self._strangers += 1
         birth = dt.date(1960, 1, 1) + dt.timedelta(days=self.rng.randrange(0, 16000))
         return Resident(self.rng.choice(SURNAMES) + self.rng.choice(GIVEN),
@@ -418,6 +426,7 @@ class People:
     def _registered(self, kind: str, form: str, fields: dict, who: Resident, forehead: float | None,
                     **extra: Any) -> Seen:
         g = self.gate
+        g.idle()  # a form filled in while the last outcome shows would re-check that person's code
         g.command("register", form=form, fields=fields, **extra)
         event, tries = g.show(self.code(who), "clean")
         if forehead is not None:
@@ -425,19 +434,19 @@ class People:
         return Seen(kind, say(kind, self.lang), g.decision(), event.get("code"), "clean", tries)
 
     def visit_quarantined(self) -> Seen:
-        who = self.stranger()
+        who = self.new_stranger()
         return self._registered("visit_quarantined", "visitor", {
-            "name": who.name, "phone": "13812345678", "home_town": "江苏南京", "visiting": "h2",
+            "name": who.name, "phone": "13812345678", "home_town": "江苏南京", "visiting": "3-2-502",
             "reason": "送生活用品", "transport": "bus"}, who, self.forehead(NORMAL_C))
 
     def visitor(self) -> Seen:
-        who = self.stranger()
+        who = self.new_stranger()
         return self._registered("visitor", "visitor", {
-            "name": who.name, "phone": "13912345678", "home_town": "江苏苏州", "visiting": "h1",
+            "name": who.name, "phone": "13912345678", "home_town": "江苏苏州", "visiting": "3-2-501",
             "reason": "探望老人", "transport": "walk"}, who, self.forehead(NORMAL_C))
 
     def approved_visitor(self) -> Seen:
-        who = self.stranger()
+        who = self.new_stranger()
         return self._registered("approved_visitor", "visitor", {
             "name": who.name, "phone": "13512345678", "home_town": "江苏无锡", "visiting": "h3",
             "reason": "照护独居老人", "transport": "bicycle", "approved_by": "居委会王*"}, who,
@@ -445,11 +454,11 @@ class People:
 
     def courier(self) -> Seen:
         return self._registered("courier", "courier", {"company": "顺丰速运", "phone": "13700001111",
-                                                       "drop_off": "东门快递柜"}, self.stranger(),
+                                                       "drop_off": "东门快递柜"}, self.new_stranger(),
                                 self.forehead(NORMAL_C))
 
     def returnee(self) -> Seen:
-        who = self.stranger()
+        who = self.new_stranger()
         today = clock.utc_now().astimezone(dt.timezone(dt.timedelta(hours=8))).date()
         return self._registered("returnee", "returnee", {
             "name": who.name, "id_number": who.id_number, "phone": "13612345678", "building": "3", "unit": "2",
@@ -465,12 +474,13 @@ class People:
 
     def vehicle(self) -> Seen:
         g = self.gate
+        g.idle()
         g.command("register", form="vehicle", direction="out",
                   fields={"plate": PLATE, "passengers": 1, "boot_checked": True, "household": "h1"})
         return Seen("vehicle", say("vehicle", self.lang), g.decision())
 
-    def stranger_code(self) -> Seen:
-        seen = self._by_code("stranger", self.code(self.stranger()), "tilt", self.forehead(NORMAL_C))
+    def stranger(self) -> Seen:
+        seen = self._by_code("stranger", self.code(self.new_stranger()), "tilt", self.forehead(NORMAL_C))
         seen.title = say("stranger", self.lang)
         return seen
 
@@ -481,16 +491,17 @@ SCRIPT: list[tuple[str, dict]] = [
     ("green", {"distortion": "tilt"}), ("green", {"distortion": "glare"}), ("green", {"distortion": "motion"}),
     ("yellow", {}), ("red", {}), ("screenshot", {}), ("payment", {}), ("retest", {}), ("fever", {}),
     ("quarantine_exit", {}), ("visit_quarantined", {}), ("elderly", {}), ("visitor", {}), ("courier", {}),
-    ("vehicle", {}), ("returnee", {}), ("stranger_code", {}),
+    ("vehicle", {}), ("returnee", {}), ("stranger", {}),
 ]
 AFTER: list[tuple[str, dict]] = [
-    ("green", {"distortion": "blur"}), ("stranger_code", {}), ("visitor", {}), ("approved_visitor", {}), ("courier", {}),
+    ("green", {"distortion": "blur"}), ("stranger", {}), ("visitor", {}), ("approved_visitor", {}), ("courier", {}),
     ("vehicle", {}),
 ]
 # For --headless: how often each kind comes (a day at a gate is mostly residents).
 WEIGHTS = {"green": 40, "yellow": 4, "red": 2, "screenshot": 3, "payment": 2, "retest": 4, "fever": 2,
-           "quarantine_exit": 2, "visit_quarantined": 2, "elderly": 4, "visitor": 6, "approved_visitor": 2, "courier": 5, "vehicle": 4,
-           "returnee": 2, "stranger_code": 3}
+           "quarantine_exit": 2, "visit_quarantined": 2, "elderly": 4, "visitor": 6, "approved_visitor": 2,
+           "courier": 5, "vehicle": 4,
+           "returnee": 2, "stranger": 3}
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -570,6 +581,7 @@ def run_gate(args: argparse.Namespace) -> int:
                 else:
                     story.scripted()
                 written, synced = story.wait_synced()
+                summary = story.summary(seed, written, synced, time.monotonic() - started) if args.headless else {}
             finally:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
                 try:
@@ -582,7 +594,6 @@ def run_gate(args: argparse.Namespace) -> int:
                 finally:
                     signal.signal(signal.SIGINT, signal.default_int_handler)
             if args.headless:
-                summary = story.summary(seed, written, synced, time.monotonic() - started)
                 if args.json:
                     print(json.dumps(summary, ensure_ascii=False))
                 else:
@@ -599,6 +610,7 @@ class Story:
     def __init__(self, gate: Gate, people: People, admin: Any, lang: str | None, quiet: bool) -> None:
         self.gate, self.people, self.admin, self.lang, self.quiet = gate, people, admin, lang, quiet
         self.seen: list[Seen] = []
+        self.unplanned: list[dict] = []
         self.acknowledged = 0
         self.risk_change: dict | None = None
         self.handover: dict | None = None
@@ -609,10 +621,12 @@ class Story:
 
     def visit(self, kind: str, **kw: Any) -> Seen:
         seen = getattr(self.people, kind)(**kw)
+        for d in self.gate.unplanned[len(self.unplanned):]:
+            self.unplanned.append(d)
+            self.out(describe(Seen("unplanned", say("unplanned", self.lang), d), self.lang))
         self.seen.append(seen)
         self.out(describe(seen, self.lang))
-        self.gate.step_away()
-        self.gate.idle()
+        self.gate.step_away()  # the next person may step up while this outcome is still shown
         if seen.decision.get("report") == "immediate" and not self.quiet and self.acknowledged == 0:
             self.acknowledge()  # the guard on duty answers the first alarm at once, as the console asks
         return seen
@@ -624,7 +638,8 @@ class Story:
     def end_shift(self) -> None:
         self.gate.command("end_shift")
         h = self.handover = self.gate.next_event(lambda e: e["type"] == "shift" and not e.get("started"))["handover"]
-        actions = (", " if (self.lang or reasons.default_lang()) == "en" else "，").join(f"{reasons.action_text(k, self.lang)} {v}" for k, v in sorted(h["by_action"].items()))
+        comma = ", " if (self.lang or reasons.default_lang()) == "en" else "，"
+        actions = comma.join(f"{reasons.action_text(k, self.lang)} {v}" for k, v in sorted(h["by_action"].items()))
         self.out(say("handover", self.lang, guard=h["guard"], leader=h["leader"], entries=h["entries"],
                      actions=actions, immediate=h["immediate_reports"], open=h["open_alarms"]))
 
@@ -632,7 +647,9 @@ class Story:
         for alarm in self.gate.get("/v1/alarms")["alarms"]:
             self.gate.command("acknowledge_alarm", alarm_id=alarm["id"])
             self.acknowledged += 1
-            self.out(say("acknowledged", self.lang, id=alarm["id"], message=alarm["message"]))
+            # the stored message is in the gate's language; its kind is the reason, said in ours
+            self.out(say("acknowledged", self.lang, id=alarm["id"],
+                         message=reasons.reason_text(alarm["kind"], self.lang)))
             if not every:
                 return
 
@@ -684,7 +701,8 @@ class Story:
         entries = self.gate.daemon.reader.entries()
         by_action = collections.Counter(e.action for e in entries)
         by_reason = collections.Counter(r for e in entries for r in e.reasons)
-        return {"seed": seed, "people": len(self.seen), "decided": len(self.seen),
+        return {"seed": seed, "people": len(self.seen), "decided": len(self.seen) + len(self.unplanned),
+                "unplanned": [{k: d[k] for k in ("seq", "action", "reasons")} for d in self.unplanned],
                 "entries_written": written, "entries_synced": synced,
                 "by_action": dict(sorted(by_action.items())), "by_reason": dict(sorted(by_reason.items())),
                 "by_kind": dict(sorted(collections.Counter(s.kind for s in self.seen).items())),
@@ -733,8 +751,8 @@ def report(admin: Any, lang: str | None) -> None:
     comma, colon = (", ", ": ") if en else ("，", "：")
     for c in admin.daily_report()["communities"]:
         by_action = comma.join(f"{reasons.action_text(k, lang)} {v}" for k, v in sorted(c["by_action"].items()))
-        print(label("daily_report", lang) + f"{c['community']}{colon}{c['entries']}（{by_action}）".replace(
-            "（", " (" if en else "（").replace("）", ")" if en else "）"))
+        counts = f" ({by_action})" if en else f"（{by_action}）"
+        print(label("daily_report", lang) + f"{c['community']}{colon}{c['entries']}{counts}")
     for alarm in admin.alarms()["alarms"]:
         print(label("alarm", lang) + f"#{alarm.get('seq')} {alarm.get('masked_name') or ''} "
               f"{reasons.action_text(alarm.get('action', ''), lang)}{colon}"

@@ -349,3 +349,22 @@ def test_a_resident_vehicle_goes_out_once_a_day_at_medium(gate):
     first, second = gate.store.entries()
     assert first.action == "admit" and first.vehicle["plate"] == "苏A12345"
     assert second.action == "refuse" and second.reasons == ["vehicle_exit_limit"]
+
+
+@pytest.mark.parametrize("visiting", ["h2", "3-2-502"])
+def test_a_visit_to_a_household_under_home_quarantine_is_refused_by_id_or_address(gate, visiting):
+    ref = person_ref("11010519800202456" + id_check_digit("11010519800202456"), SALT)
+    gate.store.apply_township(lists={
+        "households": ([{"id": "h2", "address": "3-2-502"}], None, None),
+        "residents": ([{"person_ref": ref, "household_id": "h2", "masked_name": "钱*"}], None, None),
+        "quarantine_orders": ([{"id": "q1", "person_ref": ref, "kind": "home_quarantine",
+                                "start": "2026-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z"}], None, None)})
+    cp, events = run(gate)
+    cp.command("register", form="visitor", fields={
+        "name": "何洋", "phone": "13812345678", "home_town": "江苏南京", "visiting": visiting,
+        "reason": "送生活用品", "transport": "bus"}).result(2)
+    _, text = gate.code("何洋", id_number="320102199503036789")
+    cp.code_read(text)
+    wait_for(lambda: decisions(events))
+    d = decisions(events)[0]
+    assert d["action"] == "refuse" and d["reasons"] == ["visited_home_quarantined"]
