@@ -621,15 +621,18 @@ class Story:
 
     def visit(self, kind: str, **kw: Any) -> Seen:
         seen = getattr(self.people, kind)(**kw)
-        for d in self.gate.unplanned[len(self.unplanned):]:
-            self.unplanned.append(d)
-            self.out(describe(Seen("unplanned", say("unplanned", self.lang), d), self.lang))
+        self.flush_unplanned()
         self.seen.append(seen)
         self.out(describe(seen, self.lang))
         self.gate.step_away()  # the next person may step up while this outcome is still shown
         if seen.decision.get("report") == "immediate" and not self.quiet and self.acknowledged == 0:
             self.acknowledge()  # the guard on duty answers the first alarm at once, as the console asks
         return seen
+
+    def flush_unplanned(self) -> None:
+        for d in self.gate.unplanned[len(self.unplanned):]:
+            self.unplanned.append(d)
+            self.out(describe(Seen("unplanned", say("unplanned", self.lang), d), self.lang))
 
     def start_shift(self) -> None:
         self.gate.command("start_shift", guard_id=GUARD[0], pin=GUARD[2], leader_id=LEADER[0])
@@ -638,6 +641,7 @@ class Story:
     def end_shift(self) -> None:
         self.gate.command("end_shift")
         h = self.handover = self.gate.next_event(lambda e: e["type"] == "shift" and not e.get("started"))["handover"]
+        self.flush_unplanned()
         comma = ", " if (self.lang or reasons.default_lang()) == "en" else "，"
         actions = comma.join(f"{reasons.action_text(k, self.lang)} {v}" for k, v in sorted(h["by_action"].items()))
         self.out(say("handover", self.lang, guard=h["guard"], leader=h["leader"], entries=h["entries"],

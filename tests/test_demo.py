@@ -73,6 +73,7 @@ def test_the_scripted_demo_shows_every_path(gate):
     out = gate("demo", "--lang", "en", timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""  # no warnings, no tracebacks
+    assert "nobody planned" not in out.stdout  # every entry is one of the story's people
     assert printed_decisions(out.stdout, "en") == BEFORE + AFTER, out.stdout
     before, _, after = out.stdout.partition("The township sets the community to medium risk")
     assert after, out.stdout  # the change was pulled by the gate mid-run
@@ -168,4 +169,6 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path):
 def test_demo_sample_cases(gate):
     out = gate("demo", "--cases")
     assert out.returncode == 0, out.stderr
-    assert "41 entries logged" in out.stdout and "放行" in out.stdout
+    cases = len((ROOT / "docs" / "cases.jsonl").read_text().splitlines())
+    assert f"{cases} entries logged" in out.stdout and out.stdout.count("\n     -> ") == cases
+    assert "放行" in out.stdout
