@@ -573,7 +573,8 @@ def run_gate(args: argparse.Namespace) -> int:
                 runner.start()
                 gate = Gate(daemon, lang)
                 if not args.headless:
-                    print(say("start", lang, server=url, socket=daemon.api.uds, port=daemon.emulator.path))
+                    port = getattr(daemon.emulator, "path", "")  # the pseudo-terminal of the emulated module
+                    print(say("start", lang, server=url, socket=daemon.api.uds, port=port))
                 people = People(gate, signer, pool, lang, random.Random(seed))
                 story = Story(gate, people, admin, lang, quiet=args.headless)
                 if args.headless:

@@ -172,3 +172,20 @@ def test_demo_sample_cases(gate):
     cases = len((ROOT / "docs" / "cases.jsonl").read_text().splitlines())
     assert f"{cases} entries logged" in out.stdout and out.stdout.count("\n     -> ") == cases
     assert "放行" in out.stdout
+
+
+def test_a_run_leaves_no_thread_behind(capsys):
+    """In this process: after the run, every thread the gate, its API, the uploader and the
+    township started has ended (the daemon joins the uploader before closing its store)."""
+    import argparse
+    import threading
+
+    from kiosk import demo
+    before = set(threading.enumerate())
+    args = argparse.Namespace(cases=False, db=None, risk_level="low", lang="en", headless=True, people=3,
+                              seed=int(os.environ.get("GATE_DEMO_SEED") or 3), json=True)
+    assert demo.run(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["entries_synced"] == summary["entries_written"] == 3
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert left == []
