@@ -423,7 +423,8 @@ class Checkpoint:
         s = self.subject
         if s is None or self.phase in (WAITING, DECIDED):
             t = self.clock.monotonic()
-            last = s if self.phase == DECIDED else None
+            # a refused person being registered keeps their code; someone just let in is gone
+            last = s if self.phase == DECIDED and (self.last or {}).get("action") != rules.ADMIT else None
             s = self.subject = Subject(started=t, source="register", person=Person(), measure_from=t,
                                        direction=direction, code=last.code if last else None,
                                        code_text_seen=last.code_text_seen if last else None)

@@ -368,3 +368,22 @@ def test_a_visit_to_a_household_under_home_quarantine_is_refused_by_id_or_addres
     wait_for(lambda: decisions(events))
     d = decisions(events)[0]
     assert d["action"] == "refuse" and d["reasons"] == ["visited_home_quarantined"]
+
+
+def test_a_form_filled_in_just_after_an_admit_does_not_take_that_persons_code(gate):
+    cp, events = run(gate, outcome_s=5)
+    ref, text = gate.code("王小明")
+    gate.resident(ref)
+    gate.stand(NORMAL)
+    cp.code_read(text)
+    wait_for(lambda: cp.phase == DECIDED)
+    gate.stand(NOBODY)  # walks in; the courier steps up while the outcome still shows
+    cp.command("register", form="courier", fields={"company": "顺丰", "phone": "13700001111",
+                                                   "drop_off": "东门快递柜"}).result(2)
+    assert cp.phase == MEASURING and cp.state()["subject"]["code"] is None  # their own code comes next
+    _, courier_code = gate.code("快递员", id_number="320102199503036789")
+    cp.code_read(courier_code)
+    gate.stand(NORMAL)
+    wait_for(lambda: len(decisions(events)) == 2)
+    entry = gate.store.entries()[1]
+    assert entry.subject_kind == "courier" and entry.person_ref != ref
