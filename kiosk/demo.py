@@ -237,6 +237,7 @@ class Gate:
                                  timeout=10.0)
         self.events: queue.Queue[dict] = queue.Queue()
         self.unplanned: list[dict] = []  # decisions no step of the story expected (a timeout…)
+        self.stray_codes: list[dict] = []  # codes read that were not the phone held up at the time
         self._listener = threading.Thread(target=self._listen, name="demo-events", daemon=True)
         self._listener.start()
         self.next_event(lambda e: e["type"] == "hello", 10.0)
@@ -295,12 +296,21 @@ class Gate:
         self.daemon.emulator.values = [(NOBODY_C, AMBIENT_C)]
         self.daemon.camera_sim.clear()
 
-    def show(self, text: str, distortion: str) -> tuple[dict, int]:
-        """Hold the phone up until the gate reads it (then lower it); the code event and the tries."""
+    def show(self, text: str, distortion: str, theirs: Callable[[dict], bool]) -> tuple[dict, int]:
+        """Hold the phone up until the gate reads it (then lower it); the code event and the tries.
+        `theirs` tells this person's code from any other the gate might report meanwhile."""
+        def read(e: dict) -> bool:
+            if e["type"] != "code":
+                return False
+            if not theirs(e):
+                self.stray_codes.append(e)  # not the phone held up now: noted, never taken for it
+                return False
+            return True
+
         for attempt, how in enumerate((distortion, "clean"), start=1):
             self.daemon.camera_sim.show(text, seconds=HOLD_S, distortion=how)
             try:
-                event = self.next_event(lambda e: e["type"] == "code", HOLD_S + 1)
+                event = self.next_event(read, HOLD_S + 1)
             except DemoError:
                 continue
             finally:
@@ -337,6 +347,7 @@ class People:
     def __init__(self, gate: Gate, signer: Any, pool: list[Resident], lang: str | None, rng: random.Random) -> None:
         self.gate, self.signer, self.pool, self.lang, self.rng = gate, signer, pool, lang, rng
         self._turn = 0
+        self._names: dict[str, str] = {}  # the code text shown now -> the masked name it carries
         self._strangers = 0
 
     def next_resident(self) -> Resident:
@@ -347,9 +358,21 @@ class People:
 
     def code(self, who: Resident, colour: str = "green", age_min: float = 0.3) -> str:
         from kiosk.codes import issue
-        from kiosk.people import person_ref
-        return issue.health_code(self.signer, person_ref=person_ref(who.id_number, SALT), name=who.name,
+        from kiosk.people import mask_name, person_ref
+        text = issue.health_code(self.signer, person_ref=person_ref(who.id_number, SALT), name=who.name,
                                  colour=colour, issued_at=clock.utc_now() - dt.timedelta(minutes=age_min))
+        self._names = {text: mask_name(who.name)}
+        return text
+
+    def show(self, text: str, distortion: str, named: bool = True) -> tuple[dict, int]:
+        """This person's phone up to the camera: their code is the one that names them (a
+        payment QR names nobody; a courier's record keeps no name, so any valid code is theirs)."""
+        name = self._names.get(text)
+        if not named:
+            return self.gate.show(text, distortion, lambda e: bool((e.get("code") or {}).get("valid")))
+        if name is None:
+            return self.gate.show(text, distortion, lambda e: (e.get("code") or {}).get("reason") == "not_a_code")
+        return self.gate.show(text, distortion, lambda e: e.get("masked_name") == name)
 
     def forehead(self, base: float) -> float:
         return round(base + self.rng.uniform(-0.15, 0.15), 2)  # no two foreheads read the same
@@ -364,7 +387,7 @@ class People:
         g = self.gate
         if forehead is not None:
             g.stand(forehead)  # in front of the module before the phone goes up: measured at once
-        event, tries = g.show(text, distortion)
+        event, tries = self.show(text, distortion)
         d = g.decision()
         return Seen(kind, "", d, event.get("code"), distortion, tries)
 
@@ -400,7 +423,7 @@ class People:
     def _retest(self, kind: str, second: float) -> Seen:
         g = self.gate
         g.stand(self.forehead(HOT_C))
-        event, tries = g.show(self.code(self.next_resident()), "clean")
+        event, tries = self.show(self.code(self.next_resident()), "clean")
         first = g.next_event(lambda e: e["type"] == "decision" or (e["type"] == "state" and e["phase"] == "retest"))
         if first["type"] == "state":
             g.stand(second)  # rests out of the wind; only readings after the rest count
@@ -428,7 +451,7 @@ class People:
         g = self.gate
         g.idle()  # a form filled in while the last outcome shows would re-check that person's code
         g.command("register", form=form, fields=fields, **extra)
-        event, tries = g.show(self.code(who), "clean")
+        event, tries = self.show(self.code(who), "clean", named=form != "courier")
         if forehead is not None:
             g.stand(forehead)  # after the code: a reading before it would find no code to go with
         return Seen(kind, say(kind, self.lang), g.decision(), event.get("code"), "clean", tries)
@@ -712,6 +735,7 @@ class Story:
                 "by_action": dict(sorted(by_action.items())), "by_reason": dict(sorted(by_reason.items())),
                 "by_kind": dict(sorted(collections.Counter(s.kind for s in self.seen).items())),
                 "codes_read_on_second_try": sum(1 for s in self.seen if s.tries > 1),
+                "stray_codes": len(self.gate.stray_codes),
                 "risk_change": self.risk_change, "alarms_acknowledged": self.acknowledged,
                 "handover": self.handover, "elapsed_s": round(elapsed_s, 1)}
 
