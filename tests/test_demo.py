@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -140,19 +139,23 @@ def test_headless_runs_200_people_clean(gate):
 
 
 def test_ctrl_c_stops_everything_cleanly(tmp_path):
-    p = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "demo", "--headless", "--people", "500", "--json"],
+    p = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "demo", "--lang", "en"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "GATE_LANG": "en"}, cwd=tmp_path)
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     try:
-        assert "seed" in p.stderr.readline()  # running: the township starts, then people come
-        time.sleep(6)
+        seen = ""
+        while "-> " not in seen:  # mid-run: the township, the gate and its API are up, people are coming
+            line = p.stdout.readline()
+            assert line, p.stderr.read()
+            seen += line
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
+        out, err = p.communicate(timeout=90)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert p.returncode in (0, 130), err
+    # 130, or killed by SIGINT as Python reports an interrupt (the shell shows 130 either way)
+    assert p.returncode in (0, 130, -signal.SIGINT), err
     assert "Traceback" not in err and "ERROR" not in err, err
     assert "Interrupted; the simulated gate is stopped" in err
     # nothing the demo started is left: no process in its group
