@@ -310,8 +310,9 @@ class Gate:
         # Short tries: the scanner takes the same code again after 3 s without seeing it, so a
         # phone held up much longer (an unreadable stretch, then a good frame) would be a second
         # person; before trying again, ask the gate whether it has read the code after all.
+        before = (self.state().get("last") or {}).get("seq")
         for attempt, how in enumerate((distortion, distortion, "clean"), start=1):
-            if attempt > 1 and self._code_taken():
+            if attempt > 1 and self._code_taken(before):
                 return self.next_event(read), attempt - 1  # read just as the phone went down
             self.daemon.camera_sim.show(text, seconds=HOLD_S, distortion=how)
             try:
@@ -323,9 +324,11 @@ class Gate:
             return event, attempt
         raise DemoError("the camera read no code in three tries")
 
-    def _code_taken(self) -> bool:
-        subject = self.state()["subject"]
-        return subject is not None and subject["code"] is not None
+    def _code_taken(self, last_seq: int | None) -> bool:
+        """The gate holds a code for the person in front, or has decided someone since."""
+        state = self.state()
+        subject, last = state["subject"], state.get("last") or {}
+        return (subject is not None and subject["code"] is not None) or last.get("seq") != last_seq
 
     def decision(self) -> dict:
         return self.next_event(lambda e: e["type"] == "decision")
