@@ -258,7 +258,7 @@ class Checkpoint:
     def state(self) -> dict:
         """The state as of the checkpoint's last turn (at most one turn old): safe from any
         thread, since only the checkpoint's own thread builds it."""
-        return self._snapshot
+        return dict(self._snapshot)
 
     def _state(self) -> dict:
         s = self.subject
@@ -430,7 +430,8 @@ class Checkpoint:
         s = self.subject
         if s is None or self.phase in (WAITING, DECIDED):
             t = self.clock.monotonic()
-            last = s if self.phase == DECIDED else None
+            # a refused person being registered keeps their code; someone just let in is gone
+            last = s if self.phase == DECIDED and (self.last or {}).get("action") != rules.ADMIT else None
             s = self.subject = Subject(started=t, source="register", person=Person(), measure_from=t,
                                        direction=direction, code=last.code if last else None,
                                        code_text_seen=last.code_text_seen if last else None)
@@ -450,8 +451,9 @@ class Checkpoint:
     def _apply_record(self, s: Subject, record: Record, approved: bool, now: dt.datetime) -> None:
         p = s.person
         if isinstance(record, VisitorRecord):
-            quarantined = bool(self.lists and self.lists.household_orders(record.visiting, now)) \
-                if self.lists is not None else False
+            lists = self.lists
+            quarantined = lists is not None and any(
+                lists.household_orders(h, now) for h in self._households(lists, record.visiting))
             s.person = dataclasses.replace(p, kind="visitor", masked_name=record.masked_name, known=True,
                                            approved=approved or bool(record.approved_by),
                                            visiting_quarantined_home=quarantined)
@@ -473,6 +475,13 @@ class Checkpoint:
             s.vehicle_record = record.to_details()
             if not p.known:
                 s.person = dataclasses.replace(p, kind="resident" if resident else "visitor", known=resident)
+
+    @staticmethod
+    def _households(lists: Lookup, visiting: str) -> list[str]:
+        """The household a visitor names: its id, or its address as the guard typed it (3-2-501)."""
+        if lists.household(visiting) is not None:
+            return [visiting]
+        return [h.id for h in lists.households_at(visiting) if h.address == visiting.strip()]
 
     def _lists(self) -> Lookup:
         if self.lists is None:
