@@ -63,8 +63,11 @@ class CommandBody(BaseModel):
 def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
                lang: str | None = None, people: Lookup | None = None, reader: Store | None = None) -> FastAPI:
     """`people` and `reader` are read-only views of the store on their own connection."""
-    app = FastAPI(title="gate local API", version="1",
+    # No /docs or /redoc: their pages load scripts from a CDN, and a gate is offline.
+    # /openapi.json stays (docs/api.md).
+    app = FastAPI(title="gate local API", version="1", docs_url=None, redoc_url=None,
                   description="The gate's state, events and the guard's commands. See docs/api.md.")
+    app.state.closing = threading.Event()  # set by ApiServer.stop: open event streams end first
 
     app.add_middleware(ScreenOnlyOverTcp)
 
@@ -224,12 +227,17 @@ async def _stream(request: Request, checkpoint: Checkpoint, lang: str | None,
         first["words"] = words_for(first, lang)
         yield b"retry: 1000\n\n"  # a browser that lost the gate tries again every second
         yield _sse({"type": "hello", "words": first["words"]} if words_only else {"type": "hello", **first})
-        while not await request.is_disconnected():
+        closing, quiet = request.app.state.closing, 0.0
+        while not await request.is_disconnected() and not closing.is_set():
             try:
-                event = await asyncio.wait_for(inbox.get(), timeout=15)
+                event = await asyncio.wait_for(inbox.get(), timeout=0.5)
             except TimeoutError:
-                yield b": keep-alive\n\n"
+                quiet += 0.5
+                if quiet >= 15:
+                    quiet = 0.0
+                    yield b": keep-alive\n\n"
                 continue
+            quiet = 0.0
             if event["type"] == "decision":
                 event = {**event, "words": outcome_words(event, lang)}
             elif event["type"] == "state":
@@ -269,6 +277,7 @@ class ApiServer:
             s.bind(tcp)
             self.sockets.append(s)
         self.uds, self.tcp = uds, (self.sockets[-1].getsockname() if tcp else None)
+        self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                                     timeout_graceful_shutdown=1))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": self.sockets},
@@ -287,6 +296,9 @@ class ApiServer:
         return self
 
     def stop(self) -> None:
+        # End the event streams first: uvicorn would otherwise cancel them after its grace
+        # period and log each cancelled stream as an error.
+        self.app.state.closing.set()
         self.server.should_exit = True
         self.thread.join(5)
         if self.uds and Path(self.uds).is_socket():

@@ -170,6 +170,7 @@ class Checkpoint:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._snapshot = self._state()
 
     # -- inputs (any thread) --------------------------------------------------------
     def code_read(self, text: str, frame_time: float | None = None) -> None:
@@ -242,9 +243,10 @@ class Checkpoint:
                     future.set_exception(exc)
             else:
                 if future is not None:
-                    future.set_result(self.state())
+                    future.set_result(self._state())
         self._poll_thermometer()
         self._check_time()
+        self._snapshot = self._state()
         if self.on_alive is not None:
             self.on_alive()
 
@@ -254,6 +256,11 @@ class Checkpoint:
 
     # -- state for the console and the queue screen --------------------------------------
     def state(self) -> dict:
+        """The state as of the checkpoint's last turn (at most one turn old): safe from any
+        thread, since only the checkpoint's own thread builds it."""
+        return dict(self._snapshot)
+
+    def _state(self) -> dict:
         s = self.subject
         return {"phase": self.phase, "subject": None if s is None else {
             "source": s.source, "kind": s.person.kind, "masked_name": s.person.masked_name,
@@ -423,7 +430,8 @@ class Checkpoint:
         s = self.subject
         if s is None or self.phase in (WAITING, DECIDED):
             t = self.clock.monotonic()
-            last = s if self.phase == DECIDED else None
+            # a refused person being registered keeps their code; someone just let in is gone
+            last = s if self.phase == DECIDED and (self.last or {}).get("action") != rules.ADMIT else None
             s = self.subject = Subject(started=t, source="register", person=Person(), measure_from=t,
                                        direction=direction, code=last.code if last else None,
                                        code_text_seen=last.code_text_seen if last else None)
@@ -443,8 +451,9 @@ class Checkpoint:
     def _apply_record(self, s: Subject, record: Record, approved: bool, now: dt.datetime) -> None:
         p = s.person
         if isinstance(record, VisitorRecord):
-            quarantined = bool(self.lists and self.lists.household_orders(record.visiting, now)) \
-                if self.lists is not None else False
+            lists = self.lists
+            quarantined = lists is not None and any(
+                lists.household_orders(h, now) for h in self._households(lists, record.visiting))
             s.person = dataclasses.replace(p, kind="visitor", masked_name=record.masked_name, known=True,
                                            approved=approved or bool(record.approved_by),
                                            visiting_quarantined_home=quarantined)
@@ -466,6 +475,13 @@ class Checkpoint:
             s.vehicle_record = record.to_details()
             if not p.known:
                 s.person = dataclasses.replace(p, kind="resident" if resident else "visitor", known=resident)
+
+    @staticmethod
+    def _households(lists: Lookup, visiting: str) -> list[str]:
+        """The household a visitor names: its id, or its address as the guard typed it (3-2-501)."""
+        if lists.household(visiting) is not None:
+            return [visiting]
+        return [h.id for h in lists.households_at(visiting) if h.address == visiting.strip()]
 
     def _lists(self) -> Lookup:
         if self.lists is None:
@@ -620,8 +636,10 @@ class Checkpoint:
         if entry is None:
             return
         if d.report == "immediate":  # 立即上报: the console's banner stays until a guard acknowledges it
-            self._alarm(d.reasons[0], f"#{entry.seq} {s.person.masked_name or ''} "
-                        f"{reasons.action_text(d.action)}：{reasons.reason_text(d.reasons[0])}")
+            # what makes it urgent: an override, else the strongest reason
+            why = "override" if d.overridden_action else d.reasons[0]
+            who = f" {s.person.masked_name}" if s.person.masked_name else ""
+            self._alarm(why, f"#{entry.seq}{who} {reasons.action_text(d.action)}：{reasons.reason_text(why)}")
         # The entry is on disk: only now may the gate open.
         self.last = {"seq": entry.seq, "action": d.action, "reasons": list(d.reasons), "report": d.report,
                      "masked_name": s.person.masked_name, "readings_c": [r["body_c"] for r in s.readings],

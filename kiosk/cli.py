@@ -116,6 +116,13 @@ def setup_logging(name: str, level: str, daemon: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while a command's modules load: no traceback either
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     top = top_parser()
     try:

@@ -55,6 +55,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "checkpoint": {
         "measure_timeout_s": 20.0,
+        "retest_gap_s": 2.0,
         "retest_timeout_s": 120.0,
         "ask_timeout_s": 60.0,
         "outcome_s": 3.0,

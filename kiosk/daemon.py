@@ -155,7 +155,8 @@ class Daemon:
         self.watchdog = Watchdog()
         c = cfg["checkpoint"]
         settings = Settings(gate=cfg["gate"]["name"], device_id=cfg["gate"]["device_id"],
-                            measure_timeout_s=c["measure_timeout_s"], retest_timeout_s=c["retest_timeout_s"],
+                            measure_timeout_s=c["measure_timeout_s"], retest_gap_s=c["retest_gap_s"],
+                            retest_timeout_s=c["retest_timeout_s"],
                             ask_timeout_s=c["ask_timeout_s"], outcome_s=c["outcome_s"],
                             relay_pulse_s=cfg["relay"]["pulse_s"])
         salt = self._salt()
@@ -303,8 +304,10 @@ class Daemon:
         except SyncError as exc:
             raise DaemonError(str(exc)) from None
         client = SyncClient(Store.open(self.opts.db or self.cfg["store"]["path"]), conf)
-        client.start_thread(self.stop_event)
-        self.parts.append(SimpleNamespace(stop=lambda: (client.close(), client.store.close())))
+        thread = client.start_thread(self.stop_event)
+        # joined before its store closes: a round cut off mid-way would log a crash at every stop
+        self.parts.append(SimpleNamespace(stop=lambda: (self.stop_event.set(), thread.join(client.config.timeout_s),
+                                                        client.close(), client.store.close())))
         return client
 
     def _refresh_trust(self) -> None:

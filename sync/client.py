@@ -105,8 +105,8 @@ class SyncConfig:
         """From the gate's config (kiosk.config.load()): the optional [sync] table holds
         `credentials` (path) and any field above; `overrides` win over both."""
         section = dict(cfg.get("sync", {}))
-        creds = Credentials.load(overrides.pop("credentials", None)
-                                 or section.pop("credentials", DEFAULT_CREDENTIALS))
+        in_file = section.pop("credentials", DEFAULT_CREDENTIALS)  # always: it is no SyncConfig field
+        creds = Credentials.load(overrides.pop("credentials", None) or in_file)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "credentials"}
         unknown = sorted(set(section) - set(fields))
         if unknown:

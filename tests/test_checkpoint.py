@@ -349,3 +349,41 @@ def test_a_resident_vehicle_goes_out_once_a_day_at_medium(gate):
     first, second = gate.store.entries()
     assert first.action == "admit" and first.vehicle["plate"] == "苏A12345"
     assert second.action == "refuse" and second.reasons == ["vehicle_exit_limit"]
+
+
+@pytest.mark.parametrize("visiting", ["h2", "3-2-502"])
+def test_a_visit_to_a_household_under_home_quarantine_is_refused_by_id_or_address(gate, visiting):
+    ref = person_ref("11010519800202456" + id_check_digit("11010519800202456"), SALT)
+    gate.store.apply_township(lists={
+        "households": ([{"id": "h2", "address": "3-2-502"}], None, None),
+        "residents": ([{"person_ref": ref, "household_id": "h2", "masked_name": "钱*"}], None, None),
+        "quarantine_orders": ([{"id": "q1", "person_ref": ref, "kind": "home_quarantine",
+                                "start": "2026-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z"}], None, None)})
+    cp, events = run(gate)
+    cp.command("register", form="visitor", fields={
+        "name": "何洋", "phone": "13812345678", "home_town": "江苏南京", "visiting": visiting,
+        "reason": "送生活用品", "transport": "bus"}).result(2)
+    _, text = gate.code("何洋", id_number="320102199503036789")
+    cp.code_read(text)
+    wait_for(lambda: decisions(events))
+    d = decisions(events)[0]
+    assert d["action"] == "refuse" and d["reasons"] == ["visited_home_quarantined"]
+
+
+def test_a_form_filled_in_just_after_an_admit_does_not_take_that_persons_code(gate):
+    cp, events = run(gate, outcome_s=5)
+    ref, text = gate.code("王小明")
+    gate.resident(ref)
+    gate.stand(NORMAL)
+    cp.code_read(text)
+    wait_for(lambda: cp.phase == DECIDED)
+    gate.stand(NOBODY)  # walks in; the courier steps up while the outcome still shows
+    cp.command("register", form="courier", fields={"company": "顺丰", "phone": "13700001111",
+                                                   "drop_off": "东门快递柜"}).result(2)
+    assert cp.phase == MEASURING and cp.state()["subject"]["code"] is None  # their own code comes next
+    _, courier_code = gate.code("快递员", id_number="320102199503036789")
+    cp.code_read(courier_code)
+    gate.stand(NORMAL)
+    wait_for(lambda: len(decisions(events)) == 2)
+    entry = gate.store.entries()[1]
+    assert entry.subject_kind == "courier" and entry.person_ref != ref

@@ -204,3 +204,25 @@ def test_the_lists_decide_who_passes(tmp_path, signer):
     assert got[0] == ("王*明", "resident", "admit", ["all_checks_passed"])
     assert got[1][1:3] == ("visitor", "refuse") and got[1][3] == ["visitor_not_approved"]
     assert got[2] == ("李*", "resident", "refuse", ["home_quarantine_exit"])
+
+
+def test_stopping_with_an_event_stream_open_ends_it_without_an_error(tmp_path, signer, capfd):
+    """A console still listening when the gate stops: its stream ends, nothing is cancelled
+    mid-response (uvicorn logs a cancelled stream as an error with a traceback)."""
+    sock = str(tmp_path / "api.sock")
+    daemon = Daemon(gate_config(), Options(db=str(tmp_path / "g.db"), camera="sim", port="sim",
+                                           trust=str(tmp_path / "trust.json"), api_socket=sock))
+    daemon.start()
+    client = httpx.Client(transport=httpx.HTTPTransport(uds=sock), base_url="http://gate")
+    seen: list[dict] = []
+    reader = threading.Thread(target=events, args=(client, seen, threading.Event()), daemon=True)
+    try:
+        reader.start()
+        wait_for(lambda: seen and seen[0]["type"] == "hello")
+    finally:
+        daemon.stop()
+    reader.join(10)
+    client.close()
+    assert not reader.is_alive()  # the stream ended with the gate
+    err = capfd.readouterr().err  # uvicorn logs to stderr through its own handler
+    assert "Traceback" not in err and "ERROR" not in err, err

@@ -310,6 +310,10 @@ def test_sync_config_from_the_gate_config(tmp_path, server, creds):
         SyncConfig.from_gate_config({"sync": {"credentials": str(path), "batchsize": 1}})
     with pytest.raises(SyncError, match="gate enroll"):
         SyncConfig.from_gate_config({"sync": {"credentials": str(tmp_path / "nope.json")}})
+    # the daemon names the credentials file itself: [sync] credentials in the file is not an unknown key
+    conf = SyncConfig.from_gate_config({"sync": {"credentials": str(tmp_path / "nope.json"), "interval_s": 1}},
+                                       credentials=str(path))
+    assert conf.credentials.device_id == creds.device_id and conf.interval_s == 1.0
 
 
 def test_server_says_clearly_when_its_database_is_unreachable(gate, tmp_path):
