@@ -193,6 +193,45 @@ def code_region(gray: np.ndarray, thresh: float = 1.5) -> tuple[int, int, int, i
     return int(x * f), int(y * f), int(bw * f), int(bh * f)
 
 
+def likely_code(gray: np.ndarray, roi: tuple[int, int, int, int]) -> bool:
+    """Whether a texture patch (from `code_region`) looks like a code on a screen or paper,
+    not printed text, a grid or a busy photograph. Judged at 120 lines, as code_region is:
+    - its surround: a code has a quiet zone and sits on a screen, so the ring around the
+      patch is clearly lighter than the patch (or, in dark mode, clearly darker): the ring's
+      median differs from the patch's by at least 0.6 of the patch's contrast;
+    - its edges: a code's gradients point every way modulo 90 degrees once blurred and
+      tilted, but text lines, tiles and railings line up (4-fold orientation coherence at
+      most 0.2), and text is lines with gaps (row means vary more than column means: at
+      most 0.15 of the contrast apart);
+    - its size: at most 60% of the frame (a busy photograph is textured all over).
+    On tuning frames (seed 7001 blurred, shaken, glared and dim codes the cascade needs,
+    busy scenes, code-free photographs) it kept every code patch and none of the others."""
+    h, w = gray.shape[:2]
+    x, y, bw, bh = roi
+    if bw * bh > 0.6 * w * h:
+        return False
+    f = max(1.0, h / 120)
+    s = cv2.resize(gray, (max(1, int(w / f)), max(1, int(h / f))), interpolation=cv2.INTER_AREA).astype(np.float32)
+    x0, y0 = int(x / f), int(y / f)
+    x1, y1 = max(x0 + 2, int((x + bw) / f)), max(y0 + 2, int((y + bh) / f))
+    patch = s[y0:y1, x0:x1]
+    sd = float(patch.std()) + 1e-6
+    gx, gy = cv2.Sobel(patch, cv2.CV_32F, 1, 0), cv2.Sobel(patch, cv2.CV_32F, 0, 1)
+    mag, ang = cv2.cartToPolar(gx, gy)
+    coherence = abs(complex((mag * np.cos(4 * ang)).sum(), (mag * np.sin(4 * ang)).sum())) / (float(mag.sum()) + 1e-6)
+    lines = abs(float(patch.mean(axis=1).std()) - float(patch.mean(axis=0).std())) / sd
+    if coherence > 0.2 or lines > 0.15:
+        return False
+    m = max(2, int(0.15 * max(x1 - x0, y1 - y0)))
+    rx0, ry0, rx1, ry1 = max(0, x0 - m), max(0, y0 - m), min(s.shape[1], x1 + m), min(s.shape[0], y1 + m)
+    ring = np.ones((ry1 - ry0, rx1 - rx0), bool)
+    ring[y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0] = False
+    if not ring.any():
+        return False
+    surround = float(np.median(s[ry0:ry1, rx0:rx1][ring])) - float(np.median(patch))
+    return abs(surround) >= 0.6 * sd
+
+
 # (defocus sigma, shake length, noise-to-signal) at 1x, chosen greedily on tuning frames (seeds 7001-7011)
 LENS_AND_SHAKE: tuple[tuple[float, float, float], ...] = (
     (1.0, 5, 0.005), (1.5, 3, 0.02), (2.0, 0, 0.02), (1.0, 0, 0.02), (2.0, 3, 0.05), (1.0, 7, 0.02),
