@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     from devices.camera import CameraSettings, ImageFilesSource, SourceError, open_source
 
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own message says it better
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our own message says it better
     # a camera that is lost, stalled or back, and decoder worker restarts, on stderr
     logging.basicConfig(level=logging.WARNING, format="gate scan: %(message)s", stream=sys.stderr)
     if args.frames < 0 or not 0 <= args.background_s <= 86400:

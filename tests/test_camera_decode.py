@@ -184,7 +184,8 @@ def test_native_crash_in_the_decoder_costs_one_frame(frames):
 def test_a_code_like_poster_does_not_cost_a_cascade_every_frame():
     import cv2
     rng = np.random.default_rng(1)
-    frame = np.full((480, 640), 170, np.uint8)
+    frame = np.full((480, 640), 120, np.uint8)
+    frame[80:360, 180:460] = 245   # a light sheet around it, like a code's quiet zone
     patch = (rng.random((60, 60)) < 0.5).astype(np.uint8) * 200 + 20  # fine texture, no finder patterns
     frame[100:340, 200:440] = cv2.resize(patch, (240, 240), interpolation=cv2.INTER_NEAREST)
     dec = CascadeDecoder()
@@ -198,6 +199,15 @@ def test_a_code_like_poster_does_not_cost_a_cascade_every_frame():
     for k in range(6):
         dec.decode(frame if k % 2 else other)
     assert dec.stats.cascades == 6 and dec.stats.skipped == 0
+
+
+def test_text_grids_and_busy_scenes_leave_without_the_cascade():
+    """Notices, tiles, railings, finder-like signs: the texture check may fire, but nothing
+    there looks like a code on a screen, so the cascade does not run."""
+    dec = CascadeDecoder(budget_ms=float("inf"))
+    for img in synthetic.busy_frames(12, seed=SEED + 2):
+        assert dec.decode(img) == []
+    assert dec.stats.cascades <= 1, dec.stats
 
 
 def _blurred_code(text: str, module_px: int, sigma: float, shake: float, angle: float, noise: float,

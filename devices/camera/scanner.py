@@ -94,9 +94,10 @@ class BackgroundCodes:
         if box is None or self.after_s <= 0:
             return False
         p = self._match(d.text, box)
-        if p is None or (now - p.last > self.gap_s and not self._settled(p)):
-            if p is not None:
-                self._places[d.text].remove(p)
+        if p is not None and now - p.last > (self.forget_s if self._settled(p) else self.gap_s):
+            self._places[d.text].remove(p)
+            p = None
+        if p is None:
             p = _Place(box, now, now)
             self._places.setdefault(d.text, []).append(p)
         p.box, p.last = box, now
