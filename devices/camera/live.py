@@ -10,8 +10,8 @@ on a sampled frame:
   every `sample_s`;
 - **capped**: a token bucket holds the worker to `cpu_share` of one core on average (its
   own CPU time, as the worker measures it); a likely code may spend the bucket's
-  reserve, other frames wait until it is full again; the worker also runs at a lower
-  priority (nice 5) than the scanner;
+  reserve, other frames wait until it is full again; the worker also runs at a slightly
+  lower priority (nice 2) than the scanner;
 - **abandoned**: a likely code offered while the worker is busy with an ordinary frame
   stops that frame's cascade between two steps;
 - **delivered**: a read is handed to `on_late` as soon as the worker makes it (from the
@@ -43,7 +43,7 @@ Corners = tuple[tuple[int, int], ...]
 def _cascade_worker(conn: Connection, abort: Any, budget_ms: float) -> None:
     """The worker process: one frame at a time, answering (index, reads, cpu ms, wall ms, abandoned)."""
     try:
-        os.nice(5)   # the scanner's fast path comes first on a busy machine
+        os.nice(2)   # the scanner's fast path comes first when the cores are all busy
     except OSError:
         pass
     cascade = CascadeDecoder(budget_ms=budget_ms, retry_every=6)
@@ -63,8 +63,11 @@ def _cascade_worker(conn: Connection, abort: Any, budget_ms: float) -> None:
         except Exception:   # a Python error on one frame is logged, the worker goes on
             log.exception("cascade failed on frame %s", index)
             out = []
-        conn.send((index, out, (time.process_time() - c0) * 1000, (time.perf_counter() - t0) * 1000,
-                   abort.is_set()))
+        try:
+            conn.send((index, out, (time.process_time() - c0) * 1000, (time.perf_counter() - t0) * 1000,
+                       abort.is_set()))
+        except (BrokenPipeError, OSError):
+            return   # the scanner closed while this frame was in the cascade
 
 
 @dataclass
