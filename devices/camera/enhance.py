@@ -102,7 +102,7 @@ def _psf_lens_and_shake(sigma: float, length: float, angle: float, shape: tuple[
                  cv2.LINE_AA)
     else:
         ker[c, c] = 1.0
-    ker = cv2.GaussianBlur(ker, (0, 0), sigma)
+    ker = np.asarray(cv2.GaussianBlur(ker, (0, 0), sigma), np.float32)
     return _pad_psf(ker / ker.sum(), shape)
 
 
@@ -126,7 +126,7 @@ class Spectrum:
         # reflect-pad and taper the border so the DFT's wrap-around does not ring into the code
         g = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REFLECT).astype(np.float32)
         h, w = cv2.getOptimalDFTSize(g.shape[0]), cv2.getOptimalDFTSize(g.shape[1])
-        g = cv2.copyMakeBorder(g, 0, h - g.shape[0], 0, w - g.shape[1], cv2.BORDER_REFLECT)
+        g = np.asarray(cv2.copyMakeBorder(g, 0, h - g.shape[0], 0, w - g.shape[1], cv2.BORDER_REFLECT), np.float32)
         return cls(cv2.dft(g, flags=cv2.DFT_COMPLEX_OUTPUT), (h, w), (pad, pad))
 
 

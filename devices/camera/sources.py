@@ -162,7 +162,7 @@ class CameraSource(_Iterable):
         s = self.settings
         props: list[tuple[int, float]] = [(cv2.CAP_PROP_BUFFERSIZE, 1)]  # keep no stale frames in the driver
         if s.mjpeg:
-            props.append((cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG")))
+            props.append((cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG")))
         if s.width:
             props.append((cv2.CAP_PROP_FRAME_WIDTH, s.width))
         if s.height:
@@ -256,7 +256,7 @@ class PiCameraSource(_Iterable):
 
     def __init__(self, camera: int = 0, settings: CameraSettings | None = None) -> None:
         try:
-            from picamera2 import Picamera2  # type: ignore[import-not-found]
+            from picamera2 import Picamera2
         except ImportError as e:
             raise SourceError("picamera2 is not installed: on Raspberry Pi OS run "
                               "`sudo apt install python3-picamera2` and create the venv with "

@@ -39,7 +39,7 @@ def payload(rng: np.random.Generator, low: int = 150, high: int = 400) -> str:
         tail = "".join(rng.choice(list(string.ascii_letters + string.digits + "-_"), n - len(head)))
         return head + tail
     name = "".join(rng.choice(list(string.ascii_lowercase), 6))
-    issued = int(rng.integers(1e9, 2e9))
+    issued = int(rng.integers(1_000_000_000, 2_000_000_000))
     kid = "".join(rng.choice(list("0123456789abcdef"), 8))
     fields = '{"c":"G","n":"' + name + '","t":' + str(issued) + ',"k":"' + kid + '","s":"'
     sig = "".join(rng.choice(list(string.ascii_letters + string.digits + "+/"), max(8, n - len(fields) - 2)))
@@ -267,7 +267,7 @@ def _glare(rng: np.random.Generator, img: np.ndarray, centre: np.ndarray, radius
 
 def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(q)])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
 
 
 def render(text: str | None, distortion: str = "clean", rng: np.random.Generator | int = 0,
