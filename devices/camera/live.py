@@ -117,6 +117,7 @@ class LiveDecoder:
         self._offer: _Offer | None = None
         self._current: _Offer | None = None
         self._late: list[Decoded] = []
+        self.costs: dict[int, tuple[float, float]] = {}   # frame index: the cascade's CPU ms, wall ms (recent)
         self._tokens = bucket_ms
         self._refilled = time.monotonic()
         self._last_sample = 0.0
@@ -228,7 +229,7 @@ class LiveDecoder:
                 if not self._proc.is_alive():
                     self._died()
                 return
-            index, out, cpu_ms, _wall_ms, abandoned = self._conn.recv()
+            index, out, cpu_ms, wall_ms, abandoned = self._conn.recv()
         except (EOFError, OSError):
             self._died()
             return
@@ -238,6 +239,9 @@ class LiveDecoder:
             self._refill(time.monotonic())
             self._tokens -= cpu_ms
             self.stats.cascade_cpu_ms += cpu_ms
+            self.costs[index] = (cpu_ms, wall_ms)
+            if len(self.costs) > 256:
+                del self.costs[next(iter(self.costs))]
             self.stats.abandoned += bool(abandoned)
             self.stats.late_reads += len(reads)
             if reads and self.on_late is None:
