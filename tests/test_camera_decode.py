@@ -260,3 +260,33 @@ def test_code_region_finds_dim_and_720p_codes():
     wall = np.full((480, 640), 30, np.uint8)
     wall += np.random.default_rng(6).integers(0, 3, wall.shape, dtype=np.uint8)
     assert enhance.code_region(wall) is None
+
+
+def test_camera_modules_import_one_way():
+    """No two modules of devices/camera import each other, directly or round a loop
+    (decoders.py and isolated.py once did)."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "devices" / "camera"
+    graph: dict[str, set[str]] = {}
+    for py in folder.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(py.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("devices.camera"):
+                sub = node.module.removeprefix("devices.camera").lstrip(".")
+                names |= {sub} if sub else {a.name for a in node.names}
+        graph[py.stem] = {n for n in names if (folder / f"{n}.py").is_file()}
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    loops = sorted(m for m in graph if m != "__init__" and m in reach(m))
+    assert loops == [], f"modules on an import loop: {loops}"
+    assert "isolated" in graph["decoders"] and "decoders" not in reach("isolated")

@@ -282,6 +282,8 @@ class LiveDecoder:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the frame offered last has been through the cascade (end of a file)."""
         deadline = time.monotonic() + timeout
+        if not self._ready.wait(timeout) or not self.running:
+            return True   # no worker: nothing will come
         with self._cv:
             if self._offer is not None:
                 self._offer.likely = True   # sent whatever the sampling interval

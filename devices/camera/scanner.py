@@ -154,7 +154,7 @@ class Scanner:
         self.on_scan, self.on_status, self.on_frame = on_scan, on_status, on_frame
         if isinstance(self.decoder, LiveDecoder):
             self.decoder.on_late = self._late
-            self.decoder.background = self.background.known
+            self.decoder.background = self._known_background
         self._report_lock = threading.Lock()
         self._frame_times: OrderedDict[int, tuple[float, str]] = OrderedDict()   # index: capture time, name
         self.events: queue.Queue[ScanEvent] = queue.Queue(maxsize=100)
@@ -277,6 +277,10 @@ class Scanner:
         ms = (time.perf_counter() - t0) * 1000
         self.stats.decoded += 1
         self._report(found, frame.index, frame.name, frame.time, ms, late=False)
+
+    def _known_background(self, d: Decoded) -> bool:
+        with self._report_lock:   # the cascade's reads update the places from another thread
+            return self.background.known(d)
 
     def _late(self, found: list[Decoded]) -> None:
         """Reads from the live cascade, on its feeder thread, as soon as they are made."""
