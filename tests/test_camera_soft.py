@@ -97,6 +97,7 @@ def test_glare_beyond_even_erasures_reads_nothing():
     assert soft.read(img, sym) is None
 
 
+@pytest.mark.slow
 def test_random_modules_behind_real_patterns_never_read():
     """500 symbols whose fixed patterns are right and whose data modules are noise: a
     misread would need Reed-Solomon to accept garbage with three check codewords spare."""
@@ -117,6 +118,7 @@ def test_random_modules_behind_real_patterns_never_read():
     assert reads == 0
 
 
+@pytest.mark.slow
 def test_damaged_symbols_read_right_or_not_at_all():
     """Real symbols with ever more modules flipped at random: the text or nothing, never another."""
     rng = np.random.default_rng(7)

@@ -1,14 +1,15 @@
 """Camera and QR decoding: frame sources, decoders, the scanner loop.
 
-    from devices.camera import open_source, make_decoder, Scanner
-    with Scanner(open_source("/dev/video0"), make_decoder(), on_scan=print):
+    from devices.camera import open_source, Scanner
+    with Scanner(open_source("/dev/video0"), on_scan=print):   # the live decoder
         ...
 
 See docs/camera.md. Heavy imports (OpenCV, zxing-cpp) happen when this package is imported,
 so only code that needs the camera imports it.
 """
 from devices.camera.decoders import DECODERS, DEFAULT_DECODER, CascadeDecoder, Decoded, Decoder, make_decoder
-from devices.camera.scanner import Debouncer, ScanEvent, Scanner
+from devices.camera.live import LiveDecoder
+from devices.camera.scanner import BackgroundCodes, Debouncer, FrameResult, ScanEvent, Scanner
 from devices.camera.sources import (
                                     CameraSettings,
                                     CameraSource,
@@ -24,6 +25,7 @@ from devices.camera.sources import (
 )
 
 __all__ = ["DECODERS", "DEFAULT_DECODER", "CascadeDecoder", "Decoded", "Decoder", "make_decoder",
-           "Debouncer", "ScanEvent", "Scanner", "CameraSettings", "CameraSource", "Frame", "FrameSource",
+           "LiveDecoder", "BackgroundCodes", "Debouncer", "FrameResult", "ScanEvent", "Scanner",
+           "CameraSettings", "CameraSource", "Frame", "FrameSource",
            "ImageFilesSource", "PiCameraSource", "SourceError", "SourceStatus", "SyntheticSource",
            "VideoFileSource", "open_source"]

@@ -17,33 +17,22 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import partial
+from typing import Any
 
 import cv2
 import numpy as np
 
 from devices.camera import enhance, finders, soft
+from devices.camera.decoded import Box, Decoded, Decoder
+from devices.camera.isolated import IsolatedDecoder
 
+Corners = tuple[tuple[int, int], ...]
 
-@dataclass(frozen=True)
-class Decoded:
-    """One code read from a frame."""
-    text: str
-    step: str = ""                       # which step of the strategy read it
-    corners: tuple[tuple[int, int], ...] = ()  # in frame pixels, when the decoder gives them
-
-
-class Decoder(Protocol):
-    name: str
-
-    def decode(self, image: np.ndarray) -> list[Decoded]:
-        """Codes in a BGR or grayscale frame; an empty list when there is none."""
-        ...
-
-    def close(self) -> None:
-        ...
+__all__ = ["DECODERS", "DEFAULT_DECODER", "CascadeDecoder", "Decoded", "Decoder", "ZbarDecoder", "ZxingDecoder",
+           "corners_of", "make_decoder", "to_gray"]
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -54,7 +43,8 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-def _corners(pos, dx: float = 0, dy: float = 0, scale: float = 1.0) -> tuple[tuple[int, int], ...]:
+def corners_of(pos: Any, dx: float = 0, dy: float = 0, scale: float = 1.0) -> Corners:
+    """A zxing-cpp position's four corners in frame pixels (from a crop at `dx, dy` scaled by `scale`)."""
     return tuple((int(round(p.x / scale + dx)), int(round(p.y / scale + dy)))
                  for p in (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left))
 
@@ -69,14 +59,17 @@ class ZxingDecoder:
         # zxing-cpp 3's QRCode is a family with Micro QR and rMQR. Health codes are regular
         # QR codes, and a Micro QR M1 has only two check codewords: a patterned background
         # "read" as one gave a six-digit text on a tuning frame.
-        self._formats = getattr(zxingcpp.BarcodeFormat, "QRCodeModel2", zxingcpp.BarcodeFormat.QRCode)
+        self._formats: Any = getattr(zxingcpp.BarcodeFormat, "QRCodeModel2", zxingcpp.BarcodeFormat.QRCode)
         self.local, self.fixed = zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.FixedThreshold
 
-    def read(self, gray: np.ndarray, errors: bool = False, **kw):
-        return self._zx.read_barcodes(gray, formats=self._formats, return_errors=errors, **kw)
+    def read(self, gray: np.ndarray, errors: bool = False, **kw: Any) -> list[Any]:
+        # Plain: the code's own characters. The default (HRI) writes a control character as
+        # "<SOH>", which is not the text the code holds (a real photograph's vCard has two).
+        return self._zx.read_barcodes(gray, formats=self._formats, return_errors=errors,
+                                      text_mode=self._zx.TextMode.Plain, **kw)
 
     def decode(self, image: np.ndarray) -> list[Decoded]:
-        return [Decoded(b.text, "zxing", _corners(b.position)) for b in self.read(to_gray(image)) if b.valid]
+        return [Decoded(b.text, "zxing", corners_of(b.position)) for b in self.read(to_gray(image)) if b.valid]
 
     def close(self) -> None:
         pass
@@ -110,6 +103,7 @@ class CascadeStats:
     frames: int = 0
     cascades: int = 0           # frames where the cascade ran
     skipped: int = 0            # texture-only hints where the cascade had just failed
+    unlikely: int = 0           # texture-only hints where nothing looked like a code
     by_step: dict[str, int] = field(default_factory=dict)
 
 
@@ -135,12 +129,18 @@ class CascadeDecoder:
         self._soft_tries = soft_tries      # left for the frame being decoded
         self.stats = CascadeStats()
 
-    def decode(self, image: np.ndarray, region: tuple[int, int, int, int] | None = None) -> list[Decoded]:
-        """`region` (x, y, w, h): where the previous frame had a code (the scanner passes it)."""
+    def decode(self, image: np.ndarray, region: Box | None = None, *, paint: Sequence[Corners] = (),
+               stop: Callable[[], bool] | None = None) -> list[Decoded]:
+        """`region` (x, y, w, h): where the previous frame had a code (the scanner passes it).
+        `paint`: codes already read in this frame (a poster the scanner knows), flattened out
+        before looking for another. `stop()`: checked between steps; True abandons the frame
+        (the live scanner has a more promising one)."""
         gray = to_gray(image)
+        if paint:
+            gray = _painted(gray, paint)
         self.stats.frames += 1
         found = self.zx.read(gray, errors=True)
-        good = [Decoded(b.text, "zxing", _corners(b.position)) for b in found if b.valid]
+        good = [Decoded(b.text, "zxing", corners_of(b.position)) for b in found if b.valid]
         if good:
             return self._count(good)
         self._soft_tries = self.soft_tries
@@ -162,15 +162,22 @@ class CascadeDecoder:
             if seen % self.retry_every:
                 self.stats.skipped += 1
                 return []
+        if texture_only and not enhance.likely_code(gray, roi):
+            # text, a grid, a busy photograph: the texture check fires, but nothing there
+            # looks like a code (see enhance.likely_code); the cascade would only cost time
+            self.stats.unlikely += 1
+            return []
         self.stats.cascades += 1
         deadline = time.perf_counter() + self.budget_ms / 1000
         colour = image if image.ndim == 3 and image.shape[2] == 3 else None
+        if colour is not None and paint:
+            colour = None   # the painted gray is the one to read
         for step, img, (dx, dy, scale) in self._candidates(gray, roi, colour):
             good = self._read(img, step, (dx, dy, scale))
             if good:
                 self._stale = None
                 return self._count(good[:1])
-            if time.perf_counter() > deadline:
+            if time.perf_counter() > deadline or (stop is not None and stop()):
                 break
         else:
             good = self._locate(gray, roi)
@@ -203,7 +210,7 @@ class CascadeDecoder:
         zxing places symbols the local-average binarizer broke up)."""
         for binarizer, tag in ((self.zx.local, ""), (self.zx.fixed, "+fixed")):
             found = self.zx.read(img, errors=True, try_rotate=False, binarizer=binarizer)
-            good = [Decoded(b.text, step + tag, _corners(b.position, *where)) for b in found if b.valid]
+            good = [Decoded(b.text, step + tag, corners_of(b.position, *where)) for b in found if b.valid]
             good = good or self._soft(found, img, step + tag + "+soft", where)
             if good:
                 return good
@@ -218,7 +225,7 @@ class CascadeDecoder:
             self._soft_tries -= 1
             text = soft.read(img, sym)
             if text is not None:
-                return [Decoded(text, step, _corners(b.position, *where))]
+                return [Decoded(text, step, corners_of(b.position, *where))]
         return []
 
     def _same_as_stale(self, roi: tuple[int, int, int, int], look: np.ndarray | None) -> bool:
@@ -276,6 +283,21 @@ class CascadeDecoder:
 
     def close(self) -> None:
         pass
+
+
+def _painted(gray: np.ndarray, codes: Sequence[Corners]) -> np.ndarray:
+    """The frame with each code's quadrilateral (grown by a tenth) filled flat with its own
+    mean: it is read already, so it gives neither a texture cue nor a symbol."""
+    out = gray.copy()
+    for corners in codes:
+        pts = np.array(corners, np.float32)
+        c = pts.mean(axis=0)
+        poly = np.round(c + (pts - c) * 1.2).astype(np.int32)
+        mask = np.zeros(gray.shape, np.uint8)
+        cv2.fillConvexPoly(mask, poly, 255)
+        if mask.any():
+            out[mask > 0] = int(cv2.mean(gray, mask)[0])
+    return out
 
 
 def _region_of(found, shape) -> tuple[int, int, int, int] | None:
@@ -348,8 +370,7 @@ def make_decoder(name: str = DEFAULT_DECODER, isolate: bool | None = None, thoro
     if isolate is None:
         isolate = name == "zbar"
     if isolate:
-        from devices.camera.isolated import IsolatedDecoder
-        return IsolatedDecoder(name, thorough=thorough)
+        return IsolatedDecoder(name, partial(make_decoder, name, isolate=False, thorough=thorough))
     if name == "zxing":
         return ZxingDecoder()
     if name == "zbar":

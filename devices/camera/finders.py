@@ -35,7 +35,7 @@ def _template(turn: int) -> np.ndarray:
     m[(ring < 3.5) & ((ring >= 2.5) | (ring < 1.5))] = 1.0
     if turn:
         rot = cv2.getRotationMatrix2D(((9 * k - 1) / 2, (9 * k - 1) / 2), 45, 1.0)
-        m = cv2.warpAffine(m, rot, m.shape[::-1], flags=cv2.INTER_LINEAR, borderValue=0)
+        m = np.asarray(cv2.warpAffine(m, rot, m.shape[::-1], flags=cv2.INTER_LINEAR, borderValue=0), np.float32)
     size = int(round(9 * SCALE))
     t = cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA)
     return cv2.GaussianBlur(1.0 - t, (0, 0), 0.6)   # dark = low, as in the image
@@ -133,9 +133,9 @@ def _place(gray: np.ndarray, tl, tr, bl) -> soft.Symbol | None:
     for version in range(max(1, int(guess) - 2), min(40, int(guess) + 3) + 1):
         n = 17 + 4 * version
         # module (x, y) -> image: the finder centres are at 3.5 and n - 3.5
-        a = cv2.getAffineTransform(np.float32([(3.5, 3.5), (n - 3.5, 3.5), (3.5, n - 3.5)]),
-                                   np.float32([tl[:2], tr[:2], bl[:2]]))
-        corners = cv2.transform(np.float32([[(0, 0), (n, 0), (n, n), (0, n)]]), a)[0]
+        a = cv2.getAffineTransform(np.array([(3.5, 3.5), (n - 3.5, 3.5), (3.5, n - 3.5)], np.float32),
+                                   np.array([tl[:2], tr[:2], bl[:2]], np.float32))
+        corners = cv2.transform(np.array([[(0, 0), (n, 0), (n, n), (0, n)]], np.float32), a)[0]
         fits.append((soft.fit(gray, corners, n, *soft.fixed_points(version)), version, corners))
     fits.sort(key=lambda f: -f[0])
     if not fits or fits[0][0] < 0.3:      # not a QR symbol's fixed patterns

@@ -7,30 +7,33 @@ started for the next frame.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing as mp
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import numpy as np
 
-from devices.camera.decoders import Decoded
+from devices.camera.decoded import Decoded, Decoder
 
 log = logging.getLogger(__name__)
 
-
-def _make(name: str, thorough: bool):
-    """A decoder by name, or by "package.module:factory" for one defined elsewhere."""
-    if ":" in name:
-        import importlib
-        module, _, attr = name.partition(":")
-        return getattr(importlib.import_module(module), attr)()
-    from devices.camera.decoders import make_decoder
-    return make_decoder(name, isolate=False, thorough=thorough)
+Factory = Callable[[], Decoder]
 
 
-def _worker(conn: Connection, name: str, thorough: bool) -> None:
-    decoder = _make(name, thorough)
+def _make(name: str, factory: Factory | None) -> Decoder:
+    """The decoder from its factory (a picklable callable: the worker is spawned), or from
+    "package.module:factory" when there is none."""
+    if factory is not None:
+        return factory()
+    module, _, attr = name.partition(":")
+    return getattr(importlib.import_module(module), attr)()
+
+
+def _worker(conn: Connection, name: str, factory: Factory | None) -> None:
+    decoder = _make(name, factory)
     conn.send("ready")
     while True:
         try:
@@ -42,10 +45,9 @@ def _worker(conn: Connection, name: str, thorough: bool) -> None:
         shape, dtype, buf = msg
         img = np.frombuffer(buf, dtype=dtype).reshape(shape)
         try:
-            out = [(d.text, d.step, d.corners) for d in decoder.decode(img)]
+            conn.send([(d.text, d.step, d.corners) for d in decoder.decode(img)])
         except Exception as e:  # noqa: BLE001 - a Python error in the decoder is a result, not a death
-            out = e.__class__.__name__ + ": " + str(e)
-        conn.send(out)
+            conn.send(e.__class__.__name__ + ": " + str(e))
 
 
 class DecoderCrashed(RuntimeError):
@@ -53,12 +55,15 @@ class DecoderCrashed(RuntimeError):
 
 
 class IsolatedDecoder:
-    """`make_decoder(name)` in a worker process, restarted when it dies."""
+    """A decoder in a worker process, restarted when it dies: `factory()` makes it there
+    (`make_decoder("zbar")` passes one), or `name` is "package.module:factory"."""
 
-    def __init__(self, name: str, timeout_s: float = 5.0, start_timeout_s: float = 60.0,
-                 thorough: bool = False) -> None:
+    def __init__(self, name: str, factory: Factory | None = None, timeout_s: float = 5.0,
+                 start_timeout_s: float = 60.0) -> None:
+        if factory is None and ":" not in name:
+            raise ValueError(f"decoder {name!r}: give a factory or a \"module:factory\" name")
         self.inner = name
-        self.thorough = thorough
+        self.factory = factory
         self.name = name
         self.timeout_s = timeout_s
         self.start_timeout_s = start_timeout_s
@@ -75,7 +80,7 @@ class IsolatedDecoder:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker, args=(child, self.inner, self.thorough), daemon=True,
+        proc = self._ctx.Process(target=_worker, args=(child, self.inner, self.factory), daemon=True,
                                  name=f"decoder-{self.inner}")
         proc.start()
         child.close()
@@ -96,29 +101,33 @@ class IsolatedDecoder:
         msg = (img.shape, img.dtype.str, img.tobytes())
         if self._conn is None or self._proc is None or not self._proc.is_alive():
             self._restart("found dead")
-        assert self._conn is not None
         try:
-            self._conn.send(msg)
+            self._send(msg)
         except (BrokenPipeError, EOFError, OSError):
             self._restart("pipe broken")  # died while idle: this frame is still good to try
-            self._conn.send(msg)
+            self._send(msg)
+        conn, proc = self._conn, self._proc
+        assert conn is not None and proc is not None  # _start set both
         deadline = time.monotonic() + self.timeout_s
         try:
-            while not self._conn.poll(0.05):
-                if not self._proc.is_alive():
+            while not conn.poll(0.05):
+                if not proc.is_alive():
                     raise EOFError
                 if time.monotonic() > deadline:
                     self._restart(f"no answer in {self.timeout_s:g} s")
                     return []
-            out = self._conn.recv()
+            out = conn.recv()
         except (EOFError, OSError, ConnectionResetError):
-            code = self._proc.exitcode if self._proc else None
-            self._restart(f"died on a frame (exit code {code})")
+            self._restart(f"died on a frame (exit code {proc.exitcode})")
             return []
         if isinstance(out, str):
             log.warning("decoder %s raised %s", self.inner, out)
             return []
         return [Decoded(t, s, tuple(tuple(p) for p in c)) for t, s, c in out]
+
+    def _send(self, msg: object) -> None:
+        assert self._conn is not None  # _start set it
+        self._conn.send(msg)
 
     def _stop(self) -> None:
         if self._conn is not None:

@@ -56,11 +56,12 @@ def symbol_of(barcode) -> Symbol | None:
     if not isinstance(extra, dict):
         return None
     v, ec, mask = str(extra.get("Version", "")), extra.get("ECLevel"), extra.get("DataMask")
-    if not v.isdigit() or not 1 <= int(v) <= 40 or ec not in ("L", "M", "Q", "H") or mask not in range(8):
+    if not v.isdigit() or not 1 <= int(v) <= 40 or ec not in ("L", "M", "Q", "H") or not isinstance(mask, int) \
+            or mask not in range(8):
         return None
     p = barcode.position
-    corners = np.float32([(q.x, q.y) for q in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)])
-    return Symbol(corners, int(v), ec, int(mask))
+    corners = np.array([(q.x, q.y) for q in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)], np.float32)
+    return Symbol(corners, int(v), str(ec), int(mask))
 
 
 def read(gray: np.ndarray, sym: Symbol) -> str | None:
@@ -93,19 +94,19 @@ def sample(gray: np.ndarray, sym: Symbol, bend: np.ndarray | None = None) -> np.
     +-0.2 module), through the symbol's perspective; `bend` (N x N x 2, in modules) moves
     each module's centre."""
     n = sym.size
-    centres = np.stack(np.mgrid[0:n, 0:n][::-1], axis=-1).astype(np.float32) + 0.5
+    centres = np.stack(list(np.mgrid[0:n, 0:n][::-1]), axis=-1).astype(np.float32) + 0.5
     if bend is not None:
         centres += bend
     points = (centres.reshape(-1, 1, 2) + _SUB[None]).reshape(-1, 2)
     return _at(gray, sym.corners, n, points).reshape(n * n, len(_SUB)).mean(axis=1).reshape(n, n)
 
 
-_SUB = np.float32([(0, 0), (-0.2, -0.2), (0.2, -0.2), (-0.2, 0.2), (0.2, 0.2)])
+_SUB = np.array([(0, 0), (-0.2, -0.2), (0.2, -0.2), (-0.2, 0.2), (0.2, 0.2)], np.float32)
 
 
 def _at(gray: np.ndarray, corners: np.ndarray, n: int, points: np.ndarray) -> np.ndarray:
     """Grey levels at points given in module units (x, y), as float32."""
-    h = cv2.getPerspectiveTransform(np.float32([(0, 0), (n, 0), (n, n), (0, n)]), corners.astype(np.float32))
+    h = cv2.getPerspectiveTransform(np.array([(0, 0), (n, 0), (n, n), (0, n)], np.float32), corners.astype(np.float32))
     xy = cv2.perspectiveTransform(points.reshape(1, -1, 2).astype(np.float32), h)[0]
     rows = -(-len(xy) // 1024)     # remap takes maps under 32767 rows: fold them
     pad = np.zeros((rows * 1024 - len(xy), 2), np.float32)
@@ -349,7 +350,7 @@ def _unmask_and_walk(dark: np.ndarray, sure: np.ndarray, sym: Symbol) -> tuple[n
 def blocks(version: int, ec: str) -> list[tuple[int, int]]:
     """(data codewords, total codewords) of each block, in order."""
     out = []
-    for g in qr.ECC[version][qr.ERROR_MAPPING[ec]]:
+    for g in qr.ECC[version][qr.ERROR_MAPPING[ec]]:  # type: ignore[index]  # segno's tables are untyped
         out += [(g.num_data, g.num_total)] * g.num_blocks
     return out
 

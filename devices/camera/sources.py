@@ -162,7 +162,7 @@ class CameraSource(_Iterable):
         s = self.settings
         props: list[tuple[int, float]] = [(cv2.CAP_PROP_BUFFERSIZE, 1)]  # keep no stale frames in the driver
         if s.mjpeg:
-            props.append((cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG")))
+            props.append((cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG")))
         if s.width:
             props.append((cv2.CAP_PROP_FRAME_WIDTH, s.width))
         if s.height:
@@ -256,7 +256,7 @@ class PiCameraSource(_Iterable):
 
     def __init__(self, camera: int = 0, settings: CameraSettings | None = None) -> None:
         try:
-            from picamera2 import Picamera2  # type: ignore[import-not-found]
+            from picamera2 import Picamera2
         except ImportError as e:
             raise SourceError("picamera2 is not installed: on Raspberry Pi OS run "
                               "`sudo apt install python3-picamera2` and create the venv with "
@@ -305,10 +305,11 @@ class PiCameraSource(_Iterable):
 
 
 class VideoFileSource(_Iterable):
-    """Frames of a video file, all of them, in order."""
+    """Frames of a video file, all of them, in order. `pace`: play it at this many frames a
+    second (0: the file's own rate), as a camera would give them; then it is `live`."""
     live = False
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, pace: float | None = None) -> None:
         self.path = Path(path)
         self.name = self.path.name
         if not self.path.is_file():
@@ -318,10 +319,21 @@ class VideoFileSource(_Iterable):
             raise SourceError(f"cannot open {self.path} as a video")
         self.status = SourceStatus.OK
         self._index = 0
+        self.fps = 0.0
+        if pace is not None:
+            own = float(self._cap.get(cv2.CAP_PROP_FPS) or 0)
+            self.fps = pace or (own if 1 <= own <= 240 else 25.0)
+            self.live = True
+        self._next_at = time.monotonic()
 
     def read(self) -> Frame | None:
         if self.status != SourceStatus.OK:
             return None
+        if self.fps:   # a camera's pace
+            wait = self._next_at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._next_at = max(self._next_at + 1 / self.fps, time.monotonic() - 1 / self.fps)
         ok, img = self._cap.read()
         if not ok:
             self.status = SourceStatus.ENDED
@@ -416,8 +428,9 @@ class SyntheticSource(_Iterable):
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".mjpeg", ".mjpg", ".m4v", ".h264", ".ts"}
 
 
-def open_source(spec: str, settings: CameraSettings | None = None) -> FrameSource:
-    """A source from a command-line string. Raises SourceError with the reason."""
+def open_source(spec: str, settings: CameraSettings | None = None, pace: float | None = None) -> FrameSource:
+    """A source from a command-line string. Raises SourceError with the reason. `pace`: a
+    video file is played at this rate (0: its own), as a camera gives frames."""
     s = spec.strip()
     if s.isdigit() or s.startswith("/dev/video"):
         cam = CameraSource(s, settings)
@@ -435,6 +448,6 @@ def open_source(spec: str, settings: CameraSettings | None = None) -> FrameSourc
     if p.is_dir() or (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
         return ImageFilesSource(p)
     if p.is_file():
-        return VideoFileSource(p)
+        return VideoFileSource(p, pace)
     raise SourceError(f"no such source: {spec} (a folder, an image, a video file, a camera index "
                       f"or /dev/videoN, picamera, or synthetic)")

@@ -39,7 +39,7 @@ def payload(rng: np.random.Generator, low: int = 150, high: int = 400) -> str:
         tail = "".join(rng.choice(list(string.ascii_letters + string.digits + "-_"), n - len(head)))
         return head + tail
     name = "".join(rng.choice(list(string.ascii_lowercase), 6))
-    issued = int(rng.integers(1e9, 2e9))
+    issued = int(rng.integers(1_000_000_000, 2_000_000_000))
     kid = "".join(rng.choice(list("0123456789abcdef"), 8))
     fields = '{"c":"G","n":"' + name + '","t":' + str(issued) + ',"k":"' + kid + '","s":"'
     sig = "".join(rng.choice(list(string.ascii_letters + string.digits + "+/"), max(8, n - len(fields) - 2)))
@@ -116,6 +116,64 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
         for k in range(int(rng.integers(3, 8))):
             cv2.putText(img, "".join(rng.choice(list(string.ascii_uppercase), 8)), (x0, y0 + 12 * k),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.35, (20, 20, 20), 1, cv2.LINE_AA)
+    return img
+
+
+def _notice(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """A printed notice: paper, a heading, lines of small text, sometimes a table."""
+    paper = np.full((h, w, 3), [int(v) for v in rng.uniform(200, 250, 3)], np.uint8)
+    ink = (20, 20, 20) if rng.random() < 0.7 else (30, 30, 190)
+    y = int(rng.integers(8, 20))
+    cv2.putText(paper, "".join(rng.choice(list(string.ascii_uppercase), int(rng.integers(4, 10)))), (8, y + 14),
+                cv2.FONT_HERSHEY_DUPLEX, float(rng.uniform(0.5, 0.9)), ink, 2, cv2.LINE_AA)
+    y += 30
+    scale = float(rng.uniform(0.28, 0.45))
+    step = int(12 + 30 * scale)
+    table = rng.random() < 0.35
+    while y < h - 6:
+        words = " ".join("".join(rng.choice(list(string.ascii_lowercase), int(rng.integers(2, 9))))
+                         for _ in range(12))
+        cv2.putText(paper, words, (6, y), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, 1, cv2.LINE_AA)
+        if table:
+            cv2.line(paper, (4, y + 4), (w - 4, y + 4), ink, 1)
+        y += step
+    if table:
+        for x in np.linspace(4, w - 4, int(rng.integers(3, 6))):
+            cv2.line(paper, (int(x), 40), (int(x), h - 4), ink, 1)
+    return paper
+
+
+def busy_background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """What a gate camera sees behind the people: notices pasted on the wall, tiles, a
+    railing, a patterned shirt, signs with nested squares that look like a finder pattern.
+    No code anywhere (a code on a poster is a code: see the scanner's background codes)."""
+    img = _background(rng, w, h)
+    for _ in range(int(rng.integers(2, 5))):          # notices
+        nw, nh = int(rng.uniform(0.2, 0.45) * w), int(rng.uniform(0.3, 0.6) * h)
+        x, y = int(rng.integers(0, w - nw)), int(rng.integers(0, h - nh))
+        img[y:y + nh, x:x + nw] = _notice(rng, nw, nh)
+    kind = rng.integers(3)
+    gw, gh = int(rng.uniform(0.2, 0.5) * w), int(rng.uniform(0.2, 0.5) * h)
+    x, y = int(rng.integers(0, w - gw)), int(rng.integers(0, h - gh))
+    cell = int(rng.integers(6, 24))
+    patch = img[y:y + gh, x:x + gw]
+    dark = tuple(int(v) for v in rng.uniform(0, 90, 3))
+    if kind == 0:        # tiles or a fence: a grid of lines
+        patch[::cell, :] = dark
+        patch[:, ::cell] = dark
+    elif kind == 1:      # a checked shirt or a chequered floor
+        yy, xx = np.mgrid[0:gh, 0:gw]
+        patch[((yy // cell) + (xx // cell)) % 2 == 0] = dark
+    else:                # a railing
+        for bx in range(0, gw, cell):
+            cv2.rectangle(patch, (bx, 0), (bx + max(2, cell // 3), gh), dark, -1)
+    for _ in range(int(rng.integers(1, 5))):          # signs with nested squares
+        m = int(rng.integers(3, 9))
+        cx, cy = int(rng.integers(7 * m, w - 7 * m)), int(rng.integers(7 * m, h - 7 * m))
+        cv2.rectangle(img, (cx - int(3.5 * m), cy - int(3.5 * m)), (cx + int(3.5 * m), cy + int(3.5 * m)), dark, -1)
+        cv2.rectangle(img, (cx - int(2.5 * m), cy - int(2.5 * m)), (cx + int(2.5 * m), cy + int(2.5 * m)),
+                      (240, 240, 240), -1)
+        cv2.rectangle(img, (cx - int(1.5 * m), cy - int(1.5 * m)), (cx + int(1.5 * m), cy + int(1.5 * m)), dark, -1)
     return img
 
 
@@ -209,17 +267,18 @@ def _glare(rng: np.random.Generator, img: np.ndarray, centre: np.ndarray, radius
 
 def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(q)])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
 
 
 def render(text: str | None, distortion: str = "clean", rng: np.random.Generator | int = 0,
            size: tuple[int, int] = (640, 480), style: str = "default",
-           optics: np.random.Generator | None = None) -> np.ndarray:
+           optics: np.random.Generator | None = None, busy: bool = False) -> np.ndarray:
     """One BGR camera frame showing `text` as a QR on a phone (None: no code) with a distortion.
 
     `rng` draws the scene (wall, phone, pose, light); `optics`, when given, draws what
     changes from frame to frame while a person holds still (blur, shake, noise, glare
     position, compression), so a burst of frames of one presentation can be rendered.
+    `busy`: the scene is `busy_background` (notices, grids, finder-like signs).
     """
     if distortion not in DISTORTIONS:
         raise ValueError(f"unknown distortion {distortion!r}; one of {', '.join(DISTORTIONS)}")
@@ -236,7 +295,7 @@ def render(text: str | None, distortion: str = "clean", rng: np.random.Generator
         effects = set(rng.choice(["blur", "motion", "noise", "glare", "jpeg", "lowlight", "inverted"],
                                  int(rng.integers(0, 3)), replace=False))
         text = None
-    img = _background(rng, w, h)
+    img = busy_background(rng, w, h) if busy else _background(rng, w, h)
     qr_px = _u(rng, st.qr_frac) * h
     centre = np.array([w / 2, h / 2])
     radius = qr_px / 2
@@ -305,8 +364,14 @@ def samples(n: int, distortions: tuple[str, ...] = DISTORTIONS, seed: int = 0,
 
 
 def burst(text: str | None, distortion: str, n: int, seed: int, size: tuple[int, int] = (640, 480),
-          style: str = "default") -> list[np.ndarray]:
+          style: str = "default", busy: bool = False) -> list[np.ndarray]:
     """`n` frames of one presentation: the same scene and pose, fresh optics each frame.
     Harder than independent frames: a phone that glares in one frame glares in the next."""
     return [render(text, distortion, np.random.default_rng(seed), size, style,
-                   optics=np.random.default_rng([seed, k])) for k in range(n)]
+                   optics=np.random.default_rng([seed, k]), busy=busy) for k in range(n)]
+
+
+def busy_frames(n: int, seed: int, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
+    """`n` busy frames with no code: the busy background, with or without a person's phone
+    showing something else, through the camera's usual optics."""
+    return [render(None, "empty", np.random.default_rng([seed, i]), size, busy=True) for i in range(n)]
