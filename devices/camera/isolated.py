@@ -18,7 +18,7 @@ import numpy as np
 
 from devices.camera.decoded import Decoded, Decoder
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gate.camera")
 
 Factory = Callable[[], Decoder]
 

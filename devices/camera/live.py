@@ -35,7 +35,7 @@ import numpy as np
 from devices.camera.decoded import Box, Decoded
 from devices.camera.decoders import CascadeDecoder, ZxingDecoder, corners_of, to_gray
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gate.camera")
 
 Corners = tuple[tuple[int, int], ...]
 

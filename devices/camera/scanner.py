@@ -24,7 +24,7 @@ from devices.camera.decoded import Box, Decoded, Decoder
 from devices.camera.live import LiveDecoder
 from devices.camera.sources import Frame, FrameSource, SourceStatus
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gate.camera")
 
 
 @dataclass(frozen=True)

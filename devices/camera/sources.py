@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gate.camera")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
 
