@@ -8,6 +8,7 @@ exiting or crashing leaves the gate deciding.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -27,6 +28,8 @@ from tui.widgets.recent import RecentEntries
 from tui.widgets.status_line import StatusLine, status_text
 from tui.widgets.subject import SubjectPanel, view
 from tui.words import refusal, w
+
+log = logging.getLogger("gate.console")
 
 POLL_S = 2.0
 
@@ -67,13 +70,17 @@ class GateConsole(App):
             if kind == "_connected":
                 self.connected = True
                 self.connection = ""
+                self.redraw()
                 await self.refresh_all()
             elif kind == "_disconnected":
                 self.connected = False
                 self.connection = w("reconnecting", self.lang, s=event["retry_in"])
                 self.redraw()
             else:
-                await self.on_gate_event(event)
+                try:
+                    await self.on_gate_event(event)
+                except Exception:  # logged: one odd event must not end the stream
+                    log.exception("event %s", kind)
 
     async def on_gate_event(self, event: dict) -> None:
         kind = event["type"]
@@ -82,6 +89,8 @@ class GateConsole(App):
         if kind in ("alarm", "alarm_acknowledged"):
             await self.refresh_alarms()
         if kind == "shift" and event.get("handover"):
+            if isinstance(self.screen, EndShiftScreen):
+                self.screen.dismiss(None)  # the event can come before the command's answer
             self.push_screen(HandoverScreen(event["handover"]))
         if kind != "hello":
             await self.refresh_state()
@@ -125,8 +134,8 @@ class GateConsole(App):
 
     # -- drawing -------------------------------------------------------------------------
     def redraw(self) -> None:
-        if not self.main.is_mounted:
-            return
+        if not self.main.is_mounted or not self.main.query(StatusLine):
+            return  # not yet composed, or closing
         connection = "" if self.connected else f"[b red]{self.connection}[/]"
         self.main.query_one(StatusLine).update(
             status_text(self.state.get("status") or {}, self.lang, fps=self.fps, connection=connection))
@@ -134,7 +143,7 @@ class GateConsole(App):
         self.redraw_subject()
 
     def redraw_subject(self) -> None:
-        if not self.main.is_mounted:
+        if not self.main.is_mounted or not self.main.query(SubjectPanel):
             return
         v = view(self.state, self.lang)
         waited = None

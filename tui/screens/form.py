@@ -55,6 +55,12 @@ class FormScreen(ModalScreen[Any]):
             yield Static("", id="message")
             yield Static(w("submit_hint", self.lang), id="hint")
 
+    def on_mount(self) -> None:
+        self.query_one("#fields").can_focus = False  # Tab goes from field to field
+        inputs = self.query(Input)
+        if inputs:
+            inputs.first().focus()
+
     def title_text(self) -> str:
         return w(self.TITLE_KEY, self.lang)
 

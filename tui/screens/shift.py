@@ -70,7 +70,8 @@ class EndShiftScreen(ModalScreen[dict | None]):
         except Unreachable:
             self.query_one("#message", Static).update(f"[red]{w('reconnecting', gate.lang, s='…')}[/]")
             return
-        self.dismiss(result)
+        if self.is_current:  # not already closed by the handover that came first
+            self.dismiss(result)
 
     def action_back(self) -> None:
         self.dismiss(None)
