@@ -40,7 +40,7 @@ class GateConsole(App):
     ENABLE_COMMAND_PALETTE = False  # a guard's keys only; ctrl+p would open an English palette
     BINDINGS = [Binding("ctrl+q", "quit", show=False)]
 
-    def __init__(self, socket_path: str, lang: str = "zh", *, show_clock: bool = True) -> None:
+    def __init__(self, socket_path: str, lang: str = "zh", *, show_clock: bool = True, follow: bool = True) -> None:
         super().__init__()
         self.lang = lang
         self.client = GateClient(socket_path)
@@ -52,11 +52,14 @@ class GateConsole(App):
         self._frames: tuple[float, int] | None = None
         self._state_at = time.monotonic()
         self.show_clock = show_clock  # off in snapshot tests: the clock is not deterministic
+        self.follow = follow  # off in snapshot tests: a state set by the test, no gate
         self.main = MainScreen()
 
     # -- life --------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.push_screen(self.main)
+        if not self.follow:
+            return
         self.run_worker(self.follow_events(), name="events", group="events", exclusive=True)
         self.set_interval(POLL_S, self.poll)
         self.set_interval(1.0, self.redraw_subject)

@@ -42,6 +42,6 @@ class MainScreen(Screen):
         self.query_one(KeyBar).show(gate.lang)
         self.query_one(AlarmBanner).show([], gate.lang)
         recent = self.query_one(RecentEntries)
-        recent.lang = gate.lang
+        recent.lang, recent.show_time = gate.lang, gate.show_clock
         recent.border_title = w("recent", gate.lang)
         gate.redraw()
