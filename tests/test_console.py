@@ -201,6 +201,30 @@ def test_register_a_visitor_and_a_fever_retest(gate):
         app = GateConsole(gate.sock, "zh")
         async with app.run_test(size=(100, 30)) as pilot:
             await until(pilot, lambda: ready(app), what="the connection")
+            # a resident without a phone found by name within the household, then cancelled
+            await pilot.press("c")
+            await fill(pilot, name="李华", household="h1")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.screen.query("#found") and "李*" in cells(app.screen.query_one("#found")),
+                        what="the names found")
+            assert "李*" in cells(app.screen.query_one("#found")) and "h1" in cells(app.screen.query_one("#found"))
+            await pilot.press("enter")
+            await until(pilot, lambda: app.state.get("phase") == "measuring", what="the look-up by name")
+            assert "李*" in shown(app, "#detail")
+            # 问: she says she has a cough; the guard toggles it and sends, then the gun reads normal
+            await pilot.press("w")
+            await pilot.pause()
+            await pilot.press("1")
+            assert "有发热、咳嗽等症状：是" in text(app.screen.query_one("#answers"))
+            await pilot.press("enter")
+            await until(pilot, lambda: (app.state.get("subject") or {}).get("answered"), what="the answers")
+            await pilot.press("t")
+            await fill(pilot, body_c="36.6")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.state.get("phase") == "decided", what="the decision")
+            assert "有发热、咳嗽等症状" in shown(app, "#reason") and "不予放行" in shown(app, "#headline")
+            await until(pilot, lambda: app.state.get("phase") == "waiting", what="the next person")
+
             await pilot.press("d", "1")
             assert "访客登记" in text(app.screen.query_one("#title"))
             await fill(pilot, phone="1391234")
