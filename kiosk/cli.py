@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("kiosk.run_cmd", "run the gate: camera, thermometer, checkpoint, relay, local API, uploader"),
     "config": ("kiosk.config_cmd", "the configuration file: an annotated example, the settings in force"),
     "decide": ("kiosk.decide_cmd", "decide JSON cases from stdin, one JSON decision per line"),
+    "console": ("tui.console_cmd", "the guard's console: the gate's screen and keys, over its local API"),
     "demo": ("kiosk.demo", "run the gate on simulated devices"),
     "db": ("kiosk.store_cmd", "local store: check, purge by retention, show alarms"),
     "scan": ("devices.scan_cmd", "read QR codes from a folder, image, video file or camera"),

@@ -26,6 +26,7 @@ COMPOSITION_ROOTS = {
     "kiosk.codes.codes_cmd", "kiosk.codes.keys_cmd",
     "devices.scan_cmd", "devices.sim_cmd", "devices.thermometer.thermometer_cmd",
     "sync.server_cmd", "sync.sync_cmd", "sync.enroll_cmd", "sync.township_cmd",
+    "tui.console_cmd",
 }
 
 # (modules, what they must not reach, why)
@@ -37,6 +38,8 @@ RULES = [
     ("sync.client", ("devices", "tui", "sync.server"), "the uploader needs no hardware and no server code"),
     ("sync.server", ("kiosk.store", "devices", "sync.client", "tui"),
      "the township server runs without the gate's store or hardware"),
+    ("tui", ("devices", "sync", "kiosk.store", "kiosk.checkpoint", "kiosk.daemon", "kiosk.api", "kiosk.lookup"),
+     "the console talks to the gate only through its local API"),
     ("", ("sync.testing",), "sync.testing is a test helper"),
 ]
 

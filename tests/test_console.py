@@ -1,0 +1,327 @@
+"""`gate console` against a real gate: a Daemon on simulated devices, its API on a Unix
+socket in tmp_path, and the console driven by Textual's pilot, key by key, as a guard
+would. What is checked is what the guard sees: the panels' text, the banner, the forms."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import pytest
+from textual.content import Content
+from textual.geometry import Region
+from textual.widgets import Digits, Input, Static
+
+from kiosk import clock, config
+from kiosk.codes import issue, keys, trust
+from kiosk.daemon import Daemon, Options
+from kiosk.people import person_ref
+from kiosk.records import id_check_digit
+from kiosk.shifts import hash_pin
+from tui.app import GateConsole
+from tui.widgets.alarm_banner import AlarmBanner
+from tui.widgets.recent import RecentEntries
+from tui.widgets.status_line import StatusLine
+
+SALT = "test-salt"
+AMBIENT, NORMAL, HIGH_THEN = 12.0, 33.3, 34.3  # forehead °C: 34.3 reads as a fever at 12 °C ambient
+PIN = "2468"
+
+
+def valid_id(first17: str) -> str:
+    return first17 + id_check_digit(first17)
+
+
+WANG, LI = valid_id("11010519900101123"), valid_id("11010519400505234")
+
+
+class Gate:
+    """A gate on simulators with lists (residents, guards) and its API on a socket."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp, self.sock = tmp, str(tmp / "api.sock")
+        self.key = keys.generate("Ed25519")
+        (tmp / "trust.json").write_text(json.dumps(
+            {"keys": [trust.entry_for(self.key.public_key(), ["health"], label="township")]}))
+        refs = {WANG: person_ref(WANG, SALT), LI: person_ref(LI, SALT)}
+        lists = {
+            "households": [{"id": "h1", "address": "3-2-501"}],
+            "residents": [{"person_ref": refs[WANG], "household_id": "h1", "masked_name": "王*明", "role": "owner"},
+                          {"person_ref": refs[LI], "household_id": "h1", "masked_name": "李*", "role": "member"}],
+            "passes": [], "revoked_passes": [], "quarantine_orders": [],
+            "guards": [{"id": "g7", "masked_name": "赵*", "pin_hash": hash_pin(PIN), "leader": 0},
+                       {"id": "L1", "masked_name": "钱*", "pin_hash": hash_pin("9999"), "leader": 1}],
+        }
+        (tmp / "lists.json").write_text(json.dumps(lists, ensure_ascii=False))
+        (tmp / "salt").write_text(SALT)
+        self.daemon: Daemon | None = None
+
+    def start(self) -> Daemon:
+        cfg = config.load(env={})
+        cfg["gate"].update(device_id="east-1", community="lotus-garden")
+        cfg["people"]["salt_file"] = str(self.tmp / "salt")
+        cfg["checkpoint"]["outcome_s"] = 6.0  # long enough to read the outcome on the panel
+        self.daemon = Daemon(cfg, Options(db=str(self.tmp / "g.db"), camera="sim", port="sim",
+                                          trust=str(self.tmp / "trust.json"), lists=str(self.tmp / "lists.json"),
+                                          api_socket=self.sock)).start()
+        self.daemon.emulator.values = [(AMBIENT, AMBIENT)]  # nobody in front yet
+        return self.daemon
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+            self.daemon = None
+
+    def show(self, name: str, id_number: str, colour: str = "green", forehead: float = NORMAL) -> None:
+        assert self.daemon is not None
+        text = issue.health_code(self.key, person_ref=person_ref(id_number, SALT), name=name, colour=colour,
+                                 issued_at=clock.utc_now() - dt.timedelta(seconds=20))
+        self.daemon.emulator.values = [(forehead, AMBIENT)]
+        self.daemon.camera_sim.show(text, seconds=1.5)
+
+
+@pytest.fixture
+def gate(tmp_path):
+    g = Gate(tmp_path)
+    g.start()
+    yield g
+    g.stop()
+
+
+def text(widget) -> str:
+    """What a widget shows, as plain text: its words, or the cells it draws (a table)."""
+    visual = widget.render()
+    if isinstance(visual, Content):
+        return visual.plain
+    return cells(widget)
+
+
+def cells(widget) -> str:
+    """The rows a widget draws on the terminal, as they are cut to its size."""
+    size = widget.size
+    return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, size.width, size.height)))
+
+
+def ready(app: GateConsole) -> bool:
+    """Connected, and the gate's status on the screen."""
+    return app.connected and bool(text(app.main.query_one(StatusLine)))
+
+
+def shown(app: GateConsole, selector: str) -> str:
+    return text(app.main.query_one(selector, Static))
+
+
+async def until(pilot, predicate, timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+async def fill(pilot, **values: str) -> None:
+    """Type into a form's fields: ASCII key by key, Chinese as an input method would."""
+    for name, value in values.items():
+        box = pilot.app.screen.query_one(f"#f-{name}", Input)
+        box.focus()
+        await pilot.pause()
+        if value.isascii():
+            await pilot.press(*value)
+        else:
+            box.value = value
+    await pilot.pause()
+
+
+async def start_shift(pilot) -> None:
+    await pilot.press("s")
+    await fill(pilot, guard_id="g7", pin=PIN, leader_id="L1")
+    await pilot.press("enter")
+    await until(pilot, lambda: "赵*" in text(pilot.app.main.query_one(StatusLine)), what="the guard on duty")
+
+
+def run(coro) -> None:
+    asyncio.run(coro)
+
+
+def test_log_in_pass_a_resident_and_look_one_up_at_80x24(gate):
+    async def go():
+        app = GateConsole(gate.sock, "zh")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: ready(app), what="the connection")
+            assert "无人上岗" in text(app.main.query_one(StatusLine))
+            # every action is on the key bar, in Chinese, and fits 80 columns
+            keys = cells(app.main.query_one("#keys"))
+            words = ("查询", "登记", "手测体温", "问询", "已戴口罩", "人工放行", "确认上报", "上岗", "交班", "取消")
+            assert all(word in keys for word in words), keys
+            # a wrong PIN is refused in Chinese, the form stays open
+            await pilot.press("s")
+            await fill(pilot, guard_id="g7", pin="1111")
+            await pilot.press("enter")
+            await until(pilot, lambda: "工号或密码不对" in text(app.screen.query_one("#message")), what="wrong PIN")
+            await pilot.press("escape")
+            await start_shift(pilot)
+            status = text(app.main.query_one(StatusLine))
+            assert "值守 赵*" in status and "带班 钱*" in status and "低风险" in status
+
+            gate.show("王小明", WANG)
+            await until(pilot, lambda: "放行" in shown(app, "#headline"), what="the admit")
+            assert "请通行" in shown(app, "#headline")
+            assert "健康码绿码，体温正常" in shown(app, "#reason")
+            assert "王*明" in shown(app, "#detail")
+            await until(pilot, lambda: "王*明" in text(app.main.query_one(RecentEntries)), what="recent")
+            assert "健康码绿码" in text(app.main.query_one(RecentEntries))
+            await until(pilot, lambda: app.state.get("phase") == "waiting", what="the next person")
+            gate.daemon.emulator.values = [(AMBIENT, AMBIENT)]  # the resident walked on
+
+            # an elderly resident without a phone: looked up by ID number, a typo named at once
+            await pilot.press("c")
+            typo = LI[:-1] + ("0" if LI[-1] != "0" else "1")
+            await fill(pilot, id_number=typo)
+            assert "校验位不符" in text(app.screen.query_one("#e-id_number"))
+            app.screen.query_one("#f-id_number", Input).value = ""
+            await fill(pilot, id_number=LI)
+            assert not app.screen.query_one("#e-id_number").display
+            await pilot.press("enter")
+            await until(pilot, lambda: app.state.get("phase") == "measuring", what="the look-up")
+            assert "李*" in shown(app, "#detail") and "人工查询" in shown(app, "#detail")
+            # the hand-held gun: a manual temperature
+            await pilot.press("t")
+            await fill(pilot, body_c="36.5")
+            await pilot.press("enter")
+            await until(pilot, lambda: "放行" in shown(app, "#headline"), what="the looked-up admit")
+            assert app.main.query_one("#temp", Digits).value == "36.5"  # in large digits
+    run(go())
+
+
+def test_register_a_visitor_and_a_fever_retest(gate):
+    async def go():
+        app = GateConsole(gate.sock, "zh")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: ready(app), what="the connection")
+            # a resident without a phone found by name within the household, then cancelled
+            await pilot.press("c")
+            await fill(pilot, name="李华", household="h1")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.screen.query("#found") and "李*" in cells(app.screen.query_one("#found")),
+                        what="the names found")
+            assert "李*" in cells(app.screen.query_one("#found")) and "h1" in cells(app.screen.query_one("#found"))
+            await pilot.press("enter")
+            await until(pilot, lambda: app.state.get("phase") == "measuring", what="the look-up by name")
+            assert "李*" in shown(app, "#detail")
+            # 问: she says she has a cough; the guard toggles it and sends, then the gun reads normal
+            await pilot.press("w")
+            await pilot.pause()
+            await pilot.press("1")
+            assert "有发热、咳嗽等症状：是" in text(app.screen.query_one("#answers"))
+            await pilot.press("enter")
+            await until(pilot, lambda: (app.state.get("subject") or {}).get("answered"), what="the answers")
+            await pilot.press("t")
+            await fill(pilot, body_c="36.6")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.state.get("phase") == "decided", what="the decision")
+            assert "有发热、咳嗽等症状" in shown(app, "#reason") and "不予放行" in shown(app, "#headline")
+            await until(pilot, lambda: app.state.get("phase") == "waiting", what="the next person")
+
+            await pilot.press("d", "1")
+            assert "访客登记" in text(app.screen.query_one("#title"))
+            await fill(pilot, phone="1391234")
+            assert "手机号" in text(app.screen.query_one("#e-phone"))  # said at once, in Chinese
+            app.screen.query_one("#f-phone", Input).value = ""
+            await fill(pilot, name="刘洋", phone="13912345678", home_town="南京", visiting="h1",
+                       reason="探亲", transport="步行")
+            assert not app.screen.query_one("#e-phone").display
+            await pilot.press("enter")
+            await until(pilot, lambda: (app.state.get("subject") or {}).get("kind") == "visitor", what="registered")
+            assert "刘*" in shown(app, "#detail") and "访客" in shown(app, "#detail")
+            await pilot.press("x")  # the visitor walks away: the guard cancels
+            await until(pilot, lambda: app.state.get("phase") == "waiting", what="cancelled")
+
+            gate.show("王小明", WANG, forehead=HIGH_THEN)
+            await until(pilot, lambda: app.state.get("phase") == "retest", what="the re-test")
+            assert "请复测" in shown(app, "#headline") and "首次偏高" in shown(app, "#temp-note")
+            gate.daemon.emulator.values = [(AMBIENT, AMBIENT)]  # steps aside to rest
+            await pilot.press("t")
+            await fill(pilot, body_c="36.4")
+            await pilot.press("enter")
+            await until(pilot, lambda: "放行" in shown(app, "#headline"), what="admitted after the re-test")
+            assert "36.4" in shown(app, "#temp-note") and "复测" in shown(app, "#temp-note")
+    run(go())
+
+
+def test_an_alarm_stays_until_acknowledged_then_override_and_hand_over(gate):
+    async def go():
+        app = GateConsole(gate.sock, "zh")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: ready(app), what="the connection")
+            await start_shift(pilot)
+            gate.show("张伟", "110105197707073456", colour="red")
+            await until(pilot, lambda: app.main.query_one(AlarmBanner).display, what="the banner")
+            banner = text(app.main.query_one(AlarmBanner))
+            assert "立即上报" in banner and "红码" in banner and "报警" not in banner
+            assert "不予放行" in shown(app, "#headline")
+            await pilot.pause(1.0)
+            assert app.main.query_one(AlarmBanner).display  # it stays
+            await pilot.press("a")
+            await until(pilot, lambda: not app.main.query_one(AlarmBanner).display, what="acknowledged")
+
+            # the guard lets the refused person through: a reason, then y to confirm
+            await pilot.press("o")
+            await pilot.pause()
+            await pilot.press("enter")
+            await until(pilot, lambda: "请填写理由" in text(app.screen.query_one("#message")), what="reason needed")
+            await fill(pilot, reason="120 急救人员")
+            await pilot.press("enter")
+            await until(pilot, lambda: "按 y 确认" in text(app.screen.query_one("#message")), what="confirm")
+            await pilot.press("y")
+            await until(pilot, lambda: (app.state.get("last") or {}).get("overridden_action") == "refuse",
+                        what="the override")
+            assert "放行" in shown(app, "#headline") and "人工放行" in shown(app, "#reason")
+            await until(pilot, lambda: app.main.query_one(AlarmBanner).display, what="the override's report")
+            await pilot.press("a")
+            await until(pilot, lambda: not app.main.query_one(AlarmBanner).display, what="acknowledged")
+
+            await pilot.press("e")
+            await pilot.pause()
+            await pilot.press("y")
+            await until(pilot, lambda: app.screen.query("#handover"), what="the handover")
+            handover = text(app.screen.query_one("#handover"))
+            assert "赵*" in handover and "不予放行1人次" in handover and "放行1人次" in handover
+            assert "立即上报2起" in handover
+            await pilot.press("enter")
+            await until(pilot, lambda: "无人上岗" in text(app.main.query_one(StatusLine)), what="shift ended")
+    run(go())
+
+
+def test_the_console_survives_the_gate_restarting(gate):
+    async def go():
+        app = GateConsole(gate.sock, "en")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: ready(app), what="the connection")
+            assert "Waiting for the next person" in shown(app, "#headline")
+            gate.stop()
+            await until(pilot, lambda: "reconnecting" in text(app.main.query_one(StatusLine)), what="reconnecting")
+            await pilot.press("m")  # a key pressed while the gate is away is answered, not a crash
+            await pilot.pause(0.3)
+            gate.start()
+            await until(pilot, lambda: ready(app) and "reconnecting" not in text(app.main.query_one(StatusLine)),
+                        timeout=30, what="reconnected")
+            gate.show("王小明", WANG)
+            await until(pilot, lambda: "Admit" in shown(app, "#headline"), what="the admit after the restart")
+            assert "Please go in" in shown(app, "#headline")
+    run(go())
+
+
+def test_without_a_gate_the_console_says_it_is_reconnecting(tmp_path):
+    async def go():
+        app = GateConsole(str(tmp_path / "none.sock"), "zh")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: "正在重新连接" in text(app.main.query_one(StatusLine)), what="reconnecting")
+            await pilot.press("c")
+            await fill(pilot, id_number=WANG)
+            await pilot.press("enter")
+            await until(pilot, lambda: "正在重新连接" in text(app.screen.query_one("#message")),
+                        what="the form's answer")
+    run(go())

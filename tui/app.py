@@ -1,0 +1,217 @@
+"""`gate console`: the guard's screen, a client of the gate's local API only.
+
+The app keeps what the gate last said (its state, open alarms, recent decisions) and
+redraws the main screen from it. The event stream runs in a worker that reconnects by
+itself; the state is also polled every two seconds for the status line. Nothing here
+waits on the gate for long: every call is bounded (tui/client.py), and the console
+exiting or crashing leaves the gate deciding.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from tui.client import GateClient, Refused, Unreachable
+from tui.screens.answers import AnswersScreen
+from tui.screens.lookup import LookupScreen
+from tui.screens.main import MainScreen
+from tui.screens.override import OverrideScreen
+from tui.screens.register import RegisterChoiceScreen, RegisterScreen
+from tui.screens.shift import EndShiftScreen, HandoverScreen, StartShiftScreen
+from tui.screens.temperature import TemperatureScreen
+from tui.widgets.alarm_banner import AlarmBanner
+from tui.widgets.recent import RecentEntries
+from tui.widgets.status_line import StatusLine, status_text
+from tui.widgets.subject import SubjectPanel, view
+from tui.words import refusal, w
+
+log = logging.getLogger("gate.console")
+
+POLL_S = 2.0
+
+
+class GateConsole(App):
+    TITLE = "gate console"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = False  # a guard's keys only; ctrl+p would open an English palette
+    BINDINGS = [Binding("ctrl+q", "quit", show=False)]
+
+    def __init__(self, socket_path: str, lang: str = "zh", *, show_clock: bool = True, follow: bool = True) -> None:
+        super().__init__()
+        self.lang = lang
+        self.client = GateClient(socket_path)
+        self.state: dict[str, Any] = {}
+        self.alarms: list[dict] = []
+        self.connection = w("connecting", lang)
+        self.connected = False
+        self.fps: float | None = None
+        self._frames: tuple[float, int] | None = None
+        self._state_at = time.monotonic()
+        self.show_clock = show_clock  # off in snapshot tests: the clock is not deterministic
+        self.follow = follow  # off in snapshot tests: a state set by the test, no gate
+        self.main = MainScreen()
+
+    # -- life --------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.push_screen(self.main)
+        if not self.follow:
+            return
+        self.run_worker(self.follow_events(), name="events", group="events", exclusive=True)
+        self.set_interval(POLL_S, self.poll)
+        self.set_interval(1.0, self.redraw_subject)
+
+    async def on_unmount(self) -> None:
+        await self.client.close()
+
+    async def follow_events(self) -> None:
+        async for event in self.client.events():
+            kind = event["type"]
+            if kind == "_connected":
+                self.connected = True
+                self.connection = ""
+                self.redraw()
+                await self.refresh_all()
+            elif kind == "_disconnected":
+                self.connected = False
+                self.connection = w("reconnecting", self.lang, s=event["retry_in"])
+                self.redraw()
+            else:
+                try:
+                    await self.on_gate_event(event)
+                except Exception:  # logged: one odd event must not end the stream
+                    log.exception("event %s", kind)
+
+    async def on_gate_event(self, event: dict) -> None:
+        kind = event["type"]
+        if kind == "decision":
+            self.main.query_one(RecentEntries).add(event)
+        if kind in ("alarm", "alarm_acknowledged"):
+            await self.refresh_alarms()
+        if kind == "shift" and event.get("handover"):
+            if isinstance(self.screen, EndShiftScreen):
+                self.screen.dismiss(None)  # the event can come before the command's answer
+            self.push_screen(HandoverScreen(event["handover"]))
+        if kind != "hello":
+            await self.refresh_state()
+        else:
+            self.take_state(event)
+        self.redraw()
+
+    async def poll(self) -> None:
+        if self.connected:
+            await self.refresh_state()
+            self.redraw()
+
+    async def refresh_all(self) -> None:
+        await self.refresh_state()
+        await self.refresh_alarms()
+        self.redraw()
+
+    async def refresh_state(self) -> None:
+        try:
+            self.take_state(await self.client.state())
+        except (Unreachable, Refused):
+            return  # the event stream says when the gate is gone
+
+    def take_state(self, state: dict) -> None:
+        status = state.get("status") or self.state.get("status") or {}
+        self.state = {**state, "status": status}
+        self._state_at = time.monotonic()
+        frames = (status.get("camera") or {}).get("frames")
+        if isinstance(frames, int):
+            now = time.monotonic()
+            if self._frames is not None and now - self._frames[0] >= 0.5:
+                self.fps = max(0.0, (frames - self._frames[1]) / (now - self._frames[0]))
+            if self._frames is None or now - self._frames[0] >= 0.5:
+                self._frames = (now, frames)
+
+    async def refresh_alarms(self) -> None:
+        try:
+            self.alarms = await self.client.alarms()
+        except (Unreachable, Refused):
+            return
+
+    # -- drawing -------------------------------------------------------------------------
+    def redraw(self) -> None:
+        if not self.main.is_mounted or not self.main.query(StatusLine):
+            return  # not yet composed, or closing
+        connection = "" if self.connected else f"[b red]{self.connection}[/]"
+        self.main.query_one(StatusLine).update(
+            status_text(self.state.get("status") or {}, self.lang, fps=self.fps, connection=connection))
+        self.main.query_one(AlarmBanner).show(self.alarms, self.lang)
+        self.redraw_subject()
+
+    def redraw_subject(self) -> None:
+        if not self.main.is_mounted or not self.main.query(SubjectPanel):
+            return
+        v = view(self.state, self.lang)
+        waited = None
+        if v["waiting_s"] is not None and self.show_clock:
+            waited = v["waiting_s"] + (time.monotonic() - self._state_at)
+        self.main.query_one(SubjectPanel).show(v, self.lang, waited)
+
+    def tell(self, text: str, ok: bool = True) -> None:
+        self.notify(text, severity="information" if ok else "error", timeout=4)
+
+    # -- the guard's keys -------------------------------------------------------------------
+    def action_look_up(self) -> None:
+        self.push_screen(LookupScreen(), self.after_form)
+
+    def action_register(self) -> None:
+        def chosen(form: str | None) -> None:
+            if form:
+                self.push_screen(RegisterScreen(form), self.after_form)
+        self.push_screen(RegisterChoiceScreen(), chosen)
+
+    def action_temperature(self) -> None:
+        self.push_screen(TemperatureScreen(), self.after_form)
+
+    def action_answers(self) -> None:
+        self.push_screen(AnswersScreen(), self.after_form)
+
+    def action_override(self) -> None:
+        self.push_screen(OverrideScreen(), self.after_form)
+
+    def action_start_shift(self) -> None:
+        self.push_screen(StartShiftScreen(), self.after_form)
+
+    def action_end_shift(self) -> None:
+        self.push_screen(EndShiftScreen(), self.after_form)
+
+    async def action_mask(self) -> None:
+        await self.send("mask", confirmed=True)
+
+    async def action_cancel(self) -> None:
+        await self.send("cancel")
+
+    async def action_acknowledge(self) -> None:
+        if not self.alarms:
+            self.tell(w("nothing_to_ack", self.lang), ok=False)
+            return
+        if await self.send("acknowledge_alarm", alarm_id=self.alarms[0]["id"]):
+            await self.refresh_alarms()
+            self.redraw()
+
+    async def send(self, name: str, **body: Any) -> bool:
+        try:
+            state = await self.client.command(name, **body)
+        except Refused as exc:
+            self.tell(refusal(str(exc), self.lang), ok=False)
+            return False
+        except Unreachable:
+            self.tell(w("reconnecting", self.lang, s="…"), ok=False)
+            return False
+        self.take_state({**state, "status": self.state.get("status")})
+        self.tell(w("sent", self.lang))
+        self.redraw()
+        return True
+
+    def after_form(self, result: Any) -> None:
+        if isinstance(result, dict) and "phase" in result:
+            self.take_state({**result, "status": self.state.get("status")})
+            self.tell(w("sent", self.lang))
+            self.redraw()

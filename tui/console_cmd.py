@@ -1,0 +1,40 @@
+"""`gate console`: the guard's screen on the Pi's console or over SSH.
+
+A client of the gate's local API only (the Unix socket `gate run` serves): it shows
+the person being checked, recent entries, open alarms and the gate's status, and sends
+the guard's commands. Quitting it (ctrl+q) or losing it leaves the gate deciding.
+Keys, screens and the Linux console: docs/console.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from kiosk import config, reasons
+
+
+class ConsoleError(Exception):
+    """The console cannot start as asked; the message says what to fix."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--socket", metavar="PATH",
+                        help="the gate's API socket (default: [api] socket of gate.toml, var/gate-api.sock)")
+    parser.add_argument("--lang", choices=reasons.LANGS, default=None,
+                        help="zh (default, or $GATE_LANG) or en")
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.socket
+    if not path:
+        try:
+            path = config.load()["api"]["socket"]
+        except config.ConfigError as exc:
+            raise ConsoleError(str(exc)) from None
+    if not path:
+        raise ConsoleError("no API socket: pass --socket PATH or set [api] socket in gate.toml")
+    if len(os.fsencode(path)) > 100:
+        raise ConsoleError(f"socket path too long for a Unix socket: {path[:40]}…")
+    from tui.app import GateConsole  # Textual only when the console runs
+    GateConsole(path, args.lang or reasons.default_lang()).run()
+    return 0

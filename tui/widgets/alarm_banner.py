@@ -1,0 +1,20 @@
+"""Open immediate reports (立即上报) and device faults, until a guard acknowledges them."""
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from tui.words import w
+
+
+class AlarmBanner(Static):
+    """Hidden with no open alarm; otherwise the oldest one, the count, and the key."""
+
+    def show(self, alarms: list[dict], lang: str) -> None:
+        self.display = bool(alarms)
+        if not alarms:
+            self.update("")
+            return
+        first = alarms[0]
+        sep = "：" if lang == "zh" else ": "
+        self.update(f"{w('alarms', lang, n=len(alarms))}{sep}{first.get('message', '')}   "
+                    f"[b]{w('alarm_hint', lang)}[/b]")
