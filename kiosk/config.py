@@ -30,6 +30,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "camera": {
         "source": "0",  # a V4L2 index or /dev/videoN, picamera, a folder, a video file, or sim
         "decoder": "cascade",
+        # a code in one place this long is a poster or a code on the desk, not a person's (docs/camera.md)
+        "background_s": 10.0,
     },
     "thermometer": {
         "port": "/dev/ttyUSB0",  # or sim: a module emulated on a pseudo-terminal

@@ -247,7 +247,7 @@ class Daemon:
         return v
 
     def _scanner(self):
-        from devices.camera import make_decoder
+        from devices.camera import LiveDecoder, make_decoder
         from devices.camera.scanner import Scanner
         from devices.camera.sources import SourceError, open_source
         spec = self.opts.camera or self.cfg["camera"]["source"]
@@ -264,8 +264,14 @@ class Daemon:
                 source = open_source(spec)
             except SourceError as exc:
                 raise DaemonError(str(exc)) from None
-        decoder = make_decoder(self.cfg["camera"]["decoder"])
-        scanner = Scanner(source, decoder, on_scan=lambda ev: self.checkpoint.code_read(ev.text, ev.frame_time))
+        c = self.cfg["camera"]
+        if getattr(source, "live", True) and c["decoder"] == "cascade":
+            # a camera: zxing-cpp on every frame, the cascade beside it in a capped worker
+            decoder = LiveDecoder()
+        else:  # files: every frame matters, read each one thoroughly
+            decoder = make_decoder(c["decoder"])
+        scanner = Scanner(source, decoder, background_s=c["background_s"],
+                          on_scan=lambda ev: self.checkpoint.code_read(ev.text, ev.frame_time))
         self.parts.append(decoder)  # stopped after the scanner that uses it
         scanner.start()
         self.parts.append(scanner)

@@ -6,9 +6,10 @@ import json
 
 import cv2
 import pytest
-from conftest import DATA
 
 from devices.camera.decoders import CascadeDecoder
+
+from conftest import DATA
 
 PHOTOS = DATA / "qr-photos"
 CODED = sorted((PHOTOS / "code").glob("*.png"))
