@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from kiosk import clock, reasons
 from kiosk.wire import LISTS as LISTS  # re-exported: the list names live in kiosk/wire.py
-from kiosk.wire import WireError, check_rows
+from kiosk.wire import WireError, check_entry, check_rows
 
 log = logging.getLogger("gate.store")
 
@@ -513,6 +513,12 @@ class Store:
             synced_at=None)
         with self.transaction() as conn:
             e.seq = self._next_seq(conn, device_id)
+            fields = dataclasses.asdict(e)
+            del fields["synced_at"]
+            try:  # what the township would refuse for good is never recorded (rolled back, seq unused)
+                check_entry(fields)
+            except WireError as exc:
+                raise StoreError(str(exc)) from None
             row = e.to_row()
             cols = ", ".join(f'"{c}"' for c in row)
             conn.execute(f"INSERT INTO entries ({cols}) VALUES ({', '.join('?' * len(row))})",

@@ -168,6 +168,17 @@ class WireEntry(BaseModel):
     override_reason: Text | None = None
 
 
+def check_entry(fields: dict[str, Any]) -> None:
+    """The gate checks an entry against the same bounds before recording it, so it never
+    holds an entry the township would refuse for good. Raises WireError naming the field."""
+    try:
+        WireEntry.model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "entry"
+        raise WireError(f"entry: {where}: {err['msg']}") from None
+
+
 # Fields the gate's store fills in when it records an entry (kiosk.store.Store.record):
 # optional on the gate's Entry before recording, required on the wire.
 RECORDED_FIELDS = ("device_id", "seq", "created_utc", "boot_id", "monotonic_ns", "clock_synced")

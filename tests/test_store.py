@@ -652,3 +652,14 @@ def test_gate_db_check_reports_a_corrupt_store_and_moves_nothing(gate, tmp_path)
     damage(db)
     one_line_error(gate("db", "check", "--db", str(db), env={"GATE_LANG": "en"}), "integrity check")
     assert [p.name for p in tmp_path.iterdir()] == ["g.db"]
+
+
+def test_an_entry_the_township_would_refuse_is_never_recorded(tmp_path):
+    """The wire contract's bounds hold on the gate too: no record that can never sync."""
+    with Store.open(tmp_path / "g.db") as store:
+        with pytest.raises(StoreError, match="reasons"):
+            store.record(entry(reasons=["x"] * 1000), device_id=DEVICE)
+        with pytest.raises(StoreError, match="readings"):
+            store.record(entry(readings=[{"body_c": 36.5}] * 100), device_id=DEVICE)
+        assert store.entries() == [] and store.last_seq(DEVICE) == 0  # rolled back: no seq used
+        assert store.record(entry(), device_id=DEVICE).seq == 1
