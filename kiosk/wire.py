@@ -209,7 +209,7 @@ class PolicyDocument(BaseModel):
     """A community's policy as the township publishes it: exactly the settings the gate's
     rules read (kiosk.rules.GatePolicy, which the gate builds from it; a test keeps the two
     alike). A key the gate would not honour is refused here, at upload, by name."""
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid")
     risk_level: Literal["low", "medium", "high"]
     fever_c: float | None = Field(None, ge=35.0, le=40.0, allow_inf_nan=False)
     plausible_min_c: float | None = Field(None, ge=25.0, le=37.0, allow_inf_nan=False)
@@ -254,7 +254,7 @@ ROWS: dict[str, type[BaseModel]] = {
     "guards": _rows(id=(Ident, _REQ), masked_name=(Word, _REQ), phone=(Word | None, _OPT),
                     # the PIN's scrypt hash (kiosk.shifts.hash_pin), never the PIN
                     pin_hash=(Annotated[str, StringConstraints(max_length=200)] | None, _OPT),
-                    leader=(bool | None, _OPT)),
+                    leader=(bool | Literal[0, 1] | None, _OPT)),  # may lead a shift
 }
 # Lists the township pushes down, replaced whole and atomically on the gate.
 LISTS = tuple(ROWS)

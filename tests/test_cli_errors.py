@@ -33,7 +33,7 @@ BAD_INPUT = [
     ("list file not JSON", ["township", "list", "--community", "c", "--name", "households", "{list}"], None,
      {"GATE_ADMIN_TOKEN": "t"}, "not JSON"),
     ("no such scan source", ["scan", "--source", "/nonexistent/cam"], None, {}, "no such source"),
-    ("an image that is not one", ["scan", "--source", "{image}"], None, {}, "no readable image"),
+    ("an image that is not one", ["scan", "--source", "{image}"], None, {}, "as an image"),
     ("no such serial port", ["thermometer", "read", "--port", "/nonexistent/tty", "--protocol", "ascii"], None, {},
      "cannot open serial port"),
     ("calibration file missing", ["thermometer", "calibrate", "/nonexistent/pairs.csv"], None, {},

@@ -124,13 +124,13 @@ def test_rebuilt_store_continues_above_the_servers_seqs(server, admin, creds, tm
 
 
 def test_policy_and_lists_come_down_atomically_and_only_when_changed(server, admin, creds, store):
-    admin.set_policy("river-garden", risk_level="medium", fever_c=37.3, visitors="essential")
+    admin.set_policy("river-garden", risk_level="medium", fever_c=37.3, visitors_allowed=False)
     admin.put_list("river-garden", "risk_areas", [{"code": "420100", "name": "武汉市", "level": "high"}])
     admin.put_list("river-garden", "revoked_passes", [{"serial": "P-0007", "reason": "moved"}])
     admin.put_list("pine-court", "risk_areas", [{"code": "110105", "name": "朝阳区", "level": "medium"}])
     client = client_for(store, creds)
     assert client.run_once().pulled == ["policy", "revoked_passes", "risk_areas"]
-    assert store.policy() == {"risk_level": "medium", "fever_c": 37.3, "visitors": "essential"}
+    assert store.policy() == {"risk_level": "medium", "fever_c": 37.3, "visitors_allowed": False}
     assert [r["code"] for r in store.db["risk_areas"].rows] == ["420100"]  # not pine-court's
     assert client.run_once().pulled == []  # one 304 round trip
     admin.put_list("river-garden", "risk_areas", [])
