@@ -213,7 +213,7 @@ def test_full_disk_is_a_named_error_and_loses_nothing(tmp_path):
         written = 1
         with pytest.raises(StoreFull):
             for _ in range(10_000):
-                store.record(entry(details={"pad": "x" * 2000}), device_id=DEVICE)
+                store.record(entry(details={f"pad{i}": "x" * 400 for i in range(5)}), device_id=DEVICE)
                 written += 1
         assert store.last_seq(DEVICE) == written == len(store.entries())
         store.conn.execute("PRAGMA max_page_count = 1073741823")  # space freed
