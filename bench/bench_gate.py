@@ -197,7 +197,8 @@ def main() -> None:
           f"reading, so no time is spent standing at it (issue 12: excluded).\n")
     print("| measure | result | target |")
     print("|---|---:|---|")
-    print(f"| scan to decision, {SCANS} people, simulated camera at 15 fps (tilted phones), live decoder as `gate run` uses it: "
+    print(f"| scan to decision, {SCANS} people, simulated camera at 15 fps (tilted phones), "
+          f"live decoder as `gate run` uses it: "
           f"p50 / p95 / max | {statistics.median(latency):.0f} / {pct(latency, 0.95):.0f} / {max(latency):.0f} ms "
           f"| p95 ≤ 150 ms |")
     print(f"| subjects per second, {SUBJECTS} codes straight into the checkpoint | {rate:.0f} /s | ≥ 10 /s |")
