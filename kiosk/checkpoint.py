@@ -645,13 +645,13 @@ class Checkpoint:
                      "masked_name": s.person.masked_name, "readings_c": [r["body_c"] for r in s.readings],
                      "code_colour": entry.code_colour, "subject_kind": entry.subject_kind,
                      "overridden_action": d.overridden_action}
-        self._emit("decision", **self.last)
         if d.admitted:
             try:
                 self.relay.pulse(self.settings.relay_pulse_s)
             except Exception as exc:  # noqa: BLE001 - the guard opens by hand; the entry stands
                 log.error("relay failed: %s", exc)
                 self._emit("device", device="relay", status="fault", detail=str(exc))
+        self._emit("decision", **self.last)
         self._to(DECIDED)
 
     def _alarm(self, kind: str, message: str) -> None:
