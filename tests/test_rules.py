@@ -1,4 +1,4 @@
-"""The decision rules, table-driven from DOMAIN.md, plus properties over random facts."""
+"""The decision rules, table-driven from docs/rules.md and docs/cases.jsonl, plus properties over random facts."""
 from __future__ import annotations
 
 import datetime as dt
