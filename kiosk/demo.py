@@ -293,8 +293,18 @@ class Gate:
         self.daemon.emulator.values = [(forehead_c, AMBIENT_C)]
 
     def step_away(self) -> None:
+        """The person leaves; the next steps up only once the thermometer has seen nobody, so a
+        reading of this forehead that was still on the line (a busy machine) is never the next one's."""
         self.daemon.emulator.values = [(NOBODY_C, AMBIENT_C)]
         self.daemon.camera_sim.clear()
+        therm, since = self.daemon.thermometer, time.monotonic()
+        deadline = since + WAIT_S
+        while time.monotonic() < deadline:
+            r = therm.wait_reading(after=since, timeout=0.5)
+            if r is not None and r.body_c is None:
+                return
+            since = r.t if r is not None else since
+        raise DemoError("the thermometer still reads a forehead after the person left")
 
     def show(self, text: str, distortion: str, theirs: Callable[[dict], bool]) -> tuple[dict, int]:
         """Hold the phone up until the gate reads it (then lower it); the code event and the tries.
