@@ -50,7 +50,7 @@ def _operations():
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(Settings(db_url=f"{tmp}/schema.db", admin_token=TOKEN))
         schema = schemathesis.openapi.from_dict(app.openapi())
-        app.state.db.close()
+        app.state.server.db.close()
     return [op.ok() for op in schema.get_all_operations()]
 
 

@@ -82,3 +82,86 @@ class Published(BaseModel):
 class ServerTime(BaseModel):
     utc: str
     epoch: float
+
+
+class LostAck(BaseModel):
+    acked_seq: int
+
+
+class DeviceRow(BaseModel):
+    device_id: str
+    community: str
+    gate: str
+    status: str
+    enrolled_utc: str | None
+    revoked_utc: str | None
+    last_seen_utc: str | None
+    acked_seq: int
+    max_seq: int
+    clock_offset_s: float | None
+    clock_checked_utc: str | None
+
+
+class Devices(BaseModel):
+    devices: list[DeviceRow]
+
+
+class Revoked(BaseModel):
+    device_id: str
+    status: str
+
+
+class Alarm(BaseModel):
+    id: int
+    community: str
+    gate: str
+    device_id: str
+    seq: int
+    at_utc: str
+    action: str
+    reasons: list[str]
+    subject_kind: str | None
+    code_colour: str | None
+    masked_name: str | None
+    readings: list[dict[str, Any]]
+
+
+class Alarms(BaseModel):
+    alarms: list[Alarm]
+    next_after: int = Field(description="poll again with after = this")
+
+
+class Entries(BaseModel):
+    entries: list[dict[str, Any]] = Field(description="the entries as the gates sent them (kiosk/wire.py), "
+                                          "with the server's server_id, corrected_utc, time_source, received_utc")
+
+
+class GateDay(BaseModel):
+    device_id: str
+    gate: str
+    status: str
+    last_seen_utc: str | None
+    acked_seq: int
+    max_seq: int
+
+
+class LostRange(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    device_id: str
+    from_: int = Field(alias="from")
+    to: int
+
+
+class CommunityDay(BaseModel):
+    community: str
+    entries: int
+    by_action: dict[str, int]
+    immediate: int
+    gates: list[GateDay]
+    lost_seqs: list[LostRange]
+
+
+class DailyReport(BaseModel):
+    day: str
+    tz: str
+    communities: list[CommunityDay]

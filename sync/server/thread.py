@@ -48,4 +48,4 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
-        self.app.state.db.close()
+        self.app.state.server.db.close()

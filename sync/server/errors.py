@@ -1,0 +1,69 @@
+"""Every refusal the township server gives is JSON `{"error": <reason>, "detail": <sentence>}`."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sync import auth
+from sync.server.db import Rejected, StorageError
+
+log = logging.getLogger("gate.server")
+
+HTTP_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+class Problem(Exception):
+    def __init__(self, status: int, reason: str, detail: str, headers: dict | None = None):
+        super().__init__(detail)
+        self.status, self.reason, self.detail, self.headers = status, reason, detail, headers
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from the body stream itself, so it passes FastAPI's body parsing untouched."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the body is over {limit} bytes; send smaller batches")
+
+
+def problem(status: int, reason: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": reason, "detail": detail}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """The one place exceptions become answers."""
+
+    @app.exception_handler(Problem)
+    async def _on_problem(request: Request, exc: Problem):
+        return problem(exc.status, exc.reason, exc.detail, exc.headers)
+
+    @app.exception_handler(Rejected)
+    async def _on_rejected(request: Request, exc: Rejected):
+        return problem(exc.status, exc.reason, exc.detail)
+
+    @app.exception_handler(auth.AuthError)
+    async def _on_auth(request: Request, exc: auth.AuthError):
+        return problem(exc.status, exc.reason, str(exc))
+
+    @app.exception_handler(StorageError)
+    async def _on_storage(request: Request, exc: StorageError):
+        log.warning("storage: %s on %s", exc, request.url.path)
+        return problem(503, exc.reason, f"{exc}; try again later", {"Retry-After": "5"})
+
+    @app.exception_handler(BodyTooLarge)
+    async def _on_too_large(request: Request, exc: BodyTooLarge):
+        return problem(413, "body_too_large", str(exc.detail))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(request: Request, exc: StarletteHTTPException):
+        reason = HTTP_REASONS.get(exc.status_code, "refused")
+        return problem(exc.status_code, reason, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return problem(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")

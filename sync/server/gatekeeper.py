@@ -1,0 +1,74 @@
+"""The outermost layer: nobody makes the server work before it knows who they are.
+
+An administrator request without the token is refused, and any body over its route's
+limit, before a byte of the body is read (a gate's signature headers are checked before
+its body is read, in deps.py). Bounds: docs/sync.md."""
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sync import auth
+from sync.server.errors import BodyTooLarge, problem
+from sync.server.settings import Settings
+
+SMALL_BODY = 64 * 1024      # every route but uploads of entries and lists
+
+
+def body_limit(settings: Settings, method: str, path: str) -> int:
+    """The largest body a route takes: batches of entries and whole lists are large,
+    everything else is a small JSON object."""
+    if (method == "POST" and path == "/v1/entries") or (
+            method == "PUT" and path.startswith("/v1/admin/communities/") and "/lists/" in path):
+        return settings.max_body_bytes
+    return SMALL_BODY
+
+
+def admin_refusal(settings: Settings, headers: Headers) -> JSONResponse | None:
+    """None when the request carries the administrator token, else the answer to send."""
+    header = headers.get("authorization", "")
+    token = header[7:] if header[:7].lower() == "bearer " else None
+    if not settings.admin_token:
+        return problem(503, "no_admin_credential", "the server was started without an admin token")
+    if not auth.same_secret(token, settings.admin_token):
+        return problem(401, "admin_required", "administrator endpoints need "
+                       "'Authorization: Bearer <admin token>'", {"WWW-Authenticate": "Bearer"})
+    return None
+
+
+class Gatekeeper:
+    """Administrator requests are authenticated from their headers, and every body is
+    held to its route's limit, before the application reads any of it."""
+
+    def __init__(self, app: ASGIApp, settings: Settings):
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, headers = scope["path"], Headers(scope=scope)
+        if path == "/v1/admin" or path.startswith("/v1/admin/"):
+            refusal = admin_refusal(self.settings, headers)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        limit = body_limit(self.settings, scope["method"], path)
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isascii() or not declared.isdigit()
+                                     or len(declared) > 18 or int(declared) > limit):
+            await problem(413, "body_too_large", f"the body is over {limit} bytes")(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited, send)

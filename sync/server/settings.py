@@ -1,0 +1,27 @@
+"""What `gate server` is started with."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kiosk import wire
+
+
+@dataclass
+class Settings:
+    db_url: str
+    admin_token: str | None
+    max_body_bytes: int = 4 * 1024 * 1024          # entries and lists, compressed, as sent
+    max_inflated_bytes: int = wire.MAX_BATCH_BYTES  # after gunzip: no zip bombs
+    report_tz: str = "Asia/Shanghai"
+    busy_timeout_ms: int = 5000
+    max_db_mb: float | None = None
+    # Nonces in the database (shared between workers) or in this process's memory;
+    # None: in the database on PostgreSQL, in memory on SQLite (one worker).
+    shared_nonces: bool | None = None
+    body_slots: int = 16  # bodies being read at once (memory: slots x max_body_bytes)
+    parse_slots: int = 2  # batches gunzipped and parsed at once (CPU-bound under the GIL anyway)
+    # Bytes of batch JSON one device may have parsed: a burst, then a steady rate. A real
+    # gate stays far below (a week's backlog, ~35 MB, drains in about a minute); a
+    # misbehaving one gets 429.
+    device_burst_bytes: int = 8 * 1024 * 1024
+    device_bytes_per_s: float = 512 * 1024
