@@ -8,6 +8,7 @@ replays it. Hypothesis tests run with the same seed.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -221,3 +222,13 @@ class FakeCapture:
 
     def release(self) -> None:
         self.opened = False
+
+
+@pytest.fixture
+def signer(tmp_path):
+    """The township's health-code key; its public half is trusted in tmp_path/trust.json."""
+    from kiosk.codes import keys, trust
+    key = keys.generate("Ed25519")
+    (tmp_path / "trust.json").write_text(json.dumps(
+        {"keys": [trust.entry_for(key.public_key(), ["health"], label="township")]}))
+    return key

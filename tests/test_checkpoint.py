@@ -7,6 +7,7 @@ import datetime as dt
 import time
 
 import pytest
+from support import wait_for
 
 from devices.thermometer.driver import Thermometer
 from devices.thermometer.emulator import GyMcu90614Emulator
@@ -103,15 +104,6 @@ def run(g, **settings) -> tuple[Checkpoint, list[dict]]:
     events: list[dict] = []
     cp.subscribe(events.append)
     return cp, events
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 def decisions(events):

@@ -3,7 +3,6 @@ a camera that is not there."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import random
 import signal
@@ -17,10 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 import segno
+from support import gate_config, wait_for
 
 from devices.thermometer.emulator import GyMcu90614Emulator
-from kiosk import clock, config
-from kiosk.codes import issue, keys, trust
+from kiosk import clock
+from kiosk.codes import issue
 from kiosk.daemon import Daemon, Options
 from kiosk.people import person_ref
 from kiosk.store import Store
@@ -29,34 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 AMBIENT, NORMAL = 12.0, 33.3
 
 
-@pytest.fixture
-def signer(tmp_path):
-    key = keys.generate("Ed25519")
-    (tmp_path / "trust.json").write_text(json.dumps(
-        {"keys": [trust.entry_for(key.public_key(), ["health"], label="township")]}))
-    return key
-
-
 def health_code(signer, i: int) -> str:
     return issue.health_code(signer, person_ref=person_ref(f"id-{i}", "salt"), name=f"王{i}", colour="green",
                              issued_at=clock.utc_now() - dt.timedelta(seconds=10))
-
-
-def gate_config(**sections):
-    cfg = config.load(env={})
-    cfg["gate"].update(device_id="east-1", community="lotus-garden")
-    for section, values in sections.items():
-        cfg[section].update(values)
-    return cfg
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 @pytest.mark.slow
@@ -156,10 +131,12 @@ def test_an_unplugged_thermometer_leaves_the_manual_temperature(tmp_path, signer
     client = httpx.Client(transport=httpx.HTTPTransport(uds=str(tmp_path / "a.sock")), base_url="http://g")
     try:
         daemon.start()
-        status = client.get("/v1/state").json()["status"]
-        assert status["thermometer"]["status"] == "port_missing" and not status["thermometer"]["connected"]
-        daemon.camera_sim.show(health_code(signer, 2), seconds=1)
-        wait_for(lambda: daemon.checkpoint.phase == "measuring")
+        wait_for(lambda: client.get("/v1/state").json()["status"]["thermometer"]["status"] == "port_missing",
+                 what="the status to say the port is missing")
+        assert not client.get("/v1/state").json()["status"]["thermometer"]["connected"]
+        daemon.camera_sim.show(health_code(signer, 2), seconds=5)  # held up until the gate reads it
+        wait_for(lambda: daemon.checkpoint.phase == "measuring", what="the code to be read")
+        daemon.camera_sim.clear()
         r = client.post("/v1/commands/manual_temperature", json={"body_c": 36.4})
         assert r.status_code == 200, r.text
         wait_for(lambda: daemon.store.entries())

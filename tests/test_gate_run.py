@@ -7,16 +7,16 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import segno
+from support import gate_config, wait_for
 
 from devices.thermometer.emulator import GyMcu90614Emulator
 from kiosk import clock, config
-from kiosk.codes import issue, keys, trust
+from kiosk.codes import issue
 from kiosk.daemon import Daemon, DaemonError, Options, notify
 from kiosk.people import person_ref
 from kiosk.records import id_check_digit
@@ -34,26 +34,10 @@ SALT = "test-salt"
 AMBIENT, NORMAL = 12.0, 33.3
 
 
-@pytest.fixture
-def signer(tmp_path):
-    key = keys.generate("Ed25519")
-    (tmp_path / "trust.json").write_text(json.dumps(
-        {"keys": [trust.entry_for(key.public_key(), ["health"], label="township")]}))
-    return key
-
-
 def code(signer, name, id_number, colour="green"):
     ref = person_ref(id_number, SALT)
     return ref, issue.health_code(signer, person_ref=ref, name=name, colour=colour,
                                   issued_at=clock.utc_now() - dt.timedelta(seconds=20))
-
-
-def gate_config(**sections):
-    cfg = config.load(env={})
-    cfg["gate"].update(device_id="east-1", community="lotus-garden")
-    for section, values in sections.items():
-        cfg[section].update(values)
-    return cfg
 
 
 def events(client: httpx.Client, out: list, stop: threading.Event) -> None:
@@ -66,15 +50,6 @@ def events(client: httpx.Client, out: list, stop: threading.Event) -> None:
                     return
     except httpx.HTTPError:  # the daemon stopped under the stream, as it does at the end of a test
         pass
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_a_demo_identity_refuses_to_start(tmp_path):

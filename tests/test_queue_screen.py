@@ -18,7 +18,7 @@ import pytest
 
 from kiosk import clock, config, reasons
 from kiosk.api import ApiServer, create_app, outcome_words, words_for
-from kiosk.codes import issue, keys, trust
+from kiosk.codes import issue
 from kiosk.daemon import Daemon, Options
 from kiosk.people import person_ref
 
@@ -26,14 +26,6 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 AMBIENT = 12.0  # a cold morning: the module's body estimate is object - 0.1 * ambient + 4.5
 NORMAL, HIGH = 33.3, 34.3  # object temperatures: 36.6 and 37.6 °C body estimates
 WANG, ZHANG, ZHAO = "110105199001011234", "110105197707073456", "110105199209094567"
-
-
-@pytest.fixture
-def signer(tmp_path):
-    key = keys.generate("Ed25519")
-    (tmp_path / "trust.json").write_text(json.dumps(
-        {"keys": [trust.entry_for(key.public_key(), ["health"], label="township")]}))
-    return key
 
 
 def code(signer, name: str, id_number: str, colour: str = "green") -> str:

@@ -13,6 +13,7 @@ import wave
 from pathlib import Path
 
 import pytest
+from support import wait_for
 
 from kiosk import clock, config
 from kiosk.codes import issue, keys, trust
@@ -23,15 +24,6 @@ from kiosk.voice import ESPEAK_VOICES, Voice, from_config
 ADMIT = {"type": "decision", "action": "admit", "reasons": ["all_checks_passed"], "readings_c": [36.6]}
 REFUSE = {"type": "decision", "action": "refuse", "reasons": ["red_code"], "readings_c": []}
 RETEST = {"type": "state", "phase": "retest"}
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def seconds(path: Path) -> float:
