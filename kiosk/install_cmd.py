@@ -238,7 +238,10 @@ class Installer:
                     self.systemctl("disable", "--now", unit)
                     self.say(True, f"disabled {unit}")
                 continue
-            for link in sorted(self.at(UNIT_DIR).glob(f"*.wants/{unit}")):
+            # not glob("*.wants/unit"): it skips a link that dangles here, as they do under --destdir
+            for link in (d / unit for d in sorted(self.at(UNIT_DIR).glob("*.wants"))):
+                if not link.is_symlink():
+                    continue
                 link.unlink()
                 self.say(True, f"disabled {unit} ({link.parent.name})")
         if self.console:
