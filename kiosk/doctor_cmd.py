@@ -169,7 +169,8 @@ def _devices(report: Report, cfg: gate_config.Config) -> None:
         camera = f"{camera}; {status['camera'].get('status')}"
     report.add("devices", "camera", camera)
     port = str(cfg["thermometer"]["port"])
-    therm = "simulated" if port == "sim" else f"{port} {_presence(port, report.lang)} ({cfg['thermometer']['protocol']})"
+    protocol = cfg["thermometer"]["protocol"]
+    therm = "simulated" if port == "sim" else f"{port} {_presence(port, report.lang)} ({protocol})"
     if port != "sim" and not os.path.exists(port):
         report.problem("p_thermometer")
     if "thermometer" in status:
@@ -182,7 +183,7 @@ def _devices(report: Report, cfg: gate_config.Config) -> None:
         if not chips:
             report.problem("p_relay")
     else:
-        report.add("devices", "relay", relay["kind"])
+        report.add("devices", "relay", "simulated" if relay["kind"] == "sim" else relay["kind"])
 
 
 def _store(report: Report, cfg: gate_config.Config) -> None:

@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uninstall", action="store_true",
                         help="disable and remove the units; keep /etc/gate and /var/lib/gate")
     parser.add_argument("--purge-data", action="store_true",
-                        help="with --uninstall: also delete /var/lib/gate (the store, backups, enrollment) and /etc/gate")
+                        help="with --uninstall: also delete /var/lib/gate (the store, backups, enrollment) "
+                             "and /etc/gate")
 
 
 def run(args: argparse.Namespace) -> int:
