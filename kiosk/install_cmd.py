@@ -73,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def unit_sources() -> Path:
-    """The unit files: installed with the wheel (share/gate/systemd), or the checkout's systemd/."""
-    for folder in (Path(sys.prefix) / "share" / "gate" / "systemd", Path(__file__).resolve().parents[1] / "systemd"):
+    """The unit files: the checkout's systemd/ when run from one (an editable install's copy in
+    share/ would be stale after an edit), else those installed with the wheel."""
+    for folder in (Path(__file__).resolve().parents[1] / "systemd", Path(sys.prefix) / "share" / "gate" / "systemd"):
         if (folder / "gate.service").is_file():
             return folder
     raise InstallError(f"cannot find the unit files (looked in {sys.prefix}/share/gate/systemd and the checkout)")
