@@ -20,6 +20,8 @@ set -euo pipefail
 
 NTP_SERVER=""
 if [ "${1:-}" = "--ntp-server" ]; then NTP_SERVER="${2:?--ntp-server needs a host}"; shift 2; fi
+[[ -z "$NTP_SERVER" || "$NTP_SERVER" =~ ^[A-Za-z0-9.:-]{1,253}$ ]] || {
+  echo "pi-firstboot: --ntp-server must be a host name or address, not '$NTP_SERVER'" >&2; exit 2; }
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 FOLDER="${1:-$HERE}"
 ROOT="${DESTDIR:-}"
