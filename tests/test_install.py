@@ -411,3 +411,15 @@ def test_firstboot_turns_a_fresh_image_into_a_gate(gate, tmp_path):
     doctor = subprocess.run([dest / "opt/gate/current/bin/gate", "doctor", "--help"], capture_output=True, text=True)
     assert doctor.returncode == 0
 
+
+
+def test_firstboot_names_what_is_missing_and_writes_nothing(tmp_path):
+    dest = tmp_path / "pi"
+    env = {**os.environ, "DESTDIR": str(dest)}
+    script = str(ROOT / "scripts/pi-firstboot.sh")
+    out = subprocess.run([script, "--ntp-server", "ntp.example; reboot", str(tmp_path)], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.returncode == 2 and "--ntp-server must be a host name" in out.stderr
+    out = subprocess.run([script, str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2 and "expected one gate-*.whl" in out.stderr
+    assert not dest.exists()
