@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages: libzbar0 for pyzbar; postgresql so the server is also tested on PostgreSQL;
 # chromium and chromium-driver for the queue screen's test (a real headless browser, never a
-# downloaded one); espeak-ng for the voice prompts' test.
+# downloaded one); espeak-ng for the voice prompts' test; systemd for systemd-analyze (the units'
+# test verifies them offline: no running systemd needed).
 RUNTIME_DEBS := libzbar0
-TEST_DEBS := libzbar0 postgresql chromium chromium-driver espeak-ng
+TEST_DEBS := libzbar0 postgresql chromium chromium-driver espeak-ng systemd
 
-.PHONY: demo test bench lint lock clean-venv
+.PHONY: demo test bench lint lock clean-venv wheel install-pi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +45,18 @@ lock:
 	resolved {datetime.date.today()} from pyproject.toml')" >> requirements.lock
 	$(LOCK_VENV)/bin/pip freeze --exclude gate >> requirements.lock
 	rm -rf $(LOCK_VENV) build
+
+# A Pi runs the gate from a wheel, never from a checkout (docs/install-pi.md). `make install-pi`
+# on the Pi (as root) or with DESTDIR=DIR for an image: the wheel as /opt/gate/releases/<version>
+# (current -> it, the versions of requirements.lock), then `gate install`.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+WHEEL := dist/gate-$(VERSION)-py3-none-any.whl
+wheel: $(STAMP)
+	rm -rf dist build && $(PY) -m pip wheel -q --no-deps -w dist . && rm -rf build
+
+install-pi: wheel
+	DESTDIR=$(DESTDIR) GATE_START_CHECK=true scripts/gate-release update $(WHEEL)
+	$(DESTDIR)/opt/gate/current/bin/gate install $(if $(DESTDIR),--destdir $(DESTDIR))
 
 clean-venv:
 	rm -rf $(VENV)

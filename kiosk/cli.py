@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "thermometer": ("devices.thermometer.thermometer_cmd",
                     "read a serial thermometer; fit its body-temperature calibration"),
     "sim": ("devices.sim_cmd", "simulated devices on pseudo-terminals (thermometer)"),
+    "install": ("kiosk.install_cmd", "install on a Raspberry Pi: user, /etc/gate, /var/lib/gate, systemd units"),
+    "doctor": ("kiosk.doctor_cmd", "versions, devices, store, sync and clock, with no personal data"),
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_LEVEL_ENV = "GATE_LOG_LEVEL"

@@ -76,6 +76,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "files_dir": "",  # engine = files: admit.wav, retest.wav, refuse.wav, isolate.wav, hold.wav
         "player": "aplay -q",  # engine = files: the command that plays one file
     },
+    "backup": {
+        # gate db backup (systemd/gate-backup.timer, daily): copies of the store, the newest kept.
+        "folder": "var/backups",
+        "keep": 7,
+    },
     "people": {
         # The township's secret salt for person references (a file, 0600): a guard's
         # look-up by ID number needs it. Empty: look-ups by ID number are off.

@@ -7,6 +7,9 @@
   gate db stats             entries, unsynced entries, last seq
   gate db entries [--after SEQ] [--json]
                             the entries, as a table or one JSON object a line
+  gate db backup [--to DIR] [--keep N]
+                            an online copy (SQLite's backup API), checked, 0600; the
+                            newest N stay (default: [backup] folder and keep)
 
 `--db FILE` goes before or after the subcommand. These commands never create a store:
 a missing file is an error (exit 2), and so is anything the store refuses.
@@ -63,6 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              help="the entries: a table, or one JSON object a line with --json")
     entries.add_argument("--after", type=int, default=0, metavar="SEQ", help="only entries with a higher seq")
     entries.add_argument("--json", action="store_true", help="one JSON object a line, for scripts")
+    backup = sub.add_parser("backup", parents=[db_after],
+                            help="copy the store while the gate runs, check the copy, keep the newest N")
+    backup.add_argument("--to", metavar="DIR", help="the backup folder (default: [backup] folder)")
+    backup.add_argument("--keep", type=int, metavar="N", help="copies to keep (default: [backup] keep)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +83,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     lang = reasons.default_lang()
     cfg = gate_config.load()
+    if args.action == "backup":  # opens the store itself, read-only, for the copy
+        from kiosk import backup
+        b = cfg["backup"]
+        made = backup.make(args.db or cfg["store"]["path"], args.to or b["folder"],
+                           args.keep if args.keep is not None else b["keep"])
+        print(json.dumps({"backup": str(made.path), "bytes": made.bytes, "entries": made.entries,
+                          "integrity": "ok", "seconds": made.seconds, "removed": made.removed},
+                         ensure_ascii=False))
+        return 0
     with Store.open(args.db or cfg["store"]["path"], create=False) as store:
         if args.action == "check":
             print(json.dumps({"path": str(store.path), "integrity": "ok",

@@ -119,6 +119,8 @@ SLOW = {
     "tests/test_thermometer_cli.py::test_wrong_protocol_gives_up_after_the_default_timeout": "waits 10 s",
     "tests/test_thermometer_cli.py::test_silent_device_times_out": "waits out a timeout",
     "tests/test_sync_client.py::test_cli_enroll_sync_and_report": "a dozen gate commands",
+    "tests/test_install.py::test_an_update_that_does_not_start_rolls_back": "makes two venvs",
+    "tests/test_install.py::test_firstboot_turns_a_fresh_image_into_a_gate": "builds the wheel, makes a venv",
     "tests/test_sync_client.py::test_full_server_disk_is_a_503_and_the_gate_catches_up_later": "back-off",
     "tests/test_sync_client.py::test_offline_gate_catches_up_by_itself": "back-off",
     "tests/test_sync_client.py::test_immediate_reports_reach_the_township_first": "a backlog of thousands",
