@@ -346,11 +346,12 @@ def test_every_change_is_in_the_audit_log_with_who_and_when(server):
     look = Staff(server, "look")
     rows = look.get("/v1/admin/audit").json()["records"]
     made = [r for r in rows if r["action"] not in ("signed_in", "user_added")]
-    assert [(r["actor"], r["role"], r["action"], r["community"]) for r in made] == [("town", "admin", "user_disabled", None),
-                       ("admin-token", "admin", "device_revoked", "river-garden"),
-                       ("li", "community", "enrollment_token", "river-garden"),
-                       ("li", "community", "list_upload", "river-garden"),
-                       ("town", "admin", "risk_level", "pine-court")]
+    assert [(r["actor"], r["role"], r["action"], r["community"]) for r in made] == [
+        ("town", "admin", "user_disabled", None),
+        ("admin-token", "admin", "device_revoked", "river-garden"),
+        ("li", "community", "enrollment_token", "river-garden"),
+        ("li", "community", "list_upload", "river-garden"),
+        ("town", "admin", "risk_level", "pine-court")]
     assert all(start <= clock.parse_iso(r["at_utc"]) <= end for r in made)
     assert next(r for r in rows if r["action"] == "risk_level")["detail"]["risk_level"] == "high"
     assert next(r for r in rows if r["action"] == "list_upload")["detail"]["rows"] == 1
