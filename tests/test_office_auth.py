@@ -367,31 +367,39 @@ def test_every_change_is_in_the_audit_log_with_who_and_when(server):
 
 # -- `gate township user` -----------------------------------------------------------------
 def test_township_user_commands(sqlite_server, gate):
-    env = {"GATE_ADMIN_TOKEN": TOKEN}
-    srv = ["--server", sqlite_server.url]
     pw, new = "first-password-庚", "second-password-辛"
+    said: list[str] = []
 
-    r = gate("township", "user", "add", "wu", "--role", "community", "--community", "river-garden",
-             "--password-stdin", *srv, input=pw + "\n", env=env)
+    def township(*args: str, stdin: str | None = None):
+        r = gate("township", *args, "--server", sqlite_server.url, input=stdin, env={"GATE_ADMIN_TOKEN": TOKEN})
+        said.append(r.stdout + r.stderr)
+        return r
+
+    r = township("user", "add", "wu", "--role", "community", "--community", "river-garden",
+                 "--password-stdin", stdin=pw + "\n")
     assert r.returncode == 0 and r.stdout.strip() == "added wu (community of river-garden)", r.stderr
     Staff(sqlite_server, "wu", pw)
-    r = gate("township", "user", "add", "qian", "--role", "community", "--password-stdin", *srv,
-             input="long-enough-pass\n", env=env)
+    r = township("user", "add", "qian", "--role", "community", "--password-stdin",
+                 stdin="long-enough-pass\n")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "community_role" in r.stderr
-    r = gate("township", "user", "passwd", "wu", "--password-stdin", *srv, input=new + "\n", env=env)
+    r = township("user", "passwd", "wu", "--password-stdin", stdin=new + "\n")
     assert r.returncode == 0, r.stderr
     refused(httpx.post(sqlite_server.url + "/v1/session", json={"username": "wu", "password": pw}),
             401, "bad_credentials")
     Staff(sqlite_server, "wu", new)
-    r = gate("township", "user", "disable", "wu", *srv, env=env)
+    r = township("user", "disable", "wu")
     assert r.returncode == 0, r.stderr
     refused(httpx.post(sqlite_server.url + "/v1/session", json={"username": "wu", "password": new}),
             403, "account_disabled")
-    r = gate("township", "user", "list", *srv, env=env)
+    r = township("user", "list")
     assert r.returncode == 0 and r.stdout.startswith("wu ") and "community of river-garden, disabled since" in r.stdout
-    r = gate("township", "audit", *srv, env=env)
+    r = township("audit")
     assert [line.split()[4] for line in r.stdout.splitlines()] == [
         "user_disabled", "signed_in", "password_set", "signed_in", "user_added"]
-    r = gate("township", "user", "passwd", "nobody", "--password-stdin", *srv, input=new + "\n", env=env)
+    r = township("user", "passwd", "wu", stdin=new + "\n")
+    assert r.returncode == 1 and r.stderr.strip() == ("gate township: no terminal to ask the password on; "
+                                                      "give it on stdin with --password-stdin")
+    r = township("user", "passwd", "nobody", "--password-stdin", stdin=new + "\n")
     assert r.returncode == 1 and r.stderr.strip() == "gate township: 404 unknown_user: no user 'nobody'"
     assert "Traceback" not in r.stderr
+    assert not any(pw in text or new in text for text in said)  # never echoed or printed
