@@ -301,6 +301,9 @@ def test_bad_login_input_is_a_named_one_line_error(sqlite_server):
     refused(httpx.post(url, content=b"{not json", headers={"Content-Type": "application/json"}),
             422, "invalid_request")
     refused(httpx.post(url, json={"username": "../etc", "password": "whatever-1"}), 401, "bad_credentials")
+    # A browser's cross-site post cannot sign anyone in (login CSRF), even with the right password.
+    refused(httpx.post(url, json={"username": "li", "password": PASSWORDS["li"]},
+                       headers={"Sec-Fetch-Site": "cross-site"}), 403, "cross_site_login")
     r = httpx.post(url, json={"username": "ghost", "password": "whatever-1"})
     assert r.json() == httpx.post(url, json={"username": "li", "password": "whatever-1"}).json()
 
