@@ -129,6 +129,8 @@ SLOW = {
     "tests/test_office_auth.py::test_failed_logins_are_limited_across_servers_on_one_database":
         "two servers, a dozen Argon2 checks",
     "tests/test_office_auth.py::test_passwords_are_never_stored_or_logged_in_clear": "a dozen Argon2 hashes",
+    "tests/test_office_auth.py::test_every_change_is_in_the_audit_log_with_who_and_when":
+        "four accounts, eight Argon2 hashes",
 }
 # Tests that take these fixtures are slow too.
 SLOW_FIXTURES = {
