@@ -17,12 +17,16 @@ from textual.binding import Binding
 
 from tui.client import GateClient, Refused, Unreachable
 from tui.screens.answers import AnswersScreen
+from tui.screens.emergency import EmergencyScreen
 from tui.screens.lookup import LookupScreen
 from tui.screens.main import MainScreen
 from tui.screens.override import OverrideScreen
+from tui.screens.refused import RefusedScreen
 from tui.screens.register import RegisterChoiceScreen, RegisterScreen
+from tui.screens.report import ReportScreen
 from tui.screens.shift import EndShiftScreen, HandoverScreen, StartShiftScreen
 from tui.screens.temperature import TemperatureScreen
+from tui.screens.today import TodayScreen
 from tui.widgets.alarm_banner import AlarmBanner
 from tui.widgets.recent import RecentEntries
 from tui.widgets.status_line import StatusLine, status_text
@@ -38,7 +42,8 @@ class GateConsole(App):
     TITLE = "gate console"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False  # a guard's keys only; ctrl+p would open an English palette
-    BINDINGS = [Binding("ctrl+q", "quit", show=False)]
+    # ctrl+c quits too (Textual would only hint at ctrl+q): the gate goes on either way
+    BINDINGS = [Binding("ctrl+q", "quit", show=False), Binding("ctrl+c", "quit", show=False, priority=True)]
 
     def __init__(self, socket_path: str, lang: str = "zh", *, show_clock: bool = True, follow: bool = True) -> None:
         super().__init__()
@@ -62,7 +67,7 @@ class GateConsole(App):
             return
         self.run_worker(self.follow_events(), name="events", group="events", exclusive=True)
         self.set_interval(POLL_S, self.poll)
-        self.set_interval(1.0, self.redraw_subject)
+        self.set_interval(0.5, self.redraw_subject)  # the countdown ticks
 
     async def on_unmount(self) -> None:
         await self.client.close()
@@ -149,10 +154,13 @@ class GateConsole(App):
         if not self.main.is_mounted or not self.main.query(SubjectPanel):
             return
         v = view(self.state, self.lang)
-        waited = None
+        waited = left = None
+        since = time.monotonic() - self._state_at  # the state's times tick on between polls
         if v["waiting_s"] is not None and self.show_clock:
-            waited = v["waiting_s"] + (time.monotonic() - self._state_at)
-        self.main.query_one(SubjectPanel).show(v, self.lang, waited)
+            waited = v["waiting_s"] + since
+        if v["deadline_in_s"] is not None:
+            left = v["deadline_in_s"] - (since if self.show_clock else 0.0)
+        self.main.query_one(SubjectPanel).show(v, self.lang, waited, left)
 
     def tell(self, text: str, ok: bool = True) -> None:
         self.notify(text, severity="information" if ok else "error", timeout=4)
@@ -182,6 +190,18 @@ class GateConsole(App):
     def action_end_shift(self) -> None:
         self.push_screen(EndShiftScreen(), self.after_form)
 
+    def action_refused(self) -> None:
+        self.push_screen(RefusedScreen(), self.after_form)
+
+    def action_emergency(self) -> None:
+        self.push_screen(EmergencyScreen(), self.after_form)
+
+    def action_today(self) -> None:
+        self.push_screen(TodayScreen())
+
+    def action_report(self) -> None:
+        self.push_screen(ReportScreen())
+
     async def action_mask(self) -> None:
         await self.send("mask", confirmed=True)
 
@@ -200,7 +220,7 @@ class GateConsole(App):
         try:
             state = await self.client.command(name, **body)
         except Refused as exc:
-            self.tell(refusal(str(exc), self.lang), ok=False)
+            self.tell(refusal(exc, self.lang), ok=False)
             return False
         except Unreachable:
             self.tell(w("reconnecting", self.lang, s="…"), ok=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from kiosk import config, reasons
 
@@ -22,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the gate's API socket (default: [api] socket of gate.toml, var/gate-api.sock)")
     parser.add_argument("--lang", choices=reasons.LANGS, default=None,
                         help="zh (default, or $GATE_LANG) or en")
+    parser.add_argument("--log", metavar="FILE", type=Path, default=None,
+                        help="where log lines go while the console owns the terminal "
+                             "(default: $XDG_STATE_HOME/gate/console.log)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,5 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if len(os.fsencode(path)) > 100:
         raise ConsoleError(f"socket path too long for a Unix socket: {path[:40]}…")
     from tui.app import GateConsole  # Textual only when the console runs
-    GateConsole(path, args.lang or reasons.default_lang()).run()
+    from tui.terminal import default_log_path, logs_to
+    with logs_to(args.log or default_log_path()):  # no log line may draw over the screen
+        GateConsole(path, args.lang or reasons.default_lang()).run()
     return 0

@@ -121,7 +121,7 @@ class FormScreen(ModalScreen[Any]):
         try:
             result = await self.send(values)
         except Refused as exc:
-            self.say(refusal(str(exc), self.lang))
+            self.say(refusal(exc, self.lang))
             return
         except Unreachable:
             self.say(w("reconnecting", self.lang, s="…"))

@@ -28,6 +28,8 @@ class MainScreen(Screen):
         Binding("m", "app.mask", show=False), Binding("o", "app.override", show=False),
         Binding("a", "app.acknowledge", show=False), Binding("s", "app.start_shift", show=False),
         Binding("e", "app.end_shift", show=False), Binding("x", "app.cancel", show=False),
+        Binding("r", "app.refused", show=False), Binding("j", "app.emergency", show=False),
+        Binding("f", "app.today", show=False), Binding("b", "app.report", show=False),
     ]
 
     def compose(self) -> ComposeResult:

@@ -65,7 +65,7 @@ class EndShiftScreen(ModalScreen[dict | None]):
         try:
             result = await gate.client.command("end_shift")
         except Refused as exc:
-            self.query_one("#message", Static).update(f"[red]{refusal(str(exc), gate.lang)}[/]")
+            self.query_one("#message", Static).update(f"[red]{refusal(exc, gate.lang)}[/]")
             return
         except Unreachable:
             self.query_one("#message", Static).update(f"[red]{w('reconnecting', gate.lang, s='…')}[/]")

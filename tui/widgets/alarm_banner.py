@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from tui.words import w
+from tui.words import alarm_text, w
 
 
 class AlarmBanner(Static):
@@ -16,5 +16,5 @@ class AlarmBanner(Static):
             return
         first = alarms[0]
         sep = "：" if lang == "zh" else ": "
-        self.update(f"{w('alarms', lang, n=len(alarms))}{sep}{first.get('message', '')}   "
+        self.update(f"{w('alarms', lang, n=len(alarms))}{sep}{alarm_text(first, lang)}   "
                     f"[b]{w('alarm_hint', lang)}[/b]")
