@@ -21,7 +21,8 @@ PACKAGES = ("kiosk", "devices", "sync", "tui")
 
 # The `gate` command and its subcommand modules, and the demo: they may import any layer.
 COMPOSITION_ROOTS = {
-    "kiosk.cli", "kiosk.demo", "kiosk.decide_cmd", "kiosk.store_cmd", "kiosk.run_cmd", "kiosk.config_cmd",
+    "kiosk.cli", "kiosk.demo", "kiosk.demo_console",  # the demo's console view: tui on the demo's gate
+    "kiosk.decide_cmd", "kiosk.store_cmd", "kiosk.run_cmd", "kiosk.config_cmd",
     "kiosk.daemon",  # builds the running gate (devices, checkpoint, API, uploader) for gate run and the demo
     "kiosk.codes.codes_cmd", "kiosk.codes.keys_cmd",
     "devices.scan_cmd", "devices.sim_cmd", "devices.thermometer.thermometer_cmd",

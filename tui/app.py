@@ -9,6 +9,7 @@ exiting or crashing leaves the gate deciding.
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ from tui.screens.shift import EndShiftScreen, HandoverScreen, StartShiftScreen
 from tui.screens.temperature import TemperatureScreen
 from tui.screens.today import TodayScreen
 from tui.widgets.alarm_banner import AlarmBanner
+from tui.widgets.narration import Narration
 from tui.widgets.recent import RecentEntries
 from tui.widgets.status_line import StatusLine, status_text
 from tui.widgets.subject import SubjectPanel, view
@@ -45,8 +47,11 @@ class GateConsole(App):
     # ctrl+c quits too (Textual would only hint at ctrl+q): the gate goes on either way
     BINDINGS = [Binding("ctrl+q", "quit", show=False), Binding("ctrl+c", "quit", show=False, priority=True)]
 
-    def __init__(self, socket_path: str, lang: str = "zh", *, show_clock: bool = True, follow: bool = True) -> None:
+    def __init__(self, socket_path: str, lang: str = "zh", *, show_clock: bool = True, follow: bool = True,
+                 notes: queue.Queue[str] | None = None) -> None:
+        """`notes`: lines to show on the narration line (the demo tells its story there)."""
         super().__init__()
+        self.notes = notes
         self.lang = lang
         self.client = GateClient(socket_path)
         self.state: dict[str, Any] = {}
@@ -63,6 +68,8 @@ class GateConsole(App):
     # -- life --------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.push_screen(self.main)
+        if self.notes is not None:
+            self.set_interval(0.2, self.take_notes)
         if not self.follow:
             return
         self.run_worker(self.follow_events(), name="events", group="events", exclusive=True)
@@ -161,6 +168,14 @@ class GateConsole(App):
         if v["deadline_in_s"] is not None:
             left = v["deadline_in_s"] - (since if self.show_clock else 0.0)
         self.main.query_one(SubjectPanel).show(v, self.lang, waited, left)
+
+    def take_notes(self) -> None:
+        assert self.notes is not None
+        text = None
+        while not self.notes.empty():
+            text = self.notes.get_nowait()
+        if text is not None and self.main.is_mounted:
+            self.main.query_one(Narration).show(text)
 
     def tell(self, text: str, ok: bool = True) -> None:
         self.notify(text, severity="information" if ok else "error", timeout=4)

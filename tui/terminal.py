@@ -40,7 +40,7 @@ def logs_to(path: Path) -> Iterator[Path | None]:
     sys.stderr.flush()
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    sys.__stderr__ = terminal  # Textual draws here: the terminal, whatever fd 2 now is
+    setattr(sys, "__stderr__", terminal)  # noqa: B010 - Textual draws on sys.__stderr__ (typed Final)
     logging.captureWarnings(True)
     threading.excepthook = _log_thread_crash
     try:
@@ -51,7 +51,8 @@ def logs_to(path: Path) -> Iterator[Path | None]:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         os.dup2(terminal_fd, 2)
-        sys.__stderr__, sys.stderr = saved_dunder, saved_stderr
+        setattr(sys, "__stderr__", saved_dunder)  # noqa: B010 - as above
+        sys.stderr = saved_stderr
         terminal.close()
 
 

@@ -75,7 +75,7 @@ WORDS: dict[str, dict[str, str]] = {
     "recent": {"zh": "最近通行", "en": "Recent"},
     "recent_none": {"zh": "暂无记录", "en": "nothing yet"},
     "alarms": {"zh": "立即上报{n}条未确认", "en": "{n} immediate report(s) not acknowledged"},
-    "alarm_hint": {"zh": "按 a 确认已知晓", "en": "a: acknowledge"},
+    "alarm_hint": {"zh": "按 a 确认", "en": "a: acknowledge"},
     "acknowledged": {"zh": "已确认", "en": "Acknowledged"},
     "alarm_store": {"zh": "记录库写入失败：本次未放行，请人工登记并联系维护人员",
                     "en": "The store could not record: not admitted; register by hand and call maintenance"},
