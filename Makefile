@@ -5,9 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages: libzbar0 for pyzbar; postgresql so the server is also tested on PostgreSQL;
 # chromium and chromium-driver for the queue screen's test (a real headless browser, never a
-# downloaded one); espeak-ng for the voice prompts' test.
+# downloaded one); espeak-ng for the voice prompts' test; tmux for the console's test in a real terminal.
 RUNTIME_DEBS := libzbar0
-TEST_DEBS := libzbar0 postgresql chromium chromium-driver espeak-ng
+TEST_DEBS := libzbar0 postgresql chromium chromium-driver espeak-ng tmux
 
 .PHONY: demo test bench lint lock clean-venv
 

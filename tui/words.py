@@ -135,6 +135,7 @@ WORDS: dict[str, dict[str, str]] = {
     "count": {"zh": "{action}{n}人次", "en": "{action}: {n}"},
     "nothing_to_ack": {"zh": "没有待确认的上报", "en": "No alarm to acknowledge"},
     "count_only": {"zh": "{n}人次", "en": "{n}"},
+    "none": {"zh": "无", "en": "none"},
     "loading": {"zh": "正在读取…", "en": "Loading…"},
     "close_hint": {"zh": "回车或 Esc 关闭", "en": "Enter or Esc to close"},
     "choose_hint": {"zh": "按数字键选择，Esc 返回", "en": "A number chooses, Esc goes back"},

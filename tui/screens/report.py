@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -30,13 +32,16 @@ def report_table(r: dict) -> Table:
     return table
 
 
-def refusals_text(r: dict, lang: str) -> str:
+def refusals_table(r: dict, lang: str) -> Group:
+    """Refusals by their deciding reason: the count, then the reason (wrapped under itself)."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(overflow="fold")
     rows = r.get("refusals_by_reason") or []
-    head = w("report_refusals", lang)
-    if not rows:
-        return f"{head}{'：无' if lang == 'zh' else ': none'}"
-    return head + ("：" if lang == "zh" else ":") + "\n" + "\n".join(
-        f"  {x['text']}  {w('count_only', lang, n=x['count'])}" for x in rows)
+    for x in rows:
+        table.add_row(w("count_only", lang, n=x["count"]), x["text"])
+    head = w("report_refusals", lang) + ("：" if lang == "zh" else ": ") + ("" if rows else w("none", lang))
+    return Group(Text(head), table)
 
 
 class ReportScreen(ModalScreen[None]):
@@ -68,11 +73,15 @@ class ReportScreen(ModalScreen[None]):
         except Unreachable:
             self.query_one("#outcomes", Static).update(f"[red]{w('reconnecting', lang, s='…')}[/]")
             return
+        self.show(r)
+
+    def show(self, r: dict) -> None:
+        lang = self.gate.lang
         self.query_one("#title", Static).update(w("report_title_day", lang, day=r.get("day", "")))
         total = w("today_total_short", lang, n=r.get("entries", 0))
         self.query_one("#outcomes", Static).update(f"{total}  {r.get('outcomes_text') or ''}")
         self.query_one("#lines", Static).update(report_table(r))
-        self.query_one("#refusals", Static).update(refusals_text(r, lang))
+        self.query_one("#refusals", Static).update(refusals_table(r, lang))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -20,7 +23,7 @@ REFRESH_S = 2.0
 TOP_REASONS = 6  # the reasons given most often today; the daily report preview has them all
 
 
-def figures_text(f: dict, lang: str) -> str:
+def figures_text(f: dict, lang: str) -> Group:
     sep, comma = ("：", "，") if lang == "zh" else (": ", ", ")
     by_action = comma.join(w("count", lang, action=reasons.action_text(a, lang), n=n)
                            for a, n in sorted((f.get("by_action") or {}).items()))
@@ -33,9 +36,13 @@ def figures_text(f: dict, lang: str) -> str:
              "  ".join((w("today_fevers", lang, n=f.get("fevers", 0)),
                         w("handover_immediate", lang, n=f.get("immediate_reports", 0)),
                         w("handover_open", lang, n=f.get("open_alarms", 0)))),
-             f"{w('today_reasons', lang)}{sep}"]
-    lines += [f"  {reasons.reason_text(r, lang)}  {n}" for r, n in top] or ["  —"]
-    return "\n".join(lines)
+             f"{w('today_reasons', lang)}{sep}{'' if top else '—'}"]
+    table = Table.grid(padding=(0, 1))  # the count, then the reason wrapped under itself
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(overflow="fold")
+    for r, n in top:
+        table.add_row(w("count_only", lang, n=n), reasons.reason_text(r, lang))
+    return Group(Text.from_markup("\n".join(lines)), table)
 
 
 class TodayScreen(ModalScreen[None]):
@@ -61,12 +68,17 @@ class TodayScreen(ModalScreen[None]):
     async def load(self) -> None:
         lang = self.gate.lang
         try:
-            text = figures_text(await self.gate.client.today(), lang)
+            figures = await self.gate.client.today()
         except Refused as exc:
-            text = f"[red]{refusal(exc, lang)}[/]"
+            self.query_one("#figures", Static).update(f"[red]{refusal(exc, lang)}[/]")
+            return
         except Unreachable:
-            text = f"[red]{w('reconnecting', lang, s='…')}[/]"
-        self.query_one("#figures", Static).update(text)
+            self.query_one("#figures", Static).update(f"[red]{w('reconnecting', lang, s='…')}[/]")
+            return
+        self.show(figures)
+
+    def show(self, figures: dict) -> None:
+        self.query_one("#figures", Static).update(figures_text(figures, self.gate.lang))
 
     def action_close(self) -> None:
         self.dismiss(None)
