@@ -15,6 +15,7 @@ from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 
 from tui.client import GateClient, Refused, Unreachable
 from tui.screens.answers import AnswersScreen
@@ -149,8 +150,14 @@ class GateConsole(App):
 
     # -- drawing -------------------------------------------------------------------------
     def redraw(self) -> None:
+        try:
+            self._redraw()
+        except NoMatches:  # not yet composed, or closing: a timer may fire as the widgets go
+            return
+
+    def _redraw(self) -> None:
         if not self.main.is_mounted or not self.main.query(StatusLine):
-            return  # not yet composed, or closing
+            return
         connection = "" if self.connected else f"[b red]{self.connection}[/]"
         self.main.query_one(StatusLine).update(
             status_text(self.state.get("status") or {}, self.lang, fps=self.fps, connection=connection))
@@ -158,6 +165,12 @@ class GateConsole(App):
         self.redraw_subject()
 
     def redraw_subject(self) -> None:
+        try:
+            self._redraw_subject()
+        except NoMatches:  # as in redraw
+            return
+
+    def _redraw_subject(self) -> None:
         if not self.main.is_mounted or not self.main.query(SubjectPanel):
             return
         v = view(self.state, self.lang)
@@ -174,7 +187,7 @@ class GateConsole(App):
         text = None
         while not self.notes.empty():
             text = self.notes.get_nowait()
-        if text is not None and self.main.is_mounted:
+        if text is not None and self.main.is_mounted and self.main.query(Narration):
             self.main.query_one(Narration).show(text)
 
     def tell(self, text: str, ok: bool = True) -> None:
