@@ -90,6 +90,7 @@ class Person:
     approved: bool = False
     visiting_quarantined_home: bool = False  # a visitor whose household is under home quarantine
     flags: tuple[str, ...] = ()  # why the guard must look before the gate decides
+    household: str | None = None  # the household's address, for the guard who looked the person up
 
 
 # (person_ref or None, the verified code or None, now) -> Person. The daemon passes a
@@ -264,7 +265,8 @@ class Checkpoint:
         s = self.subject
         return {"phase": self.phase, "subject": None if s is None else {
             "source": s.source, "kind": s.person.kind, "masked_name": s.person.masked_name,
-            "known": s.person.known, "flags": list(s.person.flags),
+            "known": s.person.known, "flags": list(s.person.flags), "household": s.person.household,
+            "quarantine": s.person.quarantine, "has_pass": s.person.has_pass,
             "code": _code_summary(s.code),
             "readings_c": [r["body_c"] for r in s.readings],
             "mask_confirmed": s.mask_confirmed, "answered": s.answered,
@@ -664,6 +666,8 @@ class Checkpoint:
             except Exception as exc:  # noqa: BLE001 - the guard opens by hand; the entry stands
                 log.error("relay failed: %s", exc)
                 self._emit("device", device="relay", status="fault", detail=str(exc))
+                # on the banner of every console until a guard has seen it
+                self._alarm("relay_fault", f"#{entry.seq} {reasons.text(reasons.ALARM_TEXT, 'relay_fault')}")
         self._emit("decision", **self.last)
         self._to(DECIDED)
 

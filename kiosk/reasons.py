@@ -267,3 +267,13 @@ SHIFT_TEXT = {
     "not_a_leader": {"zh": "带班领导不在值守人员名单上", "en": "The shift leader is not a leader on the guards list"},
     "no_shift": {"zh": "当前没有在岗班次", "en": "No shift is on duty"},
 }
+
+# Alarms that are no decision's reason (those are worded by REASON_TEXT, by the alarm's kind).
+ALARM_TEXT = {
+    "relay_fault": {"zh": "开闸继电器无响应：请人工开闸，并联系维护人员",
+                    "en": "The gate's relay did not respond: open by hand and call maintenance"},
+    "store": {"zh": "记录库写入失败：本次未放行，请人工登记并联系维护人员",
+              "en": "The store could not record: not admitted; register by hand and call maintenance"},
+    "store_recovered": {"zh": "记录库损坏，已另存并新建：未上传的记录可能丢失，请通知镇防控办",
+                        "en": "The store was corrupt and was replaced: unsent entries may be lost; tell the township"},
+}

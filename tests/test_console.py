@@ -425,3 +425,70 @@ def test_two_consoles_on_one_gate_see_the_same_state(gate):
             await one.press("ctrl+q")  # one console quits: the other and the gate go on
         assert gate.daemon is not None and gate.daemon.checkpoint.phase in ("decided", "waiting")
     run(go())
+
+
+def test_a_relay_fault_and_a_resident_s_status_on_the_console(gate):
+    """The relay does not answer: the gate records the admit, says so on every console's
+    banner until acknowledged; a looked-up resident shows her household and pass."""
+    async def go():
+        app = GateConsole(gate.sock, "zh")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: ready(app), what="the connection")
+            await start_shift(pilot)
+            await pilot.press("c")
+            await fill(pilot, id_number=WANG)
+            await pilot.press("enter")
+            await until(pilot, lambda: "住户 3-2-501" in shown(app, "#detail"), what="the household")
+            assert "无出入证" in shown(app, "#detail")  # the lists hold no pass for him
+            gate.daemon.relay.close()  # the relay's pin is gone
+            await pilot.press("t")
+            await fill(pilot, body_c="36.6")
+            await pilot.press("enter")
+            await until(pilot, lambda: "开闸继电器无响应" in text(app.main.query_one(AlarmBanner)), what="the fault")
+            assert "放行" in shown(app, "#headline")  # the entry stands: the guard opens by hand
+            await pilot.press("a")
+            await until(pilot, lambda: not app.main.query_one(AlarmBanner).display, what="acknowledged")
+    run(go())
+
+
+def test_register_a_courier_a_vehicle_and_a_returnee(gate):
+    """The other forms, each field checked as it is typed (a plate's format, an ID number)."""
+    async def go():
+        app = GateConsole(gate.sock, "zh")
+        async with app.run_test(size=(100, 40)) as pilot:
+            await until(pilot, lambda: ready(app), what="the connection")
+            await pilot.press("d", "2")
+            assert "快递外卖登记" in text(app.screen.query_one("#title"))
+            await fill(pilot, company="顺丰速运", phone="13700001111", drop_off="东门快递柜")
+            await pilot.press("enter")
+            await until(pilot, lambda: (app.state.get("subject") or {}).get("kind") == "courier", what="courier")
+            assert "快递外卖" in shown(app, "#detail")
+            await pilot.press("x")
+            await until(pilot, lambda: app.state.get("phase") == "waiting", what="cancelled")
+
+            await pilot.press("d", "4")
+            assert "车辆登记" in text(app.screen.query_one("#title"))
+            await fill(pilot, plate="苏A1")
+            assert "车牌" in text(app.screen.query_one("#e-plate"))  # said as it is typed
+            app.screen.query_one("#f-plate", Input).value = ""
+            await fill(pilot, plate="苏A12345", passengers="2", boot_checked="是", purpose="送货")
+            assert not app.screen.query_one("#e-plate").display
+            await pilot.press("enter")
+            await until(pilot, lambda: app.state.get("phase") in ("measuring", "decided"), what="the vehicle")
+            await pilot.press("x")
+            await until(pilot, lambda: app.state.get("phase") == "waiting", timeout=30, what="the next one")
+
+            await pilot.press("d", "3")
+            assert "首返人员登记" in text(app.screen.query_one("#title"))
+            returnee = valid_id("32010219950303678")
+            await fill(pilot, id_number=returnee[:-1] + ("0" if returnee[-1] != "0" else "1"))
+            assert "校验位" in text(app.screen.query_one("#e-id_number"))
+            app.screen.query_one("#f-id_number", Input).value = ""
+            await fill(pilot, name="孙丽", id_number=returnee, phone="13700002222", building="3", unit="2",
+                       room="501", from_county="320102", from_place="南京市玄武区",
+                       arrival_date=dt.date.today().isoformat(), transport="火车")
+            await pilot.press("enter")
+            await until(pilot, lambda: "孙*" in shown(app, "#detail"), what="the returnee: "
+                        + text(app.screen.query_one("#message")) if app.screen.query("#message") else "")
+            assert app.state.get("subject", {}).get("source") == "register"
+    run(go())

@@ -57,6 +57,8 @@ class GateConsole(App):
         self.client = GateClient(socket_path)
         self.state: dict[str, Any] = {}
         self.alarms: list[dict] = []
+        # alarms the gate could not store (the store itself failing): this console's to acknowledge
+        self.local_alarms: list[dict] = []
         self.connection = w("connecting", lang)
         self.connected = False
         self.fps: float | None = None
@@ -102,6 +104,8 @@ class GateConsole(App):
         kind = event["type"]
         if kind == "decision":
             self.main.query_one(RecentEntries).add(event)
+        if kind == "alarm" and event.get("id") is None:
+            self.local_alarms = [*self.local_alarms, event][-20:]
         if kind in ("alarm", "alarm_acknowledged"):
             await self.refresh_alarms()
         if kind == "shift" and event.get("handover"):
@@ -161,7 +165,7 @@ class GateConsole(App):
         connection = "" if self.connected else f"[b red]{self.connection}[/]"
         self.main.query_one(StatusLine).update(
             status_text(self.state.get("status") or {}, self.lang, fps=self.fps, connection=connection))
-        self.main.query_one(AlarmBanner).show(self.alarms, self.lang)
+        self.main.query_one(AlarmBanner).show(self.alarms + self.local_alarms, self.lang)
         self.redraw_subject()
 
     def redraw_subject(self) -> None:
@@ -237,6 +241,11 @@ class GateConsole(App):
         await self.send("cancel")
 
     async def action_acknowledge(self) -> None:
+        if not self.alarms and self.local_alarms:  # never stored: seen here is acknowledged
+            self.local_alarms = self.local_alarms[1:]
+            self.tell(w("acknowledged", self.lang))
+            self.redraw()
+            return
         if not self.alarms:
             self.tell(w("nothing_to_ack", self.lang), ok=False)
             return

@@ -64,6 +64,10 @@ WORDS: dict[str, dict[str, str]] = {
     "subject_register": {"zh": "登记", "en": "registered"},
     "subject_code": {"zh": "扫码", "en": "code"},
     "unknown_person": {"zh": "不在名单上", "en": "not on the lists"},
+    "quarantine_home_quarantine": {"zh": "居家隔离中", "en": "under home quarantine"},
+    "quarantine_health_monitoring": {"zh": "居家健康监测中", "en": "under health monitoring"},
+    "pass_yes": {"zh": "有出入证", "en": "has a pass"},
+    "pass_no": {"zh": "无出入证", "en": "no pass"},
     "flags": {"zh": "请核实", "en": "check"},
     "last": {"zh": "上一位", "en": "Last"},
     "phase_waiting": {"zh": "等待下一位", "en": "Waiting for the next person"},
@@ -77,8 +81,6 @@ WORDS: dict[str, dict[str, str]] = {
     "alarms": {"zh": "立即上报{n}条未确认", "en": "{n} immediate report(s) not acknowledged"},
     "alarm_hint": {"zh": "按 a 确认", "en": "a: acknowledge"},
     "acknowledged": {"zh": "已确认", "en": "Acknowledged"},
-    "alarm_store": {"zh": "记录库写入失败：本次未放行，请人工登记并联系维护人员",
-                    "en": "The store could not record: not admitted; register by hand and call maintenance"},
     # forms
     "submit_hint": {"zh": "回车 提交    Esc 返回", "en": "Enter submit    Esc back"},
     "sent": {"zh": "已提交", "en": "Sent"},
@@ -213,13 +215,12 @@ ALARM_PREFIX = re.compile(r"#(\d+)(?: (\S*\*\S*))?")
 
 def alarm_text(alarm: dict, lang: str) -> str:
     kind, message = str(alarm.get("kind") or ""), str(alarm.get("message") or "")
-    if kind == "store":
-        return w("alarm_store", lang)
-    if kind not in reasons.REASON_TEXT:
+    table = reasons.REASON_TEXT if kind in reasons.REASON_TEXT else reasons.ALARM_TEXT
+    if kind not in table:
         return message  # a kind this console does not know: as the gate worded it
     m = ALARM_PREFIX.match(message)
     who = (f"#{m[1]} {m[2]} " if m[2] else f"#{m[1]} ") if m else ""
-    return who + reasons.reason_text(kind, lang)
+    return who + reasons.text(table, kind, lang)
 
 
 def w(key: str, lang: str, **values: object) -> str:

@@ -44,6 +44,14 @@ def view(state: dict, lang: str) -> dict:
     extras = [source]
     if not subject.get("known"):
         extras.append(w("unknown_person", lang))
+    else:  # what the lists say of a resident: where they live, an order running, the pass
+        if subject.get("household"):
+            extras.append(f"{w('household', lang)} {subject['household']}")
+        quarantine = subject.get("quarantine") or "none"
+        if quarantine != "none":
+            extras.append(f"[b red]{w('quarantine_' + quarantine, lang)}[/]")
+        if subject.get("kind") == "resident":
+            extras.append(w("pass_yes" if subject.get("has_pass") else "pass_no", lang))
     if subject.get("flags"):
         extras.append(f"{w('flags', lang)}：{'、'.join(subject['flags'])}" if lang == "zh"
                       else f"{w('flags', lang)}: {', '.join(subject['flags'])}")
