@@ -410,13 +410,20 @@ class Checkpoint:
         s.refused_check = True
         self._finish(self._decide())
 
-    def emergency_exit(self, person_ref: str | None = None, emergency: str = "other") -> None:
+    def emergency_exit(self, person_ref: str | None = None, emergency: str = "other",
+                       id_number: str | None = None) -> None:
         """急危重症: the guard lets someone out for the fever clinic, an acute illness, a birth,
-        dialysis; recorded and reported at once, whatever else applies."""
+        dialysis; recorded and reported at once, whatever else applies. Who it is, when the
+        guard can say (a person_ref, or the ID number typed), goes into the entry."""
         if emergency not in rules.EMERGENCIES:
             raise CommandError("bad_command", f"emergency must be one of {', '.join(rules.EMERGENCIES)}")
         if self.phase not in (WAITING, DECIDED):
             raise CommandError("check_under_way", "a check is already under way; finish or cancel it first")
+        if id_number is not None:
+            try:
+                person_ref = self._lists().person_ref_for(id_number)
+            except BadLookup as exc:
+                raise CommandError("invalid_form", str(exc), fields={exc.field: exc.code}) from None
         now, t = self.clock.now(), self.clock.monotonic()
         person = self.find_person(person_ref, None, now) if person_ref else Person()
         self.subject = Subject(started=t, source="lookup", person=person, measure_from=t, direction="out",

@@ -354,14 +354,18 @@ def test_mask_refused_emergency_today_and_the_report(gate):
             assert "不予放行" in shown(app, "#headline") and "拒不配合查验" in shown(app, "#reason")
             await until(pilot, lambda: "拒不配合查验" in text(app.main.query_one(AlarmBanner)), what="reported")
             await until(pilot, lambda: app.state.get("phase") == "waiting", timeout=30, what="the next person")
-            # an emergency: 1 (the fever clinic); let out, recorded and reported
+            # an emergency: 1 (the fever clinic), then who it is; let out, recorded and reported
             await pilot.press("j")
             await pilot.pause()
             assert "送发热门诊" in text(app.screen.query_one("#choices"))
             await pilot.press("1")
+            assert "送发热门诊（已选）" in text(app.screen.query_one("#choices"))
+            await fill(pilot, id_number=LI)
+            await pilot.press("enter")
             await until(pilot, lambda: (app.state.get("last") or {}).get("reasons") == ["emergency_exit"],
                         what="the emergency exit")
             assert "放行" in shown(app, "#headline") and "紧急外出" in shown(app, "#reason")
+            assert "李*" in shown(app, "#detail")  # the entry says who went out
             # today's figures and the report, in the guard's words, counted from the gate's store
             await pilot.press("f")
             await until(pilot, lambda: "共2人次" in text(app.screen.query_one("#figures")), what="today")

@@ -140,7 +140,7 @@ WORDS: dict[str, dict[str, str]] = {
     "none": {"zh": "无", "en": "none"},
     "loading": {"zh": "正在读取…", "en": "Loading…"},
     "close_hint": {"zh": "回车或 Esc 关闭", "en": "Enter or Esc to close"},
-    "choose_hint": {"zh": "按数字键选择，Esc 返回", "en": "A number chooses, Esc goes back"},
+    "choose_hint": {"zh": "先按数字键选择，Esc 返回", "en": "A number chooses first, Esc goes back"},
     # today's figures and the daily report preview
     "today_title": {"zh": "今日统计（本卡口）", "en": "Today at this gate"},
     "today_total": {"zh": "{day}  共{n}人次", "en": "{day}: {n} in all"},
@@ -168,6 +168,10 @@ WORDS: dict[str, dict[str, str]] = {
     "emergency_pregnancy": {"zh": "孕产妇就医", "en": "Pregnancy, birth"},
     "emergency_dialysis": {"zh": "透析等定期治疗", "en": "Dialysis"},
     "emergency_other": {"zh": "其他紧急情况", "en": "Other emergency"},
+    "emergency_id": {"zh": "身份证号（可空）", "en": "ID number (optional)"},
+    "chosen": {"zh": "（已选）", "en": " (chosen)"},
+    "emergency_id_hint": {"zh": "有身份证号请填写（记录是谁），回车提交",
+                          "en": "Type the ID number if known, Enter sends"},
 }
 
 # The gate refuses a command with a stable code (docs/api.md "Errors"); the guard reads it in

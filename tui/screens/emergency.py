@@ -1,54 +1,61 @@
 """紧急外出 (急危重症): the guard lets someone out for the fever clinic, an acute illness, a
-birth, dialysis; one number chooses which, recorded and reported at once by the gate."""
+birth, dialysis: one number chooses which, then the person's ID number if the guard has
+it (the entry records who; left empty, it records the exit alone), then Enter. The gate
+records it and reports it at once."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
-from tui.client import Refused, Unreachable
-from tui.words import refusal, w
-
-if TYPE_CHECKING:
-    from tui.app import GateConsole
+from tui.screens import checks
+from tui.screens.form import Field, FormScreen
+from tui.words import w
 
 # the gate's emergencies (kiosk/rules.py EMERGENCIES), in the order the guard chooses them
 EMERGENCIES = ("fever_clinic", "acute_illness", "pregnancy", "dialysis", "other")
 
 
-class EmergencyScreen(ModalScreen[dict | None]):
-    CSS_PATH = "form.tcss"
-    BINDINGS = [*(Binding(str(i), f"choose('{e}')", show=False) for i, e in enumerate(EMERGENCIES, 1)),
-                Binding("escape", "back", show=False)]
+class EmergencyScreen(FormScreen):
+    TITLE_KEY = "emergency_title"
+    AUTO_FOCUS = ""  # none: the number keys choose first (None would take the app's, "*")
+    # digits choose while no field has the focus; once the ID number field has it, they type
+    BINDINGS = [*FormScreen.BINDINGS,
+                *(Binding(str(i), f"choose('{e}')", show=False) for i, e in enumerate(EMERGENCIES, 1))]
 
-    @property
-    def gate(self) -> GateConsole:
-        return self.app  # type: ignore[return-value]
+    def __init__(self) -> None:
+        super().__init__()
+        self.emergency: str | None = None
 
-    def compose(self) -> ComposeResult:
-        lang = self.gate.lang
-        with Vertical(id="form"):
-            yield Static(w("emergency_title", lang), id="title")
-            yield Static("\n".join(f"[reverse] {i} [/reverse] {w('emergency_' + e, lang)}"
-                                   for i, e in enumerate(EMERGENCIES, 1)), id="choices")
-            yield Static("", id="message")
-            yield Static(w("choose_hint", lang), id="hint")
+    def fields(self) -> list[Field]:
+        return [Field("id_number", w("emergency_id", self.lang), checks.id_number(self.lang), max_length=20)]
 
-    async def action_choose(self, emergency: str) -> None:
-        try:
-            result = await self.gate.client.command("emergency_exit", emergency=emergency)
-        except Refused as exc:
-            self.query_one("#message", Static).update(f"[red]{refusal(exc, self.gate.lang)}[/]")
-            return
-        except Unreachable:
-            self.query_one("#message", Static).update(f"[red]{w('reconnecting', self.gate.lang, s='…')}[/]")
-            return
-        self.dismiss(result)
+    def compose_fields(self) -> ComposeResult:
+        yield Static(self.choices(), id="choices")
+        yield from super().compose_fields()
 
-    def action_back(self) -> None:
-        self.dismiss(None)
+    def choices(self) -> str:
+        return "\n".join((f"[reverse] {i} [/reverse] [b]{w('emergency_' + e, self.lang)}{w('chosen', self.lang)}[/b]"
+                          if e == self.emergency else f"[reverse] {i} [/reverse] {w('emergency_' + e, self.lang)}")
+                         for i, e in enumerate(EMERGENCIES, 1))
 
+    def focus_first(self) -> None:
+        self.set_focus(None)  # the number keys choose first; then the ID number field takes them
+        self.say(w("choose_hint", self.lang), ok=True)
+
+    def action_choose(self, emergency: str) -> None:
+        self.emergency = emergency
+        self.query_one("#choices", Static).update(self.choices())
+        self.query_one("#f-id_number", Input).focus()
+        self.say(w("emergency_id_hint", self.lang), ok=True)
+
+    async def send(self, values: dict[str, str]) -> Any:
+        if self.emergency is None:
+            self.say(w("choose_hint", self.lang))
+            return None
+        body: dict[str, Any] = {"emergency": self.emergency}
+        if values.get("id_number"):
+            body["id_number"] = values["id_number"]
+        return await self.gate.client.command("emergency_exit", **body)
