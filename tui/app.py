@@ -187,11 +187,12 @@ class GateConsole(App):
         self.main.query_one(SubjectPanel).show(v, self.lang, waited, left)
 
     def take_notes(self) -> None:
-        assert self.notes is not None
+        if self.notes is None or not self.main.is_mounted or not self.main.query(Narration):
+            return  # the lines wait in the queue until the line is there
         text = None
         while not self.notes.empty():
-            text = self.notes.get_nowait()
-        if text is not None and self.main.is_mounted and self.main.query(Narration):
+            text = self.notes.get_nowait()  # the newest: the story has moved on from the others
+        if text is not None:
             self.main.query_one(Narration).show(text)
 
     def tell(self, text: str, ok: bool = True) -> None:
