@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 # Debian packages: libzbar0 for pyzbar; postgresql so the server is also tested on PostgreSQL;
 # chromium and chromium-driver for the queue screen's test (a real headless browser, never a
 # downloaded one); espeak-ng for the voice prompts' test; systemd for systemd-analyze (the units'
-# test verifies them offline: no running systemd needed).
+# test verifies them offline: no running systemd needed); tmux for the console's test in a real terminal.
 RUNTIME_DEBS := libzbar0
-TEST_DEBS := libzbar0 postgresql chromium chromium-driver espeak-ng systemd
+TEST_DEBS := libzbar0 postgresql chromium chromium-driver espeak-ng systemd tmux
 
 .PHONY: demo test bench lint lock clean-venv wheel install-pi
 

@@ -24,9 +24,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kiosk import reasons
+from kiosk import reasons, today
 from kiosk.checkpoint import COMMANDS, Checkpoint, CommandError
-from kiosk.lookup import BadLookup, Lookup
+from kiosk.lookup import CHINA_STANDARD_TIME, BadLookup, Lookup
 from kiosk.store import Store
 
 log = logging.getLogger("gate.api")
@@ -60,9 +60,46 @@ class CommandBody(BaseModel):
     alarm_id: int | None = Field(None, ge=1, le=2**62)
 
 
+class TodayFigures(BaseModel):
+    """GET /v1/today: counts for the local calendar day so far."""
+    day: str
+    entries: int
+    by_action: dict[str, int]
+    by_reason: dict[str, int]
+    by_kind: dict[str, int]
+    fevers: int
+    immediate_reports: int
+    open_alarms: int
+    last_entry_utc: str | None
+
+
+class ReportLine(BaseModel):
+    key: str
+    count: int
+    text: str
+
+
+class RefusalLine(BaseModel):
+    reason: str
+    count: int
+    text: str
+
+
+class ReportPreview(BaseModel):
+    """GET /v1/today/report: today's daily report as it will read."""
+    day: str
+    lang: str
+    entries: int
+    by_action: dict[str, int]
+    outcomes_text: str
+    lines: list[ReportLine]
+    refusals_by_reason: list[RefusalLine]
+
+
 def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
                lang: str | None = None, people: Lookup | None = None, reader: Store | None = None) -> FastAPI:
     """`people` and `reader` are read-only views of the store on their own connection."""
+    tz = people.tz if people is not None else CHINA_STANDARD_TIME  # the gate's calendar day
     # No /docs or /redoc: their pages load scripts from a CDN, and a gate is offline.
     # /openapi.json stays (docs/api.md).
     app = FastAPI(title="gate local API", version="1", docs_url=None, redoc_url=None,
@@ -73,7 +110,10 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
 
     @app.exception_handler(CommandError)
     async def _refused(request: Request, exc: CommandError) -> JSONResponse:
-        return JSONResponse({"error": "command_refused", "detail": str(exc)}, status_code=409)
+        body: dict = {"error": exc.code, "detail": str(exc)}
+        if exc.fields:
+            body["fields"] = exc.fields
+        return JSONResponse(body, status_code=409)
 
     @app.get("/v1/state", tags=["gate"])
     def state() -> dict:
@@ -101,7 +141,7 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
         try:
             return await asyncio.wrap_future(future)
         except TypeError as exc:  # arguments that do not fit the command
-            raise CommandError(f"{name}: {exc}") from None
+            raise CommandError("bad_command", f"{name}: {exc}") from None
 
     @app.get("/v1/alarms", tags=["guard"])
     def alarms() -> dict:
@@ -115,13 +155,27 @@ def create_app(checkpoint: Checkpoint, status: Callable[[], dict] | None = None,
         """A resident without a phone, by name within a household or an address: masked names
         and person references to look up, never ID numbers."""
         if people is None:
-            raise CommandError("no lists on this gate")
+            raise CommandError("no_lists", "no lists on this gate")
         try:
             found = people.find_by_name(name, household_id=household, address=address)
         except BadLookup as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError("invalid_form", str(exc), fields={exc.field: exc.code}) from None
         return {"people": [{"person_ref": p.person_ref, "masked_name": p.masked_name,
                             "household_id": p.household_id} for p in found]}
+
+    @app.get("/v1/today", tags=["guard"], response_model=TodayFigures)
+    def today_figures() -> dict:
+        """Today's figures at this gate (the local calendar day), from its store."""
+        if reader is None:
+            raise CommandError("no_store", "no store on this gate")
+        return today.figures(reader, checkpoint.clock.now(), tz)
+
+    @app.get("/v1/today/report", tags=["guard"], response_model=ReportPreview)
+    def today_report(lang_: str | None = Query(None, alias="lang", pattern="^(zh|en)$")) -> dict:
+        """A preview of today's daily report, every line with its zero, in `lang` (default: the gate's)."""
+        if reader is None:
+            raise CommandError("no_store", "no store on this gate")
+        return today.report_preview(reader, checkpoint.clock.now(), tz, lang_ or lang)
 
     @app.get("/", response_class=HTMLResponse, tags=["queue screen"])
     def queue_screen() -> str:

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from kiosk import clock as gate_clock
 from kiosk import reasons, rules
 from kiosk.codes import Reason, Verifier, VerifyResult
-from kiosk.lookup import Lookup
+from kiosk.lookup import BadLookup, Lookup
 from kiosk.people import mask_name
 from kiosk.records import (
     RECORDS,
@@ -90,6 +90,7 @@ class Person:
     approved: bool = False
     visiting_quarantined_home: bool = False  # a visitor whose household is under home quarantine
     flags: tuple[str, ...] = ()  # why the guard must look before the gate decides
+    household: str | None = None  # the household's address, for the guard who looked the person up
 
 
 # (person_ref or None, the verified code or None, now) -> Person. The daemon passes a
@@ -181,7 +182,7 @@ class Checkpoint:
         """A guard's command: look_up, manual_temperature, answers, mask, override, cancel.
         The future holds the state after it, or the CommandError that refused it."""
         if name not in COMMANDS:
-            raise CommandError(f"unknown command {name!r}")
+            raise CommandError("unknown_command", f"unknown command {name!r}")
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._put(name, args, future)
         return future
@@ -203,7 +204,7 @@ class Checkpoint:
         except queue.Full:  # a flood (a stuck key, a looping client): drop, never block the sender
             log.warning("checkpoint inbox full; dropped %s", kind)
             if future is not None:
-                future.set_exception(CommandError("the gate is busy; try again"))
+                future.set_exception(CommandError("gate_busy", "the gate is busy; try again"))
 
     # -- the loop ---------------------------------------------------------------------
     def start(self) -> Checkpoint:
@@ -264,12 +265,26 @@ class Checkpoint:
         s = self.subject
         return {"phase": self.phase, "subject": None if s is None else {
             "source": s.source, "kind": s.person.kind, "masked_name": s.person.masked_name,
-            "known": s.person.known, "flags": list(s.person.flags),
+            "known": s.person.known, "flags": list(s.person.flags), "household": s.person.household,
+            "quarantine": s.person.quarantine, "has_pass": s.person.has_pass,
             "code": _code_summary(s.code),
             "readings_c": [r["body_c"] for r in s.readings],
             "mask_confirmed": s.mask_confirmed, "answered": s.answered,
-            "waiting_s": round(self.clock.monotonic() - s.phase_since, 1)},
+            "waiting_s": round(self.clock.monotonic() - s.phase_since, 1),
+            "deadline_in_s": self._deadline_in_s(s)},
             "last": self.last}
+
+    def _phase_limit(self) -> float | None:
+        """How long the step under way may wait before the check is abandoned."""
+        return {MEASURING: self.settings.measure_timeout_s, RETEST: self.settings.retest_timeout_s,
+                ASKING: self.settings.ask_timeout_s}.get(self.phase)
+
+    def _deadline_in_s(self, s: Subject) -> float | None:
+        """Seconds left for this step (a countdown needs no shared clock), None when none waits."""
+        limit = self._phase_limit()
+        if limit is None:
+            return None
+        return round(max(0.0, s.phase_since + limit - self.clock.monotonic()), 1)
 
     def _emit(self, event_type: str, **data: Any) -> None:
         event = {"type": event_type, "at": gate_clock.iso(self.clock.now()), **data}
@@ -332,16 +347,16 @@ class Checkpoint:
     def look_up(self, person_ref: str | None = None, id_number: str | None = None, direction: str = "in") -> None:
         """The guard found the person by ID number or name (no phone, or no code)."""
         if self.phase not in (WAITING, DECIDED):
-            raise CommandError("a check is already under way; finish or cancel it first")
+            raise CommandError("check_under_way", "a check is already under way; finish or cancel it first")
         if id_number is not None:
             try:
                 person_ref = self._lists().person_ref_for(id_number)
-            except ValueError as exc:
-                raise CommandError(str(exc)) from None
+            except BadLookup as exc:
+                raise CommandError("invalid_form", str(exc), fields={exc.field: exc.code}) from None
         if not person_ref:
-            raise CommandError("look up a person by person_ref or id_number")
+            raise CommandError("bad_command", "look up a person by person_ref or id_number")
         if direction not in rules.DIRECTIONS:
-            raise CommandError(f"direction must be in or out, not {direction!r}")
+            raise CommandError("bad_command", f"direction must be in or out, not {direction!r}")
         now = self.clock.now()
         person = self.find_person(person_ref, None, now)
         t = self.clock.monotonic()
@@ -356,9 +371,9 @@ class Checkpoint:
     def manual_temperature(self, body_c: float) -> None:
         """A reading from the hand-held gun, typed in by the guard."""
         if self.phase not in (MEASURING, RETEST):
-            raise CommandError("no one is being measured now")
+            raise CommandError("not_measuring", "no one is being measured now")
         if not isinstance(body_c, int | float) or not 30.0 <= body_c <= 45.0:
-            raise CommandError("a body temperature is between 30 and 45 °C")
+            raise CommandError("bad_temperature", "a body temperature is between 30 and 45 °C")
         self._accept_reading({"body_c": round(float(body_c), 2), "source": "manual"})
 
     def answers(self, symptoms: bool = False, risk_area_travel: bool = False,
@@ -376,12 +391,12 @@ class Checkpoint:
     def override(self, reason: str) -> None:
         """The guard lets the person through against the rules: only with a reason, always reported."""
         if not isinstance(reason, str) or not reason.strip():
-            raise CommandError("an override needs a reason")
+            raise CommandError("reason_required", "an override needs a reason")
         if len(reason) > 200:
-            raise CommandError("the reason is at most 200 characters")
+            raise CommandError("bad_command", "the reason is at most 200 characters")
         s = self.subject
         if s is None or self.phase == WAITING:
-            raise CommandError("no one to let through")
+            raise CommandError("nobody_to_admit", "no one to let through")
         if self.phase == DECIDED:  # overriding the outcome on the screen: a new entry for it
             self.subject = s = dataclasses.replace(s, override_reason=reason.strip())
             self._finish(self._decide())
@@ -395,13 +410,20 @@ class Checkpoint:
         s.refused_check = True
         self._finish(self._decide())
 
-    def emergency_exit(self, person_ref: str | None = None, emergency: str = "other") -> None:
+    def emergency_exit(self, person_ref: str | None = None, emergency: str = "other",
+                       id_number: str | None = None) -> None:
         """急危重症: the guard lets someone out for the fever clinic, an acute illness, a birth,
-        dialysis; recorded and reported at once, whatever else applies."""
+        dialysis; recorded and reported at once, whatever else applies. Who it is, when the
+        guard can say (a person_ref, or the ID number typed), goes into the entry."""
         if emergency not in rules.EMERGENCIES:
-            raise CommandError(f"emergency must be one of {', '.join(rules.EMERGENCIES)}")
+            raise CommandError("bad_command", f"emergency must be one of {', '.join(rules.EMERGENCIES)}")
         if self.phase not in (WAITING, DECIDED):
-            raise CommandError("a check is already under way; finish or cancel it first")
+            raise CommandError("check_under_way", "a check is already under way; finish or cancel it first")
+        if id_number is not None:
+            try:
+                person_ref = self._lists().person_ref_for(id_number)
+            except BadLookup as exc:
+                raise CommandError("invalid_form", str(exc), fields={exc.field: exc.code}) from None
         now, t = self.clock.now(), self.clock.monotonic()
         person = self.find_person(person_ref, None, now) if person_ref else Person()
         self.subject = Subject(started=t, source="lookup", person=person, measure_from=t, direction="out",
@@ -414,11 +436,11 @@ class Checkpoint:
         they have one, is read next), and just after a refusal it re-checks the same code."""
         record_type = RECORDS.get(form)
         if record_type is None:
-            raise CommandError(f"form must be one of {', '.join(RECORDS)}")
+            raise CommandError("bad_command", f"form must be one of {', '.join(RECORDS)}")
         if direction not in rules.DIRECTIONS:
-            raise CommandError(f"direction must be in or out, not {direction!r}")
+            raise CommandError("bad_command", f"direction must be in or out, not {direction!r}")
         if not isinstance(fields, dict):
-            raise CommandError("fields must be an object")
+            raise CommandError("bad_command", "fields must be an object")
         now = self.clock.now()
         try:
             if record_type is ReturneeRecord:
@@ -426,7 +448,7 @@ class Checkpoint:
             else:
                 record = record_type.from_form(fields)  # type: ignore[attr-defined]
         except RecordInvalid as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError("invalid_form", str(exc), fields=exc.codes) from None
         s = self.subject
         if s is None or self.phase in (WAITING, DECIDED):
             t = self.clock.monotonic()
@@ -485,7 +507,7 @@ class Checkpoint:
 
     def _lists(self) -> Lookup:
         if self.lists is None:
-            raise CommandError("this gate has no lists: look-ups and registrations need them")
+            raise CommandError("no_lists", "this gate has no lists: look-ups and registrations need them")
         return self.lists
 
     def _today(self, now: dt.datetime) -> dt.date:
@@ -497,23 +519,23 @@ class Checkpoint:
             shift = self.shifts.start(guard_id, pin, fever=fever, cough=cough, leader_id=leader_id,
                                       now=self.clock.now())
         except ShiftError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(exc.code, str(exc)) from None
         self._emit("shift", started=True, guard=shift.guard_name, leader=shift.leader_name)
 
     def end_shift(self) -> None:
         try:
             summary = self.shifts.end(now=self.clock.now())
         except ShiftError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(exc.code, str(exc)) from None
         self.last_handover = summary
         self._emit("shift", started=False, handover=summary)
 
     def acknowledge_alarm(self, alarm_id: int) -> None:
         if not isinstance(alarm_id, int) or isinstance(alarm_id, bool):
-            raise CommandError("alarm_id must be a number")
+            raise CommandError("bad_command", "alarm_id must be a number")
         open_ids = {a["id"] for a in self.store.alarms()}
         if alarm_id not in open_ids:
-            raise CommandError(f"no open alarm {alarm_id}")
+            raise CommandError("no_such_alarm", f"no open alarm {alarm_id}")
         self.store.acknowledge_alarm(alarm_id, now=self.clock.now(), by=self._guard())
         self._emit("alarm_acknowledged", id=alarm_id, by=self._guard())
 
@@ -523,7 +545,7 @@ class Checkpoint:
 
     def _require_subject(self) -> Subject:
         if self.subject is None or self.phase in (WAITING, DECIDED):
-            raise CommandError("no one is being checked now")
+            raise CommandError("not_checking", "no one is being checked now")
         return self.subject
 
     # -- 测 -------------------------------------------------------------------------
@@ -651,6 +673,8 @@ class Checkpoint:
             except Exception as exc:  # noqa: BLE001 - the guard opens by hand; the entry stands
                 log.error("relay failed: %s", exc)
                 self._emit("device", device="relay", status="fault", detail=str(exc))
+                # on the banner of every console until a guard has seen it
+                self._alarm("relay_fault", f"#{entry.seq} {reasons.text(reasons.ALARM_TEXT, 'relay_fault')}")
         self._emit("decision", **self.last)
         self._to(DECIDED)
 
@@ -707,14 +731,19 @@ class Checkpoint:
             if limit is None or now - t <= limit:
                 self._begin(text, t, measure_from=now)  # readings before their turn were not theirs
                 return
-        limit = {MEASURING: self.settings.measure_timeout_s, RETEST: self.settings.retest_timeout_s,
-                 ASKING: self.settings.ask_timeout_s}.get(self.phase)
+        limit = self._phase_limit()
         if limit is not None and s is not None and now - s.phase_since >= limit:
             self._abandon("timeout")
 
 
 class CommandError(Exception):
-    """A guard's command that cannot be done now; the message says why."""
+    """A guard's command that cannot be done now. `code` is stable (the API returns it and a
+    console words it in its own language; docs/api.md lists them), str() says why, and
+    `fields` names a form's bad fields by their error codes (kiosk/records.py)."""
+
+    def __init__(self, code: str, detail: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.code, self.fields = code, dict(fields or {})
 
 
 COMMANDS: dict[str, Callable[..., None]] = {

@@ -103,6 +103,11 @@ SCENE_TEXT = {
     "interrupted": {"zh": "已中断，模拟卡口已停止", "en": "Interrupted; the simulated gate is stopped"},
     "unplanned": {"zh": "（意外的一条记录）", "en": "(an entry nobody planned)"},
     "unread": {"zh": "未识别到码，换个角度再出示", "en": "Code not read: held up again, steadier"},
+    "starting": {"zh": "演示：正在启动镇防控办服务器和模拟卡口…",
+                 "en": "Demo: starting the township server and the gate…"},
+    "finished": {"zh": "演示结束：按 ctrl+c 退出（各项记录随后打印）",
+                 "en": "The demo is over: ctrl+c quits (the records are printed then)"},
+    "failed": {"zh": "演示出错：{error}（按 ctrl+c 退出）", "en": "The demo failed: {error} (ctrl+c quits)"},
 }
 DISTORTION_TEXT = {
     "clean": {"zh": "端正", "en": "held straight"}, "tilt": {"zh": "手机倾斜", "en": "tilted"},
@@ -116,6 +121,31 @@ LEVEL_TEXT = {"low": {"zh": "低", "en": "low"}, "medium": {"zh": "中", "en": "
 
 class DemoError(Exception):
     """The simulated gate did not answer as a gate must; the message says where."""
+
+
+class Stopped(Exception):
+    """The viewer quit (the console's ctrl+c): the story ends where it is."""
+
+
+class Narration:
+    """Where the story is told: printed line by line (the default, and `--plain`). The
+    console view (kiosk/demo_console.py) shows it beside the guard's console instead."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()  # set when the viewer quits
+
+    def out(self, text: str) -> None:
+        print(text, flush=True)
+
+    def finished(self) -> None:
+        """The story is over; the plain view ends here, the console waits for its viewer."""
+
+    def pause(self) -> None:
+        """Between two people: none when printed; the console leaves time to read the outcome."""
+
+    def check(self) -> None:
+        if self.stop.is_set():
+            raise Stopped
 
 
 def say(key: str, lang: str | None, **kw: Any) -> str:
@@ -209,7 +239,7 @@ def township(tmp: Path, risk_level: str, lists: dict[str, list[dict]]) -> Iterat
             admin.close()
 
 
-def gate_config(tmp: Path, db: Path, credentials_path: Path, lang: str | None) -> dict:
+def gate_config(tmp: Path, db: Path, credentials_path: Path, lang: str | None, outcome_s: float = 0.1) -> dict:
     from kiosk import config
     cfg = config.load("/dev/null", env={})  # the demo's own settings, whatever ./gate.toml says
     cfg["gate"].update(device_id=DEVICE_ID, community=COMMUNITY, lang=lang or reasons.default_lang())
@@ -218,7 +248,7 @@ def gate_config(tmp: Path, db: Path, credentials_path: Path, lang: str | None) -
     cfg["thermometer"]["port"] = "sim"
     cfg["relay"]["kind"] = "sim"
     # People move quickly here: the outcome shows briefly and a re-test follows a short rest.
-    cfg["checkpoint"].update(outcome_s=0.1, retest_gap_s=0.5, measure_timeout_s=15.0)
+    cfg["checkpoint"].update(outcome_s=outcome_s, retest_gap_s=0.5, measure_timeout_s=15.0)
     cfg["thermometer"]["interval"] = 0.05  # a query takes 13 ms at 9600 baud: two readings agree sooner
     cfg["api"].update(socket=str(tmp / "api.sock"), tcp="")
     cfg["people"]["salt_file"] = str(tmp / "salt")
@@ -230,9 +260,10 @@ def gate_config(tmp: Path, db: Path, credentials_path: Path, lang: str | None) -
 class Gate:
     """`gate run` in this process on simulated devices, seen and driven as a guard would."""
 
-    def __init__(self, daemon: Any, lang: str | None) -> None:
+    def __init__(self, daemon: Any, lang: str | None, narration: Narration | None = None) -> None:
         import httpx
         self.daemon, self.lang = daemon, lang
+        self.narration = narration or Narration()
         self.http = httpx.Client(transport=httpx.HTTPTransport(uds=daemon.api.uds), base_url="http://gate",
                                  timeout=10.0)
         self.events: queue.Queue[dict] = queue.Queue()
@@ -262,6 +293,7 @@ class Gate:
     def next_event(self, match: Callable[[dict], bool], timeout: float = WAIT_S) -> dict:
         deadline = time.monotonic() + timeout
         while True:
+            self.narration.check()
             left = deadline - time.monotonic()
             if left <= 0:
                 raise DemoError(f"the gate did not answer within {timeout:.0f} s "
@@ -300,6 +332,7 @@ class Gate:
         therm, since = self.daemon.thermometer, time.monotonic()
         deadline = since + WAIT_S
         while time.monotonic() < deadline:
+            self.narration.check()
             r = therm.wait_reading(after=since, timeout=0.5)
             if r is not None and r.body_c is None:
                 return
@@ -349,6 +382,7 @@ class Gate:
         while self.state()["phase"] != "waiting":
             if time.monotonic() > deadline:
                 raise DemoError("the gate did not return to waiting")
+            self.narration.check()
             time.sleep(0.05)
 
 
@@ -563,6 +597,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--people", type=int, default=50, metavar="N", help="people for --headless (default 50)")
     parser.add_argument("--seed", type=int, default=None, help="seed for --headless (default: random, printed)")
     parser.add_argument("--json", action="store_true", help="with --headless: one JSON summary on stdout")
+    parser.add_argument("--plain", action="store_true",
+                        help="print the story line by line instead of showing the guard's console "
+                             "(the default when the output is not a terminal)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -575,6 +612,9 @@ def run(args: argparse.Namespace) -> int:
     if args.headless and not 1 <= args.people <= 100_000:
         print("gate demo: --people must be between 1 and 100000", file=sys.stderr)
         return 2
+    if console_view(args):
+        from kiosk import demo_console
+        return demo_console.run(args)
     try:
         return run_gate(args)
     except KeyboardInterrupt:
@@ -582,7 +622,21 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
 
-def run_gate(args: argparse.Namespace) -> int:
+def console_view(args: argparse.Namespace) -> bool:
+    """The scripted story in the guard's console: on a terminal, unless --plain or --headless."""
+    if args.headless or getattr(args, "plain", False) or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return False
+    try:
+        import textual  # noqa: F401 - the console is an optional extra ('.[console]')
+    except ImportError:
+        return False
+    return True
+
+
+def run_gate(args: argparse.Namespace, narration: Narration | None = None, tmp_dir: Path | None = None,
+             outcome_s: float = 0.1) -> int:
+    """The demo's run; `narration` tells the story (printed by default), `tmp_dir` holds the
+    gate's files (its API socket: the console view knows the path before the gate is up)."""
     from kiosk.codes import keys, trust
     from kiosk.daemon import Daemon, Options
     from sync.client import SyncClient, SyncConfig
@@ -595,7 +649,10 @@ def run_gate(args: argparse.Namespace) -> int:
     signer = keys.generate("Ed25519")  # the township's health-code key
     signer_entry = trust.entry_for(signer.public_key(), ["health"], label="demo township")
     pool = residents()
-    with tempfile.TemporaryDirectory(prefix="gate-demo-") as tmp_text:
+    narration = narration or Narration()
+    main = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    with (contextlib.nullcontext(str(tmp_dir)) if tmp_dir else
+          tempfile.TemporaryDirectory(prefix="gate-demo-")) as tmp_text:
         tmp = Path(tmp_text)
         db = args.db or tmp / "gate.db"
         fd = os.open(tmp / "salt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -609,27 +666,30 @@ def run_gate(args: argparse.Namespace) -> int:
             finally:
                 first.close()
                 first.store.close()
-            daemon = Daemon(gate_config(tmp, db, tmp / "credentials.json", lang), Options(demo=True))
+            narration.check()
+            daemon = Daemon(gate_config(tmp, db, tmp / "credentials.json", lang, outcome_s), Options(demo=True))
             runner: threading.Thread | None = None
             gate: Gate | None = None
             try:
                 daemon.start()
                 runner = threading.Thread(target=daemon.run, name="gate-run", daemon=True)
                 runner.start()
-                gate = Gate(daemon, lang)
+                gate = Gate(daemon, lang, narration)
                 if not args.headless:
                     port = getattr(daemon.emulator, "path", "")  # the pseudo-terminal of the emulated module
-                    print(say("start", lang, server=url, socket=daemon.api.uds, port=port))
+                    narration.out(say("start", lang, server=url, socket=daemon.api.uds, port=port))
                 people = People(gate, signer, pool, lang, random.Random(seed))
-                story = Story(gate, people, admin, lang, quiet=args.headless)
+                story = Story(gate, people, admin, lang, quiet=args.headless, out=narration.out)
                 if args.headless:
                     story.headless(args.people)
                 else:
                     story.scripted()
                 written, synced = story.wait_synced()
                 summary = story.summary(seed, written, synced, time.monotonic() - started) if args.headless else {}
+                narration.finished()
             finally:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+                if main:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
                 try:
                     daemon.stop()  # its API ends the event stream, so the listener ends too
                     if runner is not None:
@@ -638,23 +698,26 @@ def run_gate(args: argparse.Namespace) -> int:
                         gate.join()
                         gate.close()
                 finally:
-                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                    if main:
+                        signal.signal(signal.SIGINT, signal.default_int_handler)
             if args.headless:
                 if args.json:
                     print(json.dumps(summary, ensure_ascii=False))
                 else:
                     print_summary(summary, lang)
             else:
-                print("\n" + say("synced", lang, synced=synced, written=written))
-                report(admin, lang)
+                narration.out("\n" + say("synced", lang, synced=synced, written=written))
+                report(admin, lang, narration.out)
     return 0
 
 
 class Story:
     """The order people come in, the guard's shift around them, and the township's change."""
 
-    def __init__(self, gate: Gate, people: People, admin: Any, lang: str | None, quiet: bool) -> None:
+    def __init__(self, gate: Gate, people: People, admin: Any, lang: str | None, quiet: bool,
+                 out: Callable[[str], None] = print) -> None:
         self.gate, self.people, self.admin, self.lang, self.quiet = gate, people, admin, lang, quiet
+        self._out = out
         self.seen: list[Seen] = []
         self.unplanned: list[dict] = []
         self.acknowledged = 0
@@ -663,7 +726,7 @@ class Story:
 
     def out(self, text: str) -> None:
         if not self.quiet:
-            print(text, flush=True)
+            self._out(text)
 
     def visit(self, kind: str, **kw: Any) -> Seen:
         seen = getattr(self.people, kind)(**kw)
@@ -671,6 +734,7 @@ class Story:
         self.seen.append(seen)
         self.out(describe(seen, self.lang))
         self.gate.step_away()  # the next person may step up while this outcome is still shown
+        self.gate.narration.pause()
         if seen.decision.get("report") == "immediate" and not self.quiet and self.acknowledged == 0:
             self.acknowledge()  # the guard on duty answers the first alarm at once, as the console asks
         return seen
@@ -709,6 +773,7 @@ class Story:
         self.admin.set_policy(COMMUNITY, risk_level=level, fever_c=37.3)
         deadline = t0 + WAIT_S
         while self.gate.state()["status"]["risk_level"] != level:
+            self.gate.narration.check()
             if time.monotonic() > deadline:
                 raise DemoError(f"the gate did not pull the {level} risk level")
             time.sleep(0.1)
@@ -745,6 +810,7 @@ class Story:
             synced = len(self.admin.entries(DEVICE_ID))
             if synced >= written or time.monotonic() > deadline:
                 return written, synced
+            self.gate.narration.check()
             time.sleep(0.2)
 
     def summary(self, seed: int, written: int, synced: int, elapsed_s: float) -> dict:
@@ -796,16 +862,16 @@ def say_decision(d: Any, lang: str | None) -> str:
     return f"{reasons.action_text(action, lang)}{colon}{say_reasons(why, lang)}{report_words}"
 
 
-def report(admin: Any, lang: str | None) -> None:
+def report(admin: Any, lang: str | None, out: Callable[[str], None] = print) -> None:
     """The township's side: the daily report (zeros included) and the immediate reports."""
     en = (lang or reasons.default_lang()) == "en"
     comma, colon = (", ", ": ") if en else ("，", "：")
     for c in admin.daily_report()["communities"]:
         by_action = comma.join(f"{reasons.action_text(k, lang)} {v}" for k, v in sorted(c["by_action"].items()))
         counts = f" ({by_action})" if en else f"（{by_action}）"
-        print(label("daily_report", lang) + f"{c['community']}{colon}{c['entries']}{counts}")
+        out(label("daily_report", lang) + f"{c['community']}{colon}{c['entries']}{counts}")
     for alarm in admin.alarms()["alarms"]:
-        print(label("alarm", lang) + f"#{alarm.get('seq')} {alarm.get('masked_name') or ''} "
+        out(label("alarm", lang) + f"#{alarm.get('seq')} {alarm.get('masked_name') or ''} "
               f"{reasons.action_text(alarm.get('action', ''), lang)}{colon}"
               + say_reasons(alarm.get("reasons", []), lang))
 

@@ -30,7 +30,8 @@ def person_finder(lookup: Lookup) -> PersonFinder:
         name = facts.person.masked_name or unknown_person(ref, code, now).masked_name
         return Person(person_ref=ref, masked_name=name, kind="resident", known=True,
                       has_pass=facts.resident_pass is not None,
-                      quarantine=order.kind if order else "none", quarantine_until=order.until if order else None)
+                      quarantine=order.kind if order else "none", quarantine_until=order.until if order else None,
+                      household=facts.household.address if facts.household else None)
     return find
 
 

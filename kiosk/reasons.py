@@ -336,3 +336,13 @@ DOCTOR_TEXT = {
     "p_enrolled_other": {"zh": "注册凭据的门岗编号与配置不一致", "en": "the enrollment's device id differs from the configuration's"},
     "p_clock": {"zh": "时钟未同步：记录会标为对时前，由服务器校正", "en": "the clock is not synchronised: entries are marked so and the server re-dates them"},
 }
+
+# Alarms that are no decision's reason (those are worded by REASON_TEXT, by the alarm's kind).
+ALARM_TEXT = {
+    "relay_fault": {"zh": "开闸继电器无响应：请人工开闸，并联系维护人员",
+                    "en": "The gate's relay did not respond: open by hand and call maintenance"},
+    "store": {"zh": "记录库写入失败：本次未放行，请人工登记并联系维护人员",
+              "en": "The store could not record: not admitted; register by hand and call maintenance"},
+    "store_recovered": {"zh": "记录库损坏，已另存并新建：未上传的记录可能丢失，请通知镇防控办",
+                        "en": "The store was corrupt and was replaced: unsent entries may be lost; tell the township"},
+}

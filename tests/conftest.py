@@ -111,6 +111,7 @@ SLOW = {
     "tests/test_gate_faults.py": "the whole gate, killed, hung, unplugged",
     "tests/test_console.py": "the console against a running gate",
     "tests/test_console_snapshots.py": "the console against a running gate",
+    "tests/test_console_tmux.py": "gate demo in a real tmux terminal",
     "tests/test_queue_screen.py": "a real Chromium",
     "tests/test_voice.py": "espeak-ng renders speech",
     "tests/test_server_hardening.py": "a server per test, hostile bodies",

@@ -72,3 +72,15 @@ def test_every_event_type_is_documented_with_an_example():
     for line in DOC.splitlines():  # every example is one JSON object, as a client parses it
         if line.startswith("data: "):
             assert json.loads(line[6:])["type"] in emitted
+
+
+def test_every_refusal_code_is_documented():
+    """A 409's `error` is a stable code: each one the gate can give is in the errors table."""
+    import kiosk.api
+    import kiosk.checkpoint
+    from kiosk.reasons import SHIFT_TEXT
+    sources = Path(kiosk.checkpoint.__file__).read_text() + Path(kiosk.api.__file__).read_text()
+    codes = set(re.findall(r'CommandError\("([a-z_]+)"', sources)) | set(SHIFT_TEXT)
+    assert {"check_under_way", "not_measuring", "invalid_form", "gate_busy"} <= codes
+    errors = DOC.split("## Errors")[1]
+    assert not sorted(c for c in codes if f"`{c}`" not in errors and f"\"error\": \"{c}\"" not in errors)

@@ -325,3 +325,177 @@ def test_without_a_gate_the_console_says_it_is_reconnecting(tmp_path):
             await until(pilot, lambda: "正在重新连接" in text(app.screen.query_one("#message")),
                         what="the form's answer")
     run(go())
+
+
+def test_mask_refused_emergency_today_and_the_report(gate):
+    """The keys a shift needs beyond the first tests: mask, refuses the check (y to confirm),
+    emergency exit, a countdown while the gate waits, today's figures and the report preview."""
+    async def go():
+        app = GateConsole(gate.sock, "zh")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: ready(app), what="the connection")
+            await start_shift(pilot)
+            # a look-up waits for a temperature: the panel counts down the gate's deadline
+            await pilot.press("c")
+            await fill(pilot, id_number=LI)
+            await pilot.press("enter")
+            await until(pilot, lambda: "还剩" in shown(app, "#detail"), what="the countdown")
+            first = int(shown(app, "#detail").split("还剩")[1].split("秒")[0])
+            await until(pilot, lambda: int(shown(app, "#detail").split("还剩")[1].split("秒")[0]) < first,
+                        what="the countdown ticking")
+            await pilot.press("m")
+            await until(pilot, lambda: "已戴口罩" in shown(app, "#detail"), what="the mask")
+            # she will not be measured: r, then y
+            await pilot.press("r")
+            await pilot.pause()
+            await pilot.press("y")
+            await until(pilot, lambda: (app.state.get("last") or {}).get("reasons", [""])[0] == "check_refused",
+                        what="refused")
+            assert "不予放行" in shown(app, "#headline") and "拒不配合查验" in shown(app, "#reason")
+            await until(pilot, lambda: "拒不配合查验" in text(app.main.query_one(AlarmBanner)), what="reported")
+            await until(pilot, lambda: app.state.get("phase") == "waiting", timeout=30, what="the next person")
+            # an emergency: 1 (the fever clinic), then who it is; let out, recorded and reported
+            await pilot.press("j")
+            await pilot.pause()
+            assert "送发热门诊" in text(app.screen.query_one("#choices"))
+            await pilot.press("1")
+            assert "送发热门诊（已选）" in text(app.screen.query_one("#choices"))
+            await fill(pilot, id_number=LI)
+            await pilot.press("enter")
+            await until(pilot, lambda: (app.state.get("last") or {}).get("reasons") == ["emergency_exit"],
+                        what="the emergency exit")
+            assert "放行" in shown(app, "#headline") and "紧急外出" in shown(app, "#reason")
+            assert "李*" in shown(app, "#detail")  # the entry says who went out
+            # today's figures and the report, in the guard's words, counted from the gate's store
+            await pilot.press("f")
+            await until(pilot, lambda: "共2人次" in text(app.screen.query_one("#figures")), what="today")
+            figures = text(app.screen.query_one("#figures"))
+            assert "放行1人次" in figures and "不予放行1人次" in figures and "立即上报2起" in figures
+            await pilot.press("escape")
+            await pilot.press("b")
+            await until(pilot, lambda: "拒不配合查验" in text(app.screen.query_one("#refusals")), what="report")
+            report = cells(app.screen.query_one("#lines"))
+            assert "紧急外出（就医等）1人次" in report and "红码0人次" in report and "外出查验1人次" in report
+            assert "今日日报预览" in text(app.screen.query_one("#title"))
+            await pilot.press("escape")
+    run(go())
+
+
+def test_an_english_console_on_a_chinese_gate_says_everything_in_english(gate):
+    """The gate words its refusals and alarms in its own language (Chinese); the console
+    translates them by their codes and kinds."""
+    async def go():
+        app = GateConsole(gate.sock, "en")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: ready(app), what="the connection")
+            await pilot.press("s")
+            await fill(pilot, guard_id="g7", pin="1111")
+            await pilot.press("enter")
+            await until(pilot, lambda: "wrong PIN" in text(app.screen.query_one("#message")), what="wrong PIN")
+            app.screen.query_one("#f-pin", Input).value = ""
+            await fill(pilot, pin=PIN, fever="yes")  # the guard's own health check: a fever
+            await pilot.press("enter")
+            await until(pilot, lambda: "may not work" in text(app.screen.query_one("#message")), what="unfit")
+            await pilot.press("escape")
+            gate.show("张伟", "110105197707073456", colour="red")
+            await until(pilot, lambda: app.main.query_one(AlarmBanner).display, what="the banner")
+            stored = gate.daemon.reader.alarms()[0]["message"]
+            assert "红码" in stored  # the gate's language
+            banner = text(app.main.query_one(AlarmBanner))
+            assert "Red code: report at once" in banner and "红码" not in banner, banner
+            await pilot.press("t")  # nobody is being measured now: the gate refuses, by its code
+            await fill(pilot, body_c="36.5")
+            await pilot.press("enter")
+            await until(pilot, lambda: "Nobody is being measured now" in text(app.screen.query_one("#message")),
+                        what="the refusal")
+    run(go())
+
+
+def test_two_consoles_on_one_gate_see_the_same_state(gate):
+    """The Pi's own screen and an SSH session: what one guard does, the other sees."""
+    async def go():
+        first, second = GateConsole(gate.sock, "zh"), GateConsole(gate.sock, "en")
+        async with first.run_test(size=(80, 24)) as one, second.run_test(size=(80, 24)) as two:
+            await until(one, lambda: ready(first) and ready(second), what="both connected")
+            await start_shift(one)
+            await until(two, lambda: "赵*" in text(second.main.query_one(StatusLine)), what="the shift, seen")
+            await two.press("c")
+            await fill(two, id_number=LI)
+            await two.press("enter")
+            await until(one, lambda: "李*" in shown(first, "#detail"), what="the look-up, seen")
+            assert first.state.get("phase") == second.state.get("phase") == "measuring"
+            await one.press("t")
+            await fill(one, body_c="36.6")
+            await one.press("enter")
+            await until(two, lambda: "Admit" in shown(second, "#headline"), what="the admit, seen")
+            assert "放行" in shown(first, "#headline")
+            await until(two, lambda: "李*" in text(second.main.query_one(RecentEntries)), what="recent, seen")
+            await one.press("ctrl+q")  # one console quits: the other and the gate go on
+        assert gate.daemon is not None and gate.daemon.checkpoint.phase in ("decided", "waiting")
+    run(go())
+
+
+def test_a_relay_fault_and_a_resident_s_status_on_the_console(gate):
+    """The relay does not answer: the gate records the admit, says so on every console's
+    banner until acknowledged; a looked-up resident shows her household and pass."""
+    async def go():
+        app = GateConsole(gate.sock, "zh")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: ready(app), what="the connection")
+            await start_shift(pilot)
+            await pilot.press("c")
+            await fill(pilot, id_number=WANG)
+            await pilot.press("enter")
+            await until(pilot, lambda: "住户 3-2-501" in shown(app, "#detail"), what="the household")
+            assert "无出入证" in shown(app, "#detail")  # the lists hold no pass for him
+            gate.daemon.relay.close()  # the relay's pin is gone
+            await pilot.press("t")
+            await fill(pilot, body_c="36.6")
+            await pilot.press("enter")
+            await until(pilot, lambda: "开闸继电器无响应" in text(app.main.query_one(AlarmBanner)), what="the fault")
+            assert "放行" in shown(app, "#headline")  # the entry stands: the guard opens by hand
+            await pilot.press("a")
+            await until(pilot, lambda: not app.main.query_one(AlarmBanner).display, what="acknowledged")
+    run(go())
+
+
+def test_register_a_courier_a_vehicle_and_a_returnee(gate):
+    """The other forms, each field checked as it is typed (a plate's format, an ID number)."""
+    async def go():
+        app = GateConsole(gate.sock, "zh")
+        async with app.run_test(size=(100, 40)) as pilot:
+            await until(pilot, lambda: ready(app), what="the connection")
+            await pilot.press("d", "2")
+            assert "快递外卖登记" in text(app.screen.query_one("#title"))
+            await fill(pilot, company="顺丰速运", phone="13700001111", drop_off="东门快递柜")
+            await pilot.press("enter")
+            await until(pilot, lambda: (app.state.get("subject") or {}).get("kind") == "courier", what="courier")
+            assert "快递外卖" in shown(app, "#detail")
+            await pilot.press("x")
+            await until(pilot, lambda: app.state.get("phase") == "waiting", what="cancelled")
+
+            await pilot.press("d", "4")
+            assert "车辆登记" in text(app.screen.query_one("#title"))
+            await fill(pilot, plate="苏A1")
+            assert "车牌" in text(app.screen.query_one("#e-plate"))  # said as it is typed
+            app.screen.query_one("#f-plate", Input).value = ""
+            await fill(pilot, plate="苏A12345", passengers="2", boot_checked="是", purpose="送货")
+            assert not app.screen.query_one("#e-plate").display
+            await pilot.press("enter")
+            await until(pilot, lambda: app.state.get("phase") in ("measuring", "decided"), what="the vehicle")
+            await pilot.press("x")
+            await until(pilot, lambda: app.state.get("phase") == "waiting", timeout=30, what="the next one")
+
+            await pilot.press("d", "3")
+            assert "首返人员登记" in text(app.screen.query_one("#title"))
+            returnee = valid_id("32010219950303678")
+            await fill(pilot, id_number=returnee[:-1] + ("0" if returnee[-1] != "0" else "1"))
+            assert "校验位" in text(app.screen.query_one("#e-id_number"))
+            app.screen.query_one("#f-id_number", Input).value = ""
+            await fill(pilot, name="孙丽", id_number=returnee, phone="13700002222", building="3", unit="2",
+                       room="501", from_county="320102", from_place="南京市玄武区",
+                       arrival_date=dt.date.today().isoformat(), transport="火车")
+            await pilot.press("enter")
+            await until(pilot, lambda: "孙*" in shown(app, "#detail"), what="the returnee")
+            assert app.state.get("subject", {}).get("source") == "register"
+    run(go())

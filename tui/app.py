@@ -9,21 +9,28 @@ exiting or crashing leaves the gate deciding.
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 
 from tui.client import GateClient, Refused, Unreachable
 from tui.screens.answers import AnswersScreen
+from tui.screens.emergency import EmergencyScreen
 from tui.screens.lookup import LookupScreen
 from tui.screens.main import MainScreen
 from tui.screens.override import OverrideScreen
+from tui.screens.refused import RefusedScreen
 from tui.screens.register import RegisterChoiceScreen, RegisterScreen
+from tui.screens.report import ReportScreen
 from tui.screens.shift import EndShiftScreen, HandoverScreen, StartShiftScreen
 from tui.screens.temperature import TemperatureScreen
+from tui.screens.today import TodayScreen
 from tui.widgets.alarm_banner import AlarmBanner
+from tui.widgets.narration import Narration
 from tui.widgets.recent import RecentEntries
 from tui.widgets.status_line import StatusLine, status_text
 from tui.widgets.subject import SubjectPanel, view
@@ -38,14 +45,20 @@ class GateConsole(App):
     TITLE = "gate console"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False  # a guard's keys only; ctrl+p would open an English palette
-    BINDINGS = [Binding("ctrl+q", "quit", show=False)]
+    # ctrl+c quits too (Textual would only hint at ctrl+q): the gate goes on either way
+    BINDINGS = [Binding("ctrl+q", "quit", show=False), Binding("ctrl+c", "quit", show=False, priority=True)]
 
-    def __init__(self, socket_path: str, lang: str = "zh", *, show_clock: bool = True, follow: bool = True) -> None:
+    def __init__(self, socket_path: str, lang: str = "zh", *, show_clock: bool = True, follow: bool = True,
+                 notes: queue.Queue[str] | None = None) -> None:
+        """`notes`: lines to show on the narration line (the demo tells its story there)."""
         super().__init__()
+        self.notes = notes
         self.lang = lang
         self.client = GateClient(socket_path)
         self.state: dict[str, Any] = {}
         self.alarms: list[dict] = []
+        # alarms the gate could not store (the store itself failing): this console's to acknowledge
+        self.local_alarms: list[dict] = []
         self.connection = w("connecting", lang)
         self.connected = False
         self.fps: float | None = None
@@ -58,11 +71,13 @@ class GateConsole(App):
     # -- life --------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.push_screen(self.main)
+        if self.notes is not None:
+            self.set_interval(0.2, self.take_notes)
         if not self.follow:
             return
         self.run_worker(self.follow_events(), name="events", group="events", exclusive=True)
         self.set_interval(POLL_S, self.poll)
-        self.set_interval(1.0, self.redraw_subject)
+        self.set_interval(0.5, self.redraw_subject)  # the countdown ticks
 
     async def on_unmount(self) -> None:
         await self.client.close()
@@ -89,6 +104,8 @@ class GateConsole(App):
         kind = event["type"]
         if kind == "decision":
             self.main.query_one(RecentEntries).add(event)
+        if kind == "alarm" and event.get("id") is None:
+            self.local_alarms = [*self.local_alarms, event][-20:]
         if kind in ("alarm", "alarm_acknowledged"):
             await self.refresh_alarms()
         if kind == "shift" and event.get("handover"):
@@ -137,22 +154,46 @@ class GateConsole(App):
 
     # -- drawing -------------------------------------------------------------------------
     def redraw(self) -> None:
+        try:
+            self._redraw()
+        except NoMatches:  # not yet composed, or closing: a timer may fire as the widgets go
+            return
+
+    def _redraw(self) -> None:
         if not self.main.is_mounted or not self.main.query(StatusLine):
-            return  # not yet composed, or closing
+            return
         connection = "" if self.connected else f"[b red]{self.connection}[/]"
         self.main.query_one(StatusLine).update(
             status_text(self.state.get("status") or {}, self.lang, fps=self.fps, connection=connection))
-        self.main.query_one(AlarmBanner).show(self.alarms, self.lang)
+        self.main.query_one(AlarmBanner).show(self.alarms + self.local_alarms, self.lang)
         self.redraw_subject()
 
     def redraw_subject(self) -> None:
+        try:
+            self._redraw_subject()
+        except NoMatches:  # as in redraw
+            return
+
+    def _redraw_subject(self) -> None:
         if not self.main.is_mounted or not self.main.query(SubjectPanel):
             return
         v = view(self.state, self.lang)
-        waited = None
+        waited = left = None
+        since = time.monotonic() - self._state_at  # the state's times tick on between polls
         if v["waiting_s"] is not None and self.show_clock:
-            waited = v["waiting_s"] + (time.monotonic() - self._state_at)
-        self.main.query_one(SubjectPanel).show(v, self.lang, waited)
+            waited = v["waiting_s"] + since
+        if v["deadline_in_s"] is not None:
+            left = v["deadline_in_s"] - (since if self.show_clock else 0.0)
+        self.main.query_one(SubjectPanel).show(v, self.lang, waited, left)
+
+    def take_notes(self) -> None:
+        if self.notes is None or not self.main.is_mounted or not self.main.query(Narration):
+            return  # the lines wait in the queue until the line is there
+        text = None
+        while not self.notes.empty():
+            text = self.notes.get_nowait()  # the newest: the story has moved on from the others
+        if text is not None:
+            self.main.query_one(Narration).show(text)
 
     def tell(self, text: str, ok: bool = True) -> None:
         self.notify(text, severity="information" if ok else "error", timeout=4)
@@ -182,6 +223,18 @@ class GateConsole(App):
     def action_end_shift(self) -> None:
         self.push_screen(EndShiftScreen(), self.after_form)
 
+    def action_refused(self) -> None:
+        self.push_screen(RefusedScreen(), self.after_form)
+
+    def action_emergency(self) -> None:
+        self.push_screen(EmergencyScreen(), self.after_form)
+
+    def action_today(self) -> None:
+        self.push_screen(TodayScreen())
+
+    def action_report(self) -> None:
+        self.push_screen(ReportScreen())
+
     async def action_mask(self) -> None:
         await self.send("mask", confirmed=True)
 
@@ -189,6 +242,11 @@ class GateConsole(App):
         await self.send("cancel")
 
     async def action_acknowledge(self) -> None:
+        if not self.alarms and self.local_alarms:  # never stored: seen here is acknowledged
+            self.local_alarms = self.local_alarms[1:]
+            self.tell(w("acknowledged", self.lang))
+            self.redraw()
+            return
         if not self.alarms:
             self.tell(w("nothing_to_ack", self.lang), ok=False)
             return
@@ -200,7 +258,7 @@ class GateConsole(App):
         try:
             state = await self.client.command(name, **body)
         except Refused as exc:
-            self.tell(refusal(str(exc), self.lang), ok=False)
+            self.tell(refusal(exc, self.lang), ok=False)
             return False
         except Unreachable:
             self.tell(w("reconnecting", self.lang, s="…"), ok=False)

@@ -26,7 +26,12 @@ class Unreachable(Exception):
 
 
 class Refused(Exception):
-    """The gate answered no; str() is its reason."""
+    """The gate answered no: `code` is the API's stable error code (docs/api.md), `fields` a
+    form's bad fields by error code, str() the gate's own sentence."""
+
+    def __init__(self, detail: str, code: str = "", fields: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.code, self.fields = code, dict(fields or {})
 
 
 class GateClient:
@@ -46,12 +51,15 @@ class GateClient:
         if r.status_code == 422:  # a field out of its bounds: name the field
             detail = r.json().get("detail") or []
             where = detail[0].get("loc", ["?"])[-1] if detail and isinstance(detail[0], dict) else "?"
-            raise Refused(f"{where}: {detail[0].get('msg', '') if detail else ''}")
+            raise Refused(f"{where}: {detail[0].get('msg', '') if detail else ''}", "out_of_bounds")
         if r.status_code >= 400:
             try:
-                raise Refused(str(r.json().get("detail", r.status_code)))
+                body = r.json()
             except ValueError:
-                raise Refused(f"HTTP {r.status_code}") from None
+                raise Refused(f"HTTP {r.status_code}", f"http_{r.status_code}") from None
+            fields = body.get("fields") if isinstance(body.get("fields"), dict) else {}
+            raise Refused(str(body.get("detail", r.status_code))[:300], str(body.get("error", ""))[:40],
+                          {str(k)[:40]: str(v)[:40] for k, v in list(fields.items())[:20]})
         return r.json()
 
     async def state(self) -> dict:
@@ -59,6 +67,14 @@ class GateClient:
 
     async def alarms(self) -> list[dict]:
         return (await self._request("GET", "/v1/alarms")).get("alarms", [])
+
+    async def today(self) -> dict:
+        """Today's figures (GET /v1/today)."""
+        return await self._request("GET", "/v1/today")
+
+    async def report(self, lang: str) -> dict:
+        """A preview of today's daily report in `lang` (GET /v1/today/report)."""
+        return await self._request("GET", "/v1/today/report", params={"lang": lang})
 
     async def people(self, name: str, household: str | None = None) -> list[dict]:
         params = {"name": name[:32], **({"household": household[:64]} if household else {})}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
+from pathlib import Path
 
 from kiosk import config, reasons
 
@@ -21,7 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--socket", metavar="PATH",
                         help="the gate's API socket (default: [api] socket of gate.toml, var/gate-api.sock)")
     parser.add_argument("--lang", choices=reasons.LANGS, default=None,
-                        help="zh (default, or $GATE_LANG) or en")
+                        help="zh (default, or $GATE_LANG; en on the bare Linux VT, TERM=linux) or en")
+    parser.add_argument("--log", metavar="FILE", type=Path, default=None,
+                        help="where log lines go while the console owns the terminal "
+                             "(default: $XDG_STATE_HOME/gate/console.log)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,5 +41,17 @@ def run(args: argparse.Namespace) -> int:
     if len(os.fsencode(path)) > 100:
         raise ConsoleError(f"socket path too long for a Unix socket: {path[:40]}…")
     from tui.app import GateConsole  # Textual only when the console runs
-    GateConsole(path, args.lang or reasons.default_lang()).run()
+    from tui.terminal import default_log_path, logs_to
+    with logs_to(args.log or default_log_path()):  # no log line may draw over the screen
+        GateConsole(path, choose_lang(args.lang, os.environ)).run()
     return 0
+
+
+def choose_lang(asked: str | None, env: Mapping[str, str]) -> str:
+    """--lang, else $GATE_LANG, else Chinese; but English on the bare Linux VT (TERM=linux),
+    whose font has no Chinese glyphs: run it under fbterm, or pass --lang zh (docs/console.md)."""
+    if asked:
+        return asked
+    if env.get("GATE_LANG") in reasons.LANGS:
+        return env["GATE_LANG"]
+    return "en" if env.get("TERM") == "linux" else "zh"

@@ -5,7 +5,9 @@ kiosk/records.py; this table holds only what belongs to the console's screens.
 """
 from __future__ import annotations
 
-from kiosk import reasons
+import re
+
+from kiosk import reasons, records
 
 WORDS: dict[str, dict[str, str]] = {
     # the key bar
@@ -19,6 +21,10 @@ WORDS: dict[str, dict[str, str]] = {
     "key_start_shift": {"zh": "上岗", "en": "Start shift"},
     "key_end_shift": {"zh": "交班", "en": "End shift"},
     "key_cancel": {"zh": "取消", "en": "Cancel"},
+    "key_refused": {"zh": "拒绝查验", "en": "Refuses"},
+    "key_emergency": {"zh": "紧急外出", "en": "Emergency"},
+    "key_today": {"zh": "今日统计", "en": "Today"},
+    "key_report": {"zh": "日报预览", "en": "Report"},
     "key_quit": {"zh": "退出", "en": "Quit"},
     # the connection
     "connecting": {"zh": "正在连接卡口…", "en": "Connecting to the gate…"},
@@ -49,6 +55,7 @@ WORDS: dict[str, dict[str, str]] = {
     "lists_none": {"zh": "无名单", "en": "no lists"},
     # the subject panel
     "waiting_for": {"zh": "已等待{s}秒", "en": "waiting {s} s"},
+    "time_left": {"zh": "还剩{s}秒", "en": "{s} s left"},
     "temperature": {"zh": "体温", "en": "Temp"},
     "retest_pending": {"zh": "首次偏高，等待复测", "en": "first reading high: re-test"},
     "retested": {"zh": "复测", "en": "re-test"},
@@ -57,6 +64,10 @@ WORDS: dict[str, dict[str, str]] = {
     "subject_register": {"zh": "登记", "en": "registered"},
     "subject_code": {"zh": "扫码", "en": "code"},
     "unknown_person": {"zh": "不在名单上", "en": "not on the lists"},
+    "quarantine_home_quarantine": {"zh": "居家隔离中", "en": "under home quarantine"},
+    "quarantine_health_monitoring": {"zh": "居家健康监测中", "en": "under health monitoring"},
+    "pass_yes": {"zh": "有出入证", "en": "has a pass"},
+    "pass_no": {"zh": "无出入证", "en": "no pass"},
     "flags": {"zh": "请核实", "en": "check"},
     "last": {"zh": "上一位", "en": "Last"},
     "phase_waiting": {"zh": "等待下一位", "en": "Waiting for the next person"},
@@ -68,7 +79,7 @@ WORDS: dict[str, dict[str, str]] = {
     "recent": {"zh": "最近通行", "en": "Recent"},
     "recent_none": {"zh": "暂无记录", "en": "nothing yet"},
     "alarms": {"zh": "立即上报{n}条未确认", "en": "{n} immediate report(s) not acknowledged"},
-    "alarm_hint": {"zh": "按 a 确认已知晓", "en": "a: acknowledge"},
+    "alarm_hint": {"zh": "按 a 确认", "en": "a: acknowledge"},
     "acknowledged": {"zh": "已确认", "en": "Acknowledged"},
     # forms
     "submit_hint": {"zh": "回车 提交    Esc 返回", "en": "Enter submit    Esc back"},
@@ -125,33 +136,97 @@ WORDS: dict[str, dict[str, str]] = {
     "handover_hint": {"zh": "按回车关闭", "en": "Enter to close"},
     "count": {"zh": "{action}{n}人次", "en": "{action}: {n}"},
     "nothing_to_ack": {"zh": "没有待确认的上报", "en": "No alarm to acknowledge"},
+    "count_only": {"zh": "{n}人次", "en": "{n}"},
+    "none": {"zh": "无", "en": "none"},
+    "loading": {"zh": "正在读取…", "en": "Loading…"},
+    "close_hint": {"zh": "回车或 Esc 关闭", "en": "Enter or Esc to close"},
+    "choose_hint": {"zh": "先按数字键选择，Esc 返回", "en": "A number chooses first, Esc goes back"},
+    # today's figures and the daily report preview
+    "today_title": {"zh": "今日统计（本卡口）", "en": "Today at this gate"},
+    "today_total": {"zh": "{day}  共{n}人次", "en": "{day}: {n} in all"},
+    "today_total_short": {"zh": "共{n}人次", "en": "{n} in all"},
+    "today_outcomes": {"zh": "结果", "en": "Outcomes"},
+    "today_kinds": {"zh": "类别", "en": "By kind"},
+    "today_fevers": {"zh": "发热{n}人次", "en": "{n} fever(s)"},
+    "today_reasons": {"zh": "主要原因", "en": "Most given reasons"},
+    "kind_resident": {"zh": "居民", "en": "Residents"},
+    "kind_visitor": {"zh": "访客", "en": "Visitors"},
+    "kind_courier": {"zh": "快递外卖", "en": "Couriers"},
+    "kind_vehicle": {"zh": "车辆", "en": "Vehicles"},
+    "report_title": {"zh": "今日日报预览", "en": "Today's daily report (preview)"},
+    "report_title_day": {"zh": "今日日报预览（{day}，以镇防控办收到的为准）",
+                         "en": "Daily report preview, {day} (the township counts what reaches it)"},
+    "report_refusals": {"zh": "不予放行原因", "en": "Refusals by reason"},
+    "report_hint": {"zh": "方向键滚动，回车或 Esc 关闭", "en": "Arrows scroll, Enter or Esc closes"},
+    # refused and emergency exit
+    "refused_confirm": {"zh": "此人拒绝配合查验？按 y 确认（不予放行并立即上报），Esc 返回",
+                        "en": "The person refuses the check? y: confirm (refused, reported at once), Esc: back"},
+    "emergency_title": {"zh": "紧急外出（急危重症）：放行外出，登记并立即上报",
+                        "en": "Emergency exit: let out, recorded and reported at once"},
+    "emergency_fever_clinic": {"zh": "送发热门诊", "en": "To the fever clinic"},
+    "emergency_acute_illness": {"zh": "急危重症就医", "en": "Acute illness"},
+    "emergency_pregnancy": {"zh": "孕产妇就医", "en": "Pregnancy, birth"},
+    "emergency_dialysis": {"zh": "透析等定期治疗", "en": "Dialysis"},
+    "emergency_other": {"zh": "其他紧急情况", "en": "Other emergency"},
+    "emergency_id": {"zh": "身份证号（可空）", "en": "ID number (optional)"},
+    "chosen": {"zh": "（已选）", "en": " (chosen)"},
+    "emergency_id_hint": {"zh": "有身份证号请填写（记录是谁），回车提交",
+                          "en": "Type the ID number if known, Enter sends"},
 }
 
-# The checkpoint refuses some commands in English (kiosk/checkpoint.py CommandError);
-# the guard reads them in the console's language. Unknown refusals are shown as sent.
+# The gate refuses a command with a stable code (docs/api.md "Errors"); the guard reads it in
+# the console's language, whatever the gate's. A code not here is shown as the gate said it.
 REFUSALS: dict[str, dict[str, str]] = {
-    "a check is already under way": {"zh": "正在查验他人：请先完成或按 x 取消",
-                                     "en": "A check is under way: finish it or cancel it (x)"},
-    "no one is being measured now": {"zh": "当前没有人在测温", "en": "Nobody is being measured now"},
-    "a body temperature is between": {"zh": "体温应在30至45°C之间", "en": "A body temperature is 30 to 45 °C"},
-    "no one is being checked now": {"zh": "当前没有人在查验", "en": "Nobody is being checked now"},
-    "an override needs a reason": {"zh": "人工放行须填写理由", "en": "An override needs a reason"},
-    "no one to let through": {"zh": "当前没有可放行的人", "en": "Nobody to let through"},
-    "this gate has no lists": {"zh": "本卡口尚无名单：不能查询或登记", "en": "This gate has no lists yet"},
-    "no lists on this gate": {"zh": "本卡口尚无名单：不能查询", "en": "This gate has no lists yet"},
-    "no open alarm": {"zh": "没有待确认的上报", "en": "No such open alarm"},
-    "the gate is busy": {"zh": "卡口繁忙，请稍后再试", "en": "The gate is busy: try again"},
+    "check_under_way": {"zh": "正在查验他人：请先完成或按 x 取消",
+                        "en": "A check is under way: finish it or cancel it (x)"},
+    "not_measuring": {"zh": "当前没有人在测温", "en": "Nobody is being measured now"},
+    "bad_temperature": {"zh": "体温应在30至45°C之间", "en": "A body temperature is 30 to 45 °C"},
+    "not_checking": {"zh": "当前没有人在查验", "en": "Nobody is being checked now"},
+    "reason_required": {"zh": "人工放行须填写理由", "en": "An override needs a reason"},
+    "nobody_to_admit": {"zh": "当前没有可放行的人", "en": "Nobody to let through"},
+    "no_lists": {"zh": "本卡口尚无名单：不能查询或登记", "en": "This gate has no lists yet"},
+    "no_store": {"zh": "本卡口无记录库", "en": "This gate has no store"},
+    "no_such_alarm": {"zh": "没有待确认的上报", "en": "No such open alarm"},
+    "gate_busy": {"zh": "卡口繁忙，请稍后再试", "en": "The gate is busy: try again"},
+    "bad_command": {"zh": "卡口不接受此操作，请核对后重试", "en": "The gate cannot take this: check and try again"},
+    "unknown_command": {"zh": "卡口不认识此操作（版本不一致？）", "en": "The gate does not know this command"},
+    "out_of_bounds": {"zh": "输入超出允许范围", "en": "A value is out of bounds"},
 }
+
+
+NEEDS_LIMIT = {"too_long", "not_a_count"}  # worded with a limit only the gate's sentence holds
+
+
+def refusal(exc: Exception, lang: str) -> str:
+    """The gate's refusal of a command, in the guard's language: by its code, a form's fields by
+    their own codes (kiosk/records.py), a shift's by kiosk/reasons.py; else as the gate said it."""
+    code, fields = getattr(exc, "code", ""), getattr(exc, "fields", {})
+    if fields and not set(fields.values()) & NEEDS_LIMIT:
+        sep = "；" if lang == "zh" else "; "
+        return sep.join(records.FieldError(f, c).text(lang) for f, c in fields.items())
+    if code in REFUSALS:
+        return REFUSALS[code][lang]
+    if code in reasons.SHIFT_TEXT:
+        return reasons.text(reasons.SHIFT_TEXT, code, lang)
+    return str(exc)
+
+
+# The gate stores an alarm's message in its own language ("#12 王*明 不予放行：红码：立即上报");
+# its `kind` is the reason's code, so the console says it in the guard's language, keeping
+# the entry's number and masked name (a masked name always holds a *).
+ALARM_PREFIX = re.compile(r"#(\d+)(?: (\S*\*\S*))?")
+
+
+def alarm_text(alarm: dict, lang: str) -> str:
+    kind, message = str(alarm.get("kind") or ""), str(alarm.get("message") or "")
+    table = reasons.REASON_TEXT if kind in reasons.REASON_TEXT else reasons.ALARM_TEXT
+    if kind not in table:
+        return message  # a kind this console does not know: as the gate worded it
+    m = ALARM_PREFIX.match(message)
+    who = (f"#{m[1]} {m[2]} " if m[2] else f"#{m[1]} ") if m else ""
+    return who + reasons.text(table, kind, lang)
 
 
 def w(key: str, lang: str, **values: object) -> str:
     """A console word in `lang`, with {placeholders} filled."""
     return reasons.text(WORDS, key, lang).format(**values) if values else reasons.text(WORDS, key, lang)
-
-
-def refusal(detail: str, lang: str) -> str:
-    """The gate's refusal of a command, in the guard's language where it is known."""
-    for start, words in REFUSALS.items():
-        if detail.startswith(start):
-            return words[lang]
-    return detail

@@ -57,7 +57,7 @@ class AnswersScreen(ModalScreen[dict | None]):
         try:
             result = await gate.client.command("answers", **self.answers)
         except Refused as exc:
-            self.query_one("#message", Static).update(f"[red]{refusal(str(exc), self.lang)}[/]")
+            self.query_one("#message", Static).update(f"[red]{refusal(exc, self.lang)}[/]")
             return
         except Unreachable:
             self.query_one("#message", Static).update(f"[red]{w('reconnecting', self.lang, s='…')}[/]")

@@ -57,6 +57,10 @@ class FormScreen(ModalScreen[Any]):
 
     def on_mount(self) -> None:
         self.query_one("#fields").can_focus = False  # Tab goes from field to field
+        self.focus_first()
+
+    def focus_first(self) -> None:
+        """The first field takes the keys; a form that starts with a choice leaves them to it."""
         inputs = self.query(Input)
         if inputs:
             inputs.first().focus()
@@ -121,7 +125,7 @@ class FormScreen(ModalScreen[Any]):
         try:
             result = await self.send(values)
         except Refused as exc:
-            self.say(refusal(str(exc), self.lang))
+            self.say(refusal(exc, self.lang))
             return
         except Unreachable:
             self.say(w("reconnecting", self.lang, s="…"))

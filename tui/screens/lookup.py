@@ -55,7 +55,7 @@ class LookupScreen(FormScreen):
             await self.gate.client.command("look_up", person_ref=event.option.id,
                                            direction=getattr(self, "direction", "in"))
         except Refused as exc:
-            self.say(refusal(str(exc), self.lang))
+            self.say(refusal(exc, self.lang))
             return
         except Unreachable:
             self.say(w("reconnecting", self.lang, s="…"))

@@ -10,6 +10,7 @@ from textual.screen import Screen
 
 from tui.widgets.alarm_banner import AlarmBanner
 from tui.widgets.key_bar import KeyBar
+from tui.widgets.narration import Narration
 from tui.widgets.recent import RecentEntries
 from tui.widgets.status_line import StatusLine
 from tui.widgets.subject import SubjectPanel
@@ -21,13 +22,16 @@ if TYPE_CHECKING:
 
 class MainScreen(Screen):
     CSS_PATH = ["main.tcss", "../widgets/status_line.tcss", "../widgets/alarm_banner.tcss",
-                "../widgets/subject.tcss", "../widgets/recent.tcss", "../widgets/key_bar.tcss"]
+                "../widgets/subject.tcss", "../widgets/recent.tcss", "../widgets/key_bar.tcss",
+                "../widgets/narration.tcss"]
     BINDINGS = [
         Binding("c", "app.look_up", show=False), Binding("d", "app.register", show=False),
         Binding("t", "app.temperature", show=False), Binding("w", "app.answers", show=False),
         Binding("m", "app.mask", show=False), Binding("o", "app.override", show=False),
         Binding("a", "app.acknowledge", show=False), Binding("s", "app.start_shift", show=False),
         Binding("e", "app.end_shift", show=False), Binding("x", "app.cancel", show=False),
+        Binding("r", "app.refused", show=False), Binding("j", "app.emergency", show=False),
+        Binding("f", "app.today", show=False), Binding("b", "app.report", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -35,6 +39,7 @@ class MainScreen(Screen):
         yield AlarmBanner(id="alarm")
         yield SubjectPanel(id="subject")
         yield RecentEntries(id="recent")
+        yield Narration(id="narration")
         yield KeyBar(id="keys")
 
     def on_mount(self) -> None:

@@ -42,7 +42,7 @@ class OverrideScreen(FormScreen):
             result = await self.gate.client.command("override", reason=self.pending)
         except Refused as exc:
             self.pending = None
-            self.say(refusal(str(exc), self.lang))
+            self.say(refusal(exc, self.lang))
             return
         except Unreachable:
             self.say(w("reconnecting", self.lang, s="…"))

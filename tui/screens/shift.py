@@ -12,6 +12,7 @@ from textual.widgets import Static
 from kiosk import reasons
 from tui.client import Refused, Unreachable
 from tui.screens.form import Field, FormScreen
+from tui.widgets.recent import local_time
 from tui.words import refusal, w
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class EndShiftScreen(ModalScreen[dict | None]):
         try:
             result = await gate.client.command("end_shift")
         except Refused as exc:
-            self.query_one("#message", Static).update(f"[red]{refusal(str(exc), gate.lang)}[/]")
+            self.query_one("#message", Static).update(f"[red]{refusal(exc, gate.lang)}[/]")
             return
         except Unreachable:
             self.query_one("#message", Static).update(f"[red]{w('reconnecting', gate.lang, s='…')}[/]")
@@ -81,7 +82,8 @@ def handover_text(h: dict, lang: str) -> str:
     sep = "：" if lang == "zh" else ": "
     lines = [f"{w('handover_guard', lang)}{sep}{h.get('guard') or '—'}"
              + (f"  {w('leader', lang)} {h['leader']}" if h.get("leader") else ""),
-             f"{w('handover_period', lang)}{sep}{h.get('start', '')} – {h.get('end', '')}",
+             f"{w('handover_period', lang)}{sep}{local_time(h.get('start'), '%m-%d %H:%M')} – "
+             f"{local_time(h.get('end'), '%m-%d %H:%M')}",
              w("handover_entries", lang, n=h.get("entries", 0))]
     by_action = h.get("by_action") or {}
     counts = [w("count", lang, action=reasons.action_text(a, lang), n=n) for a, n in sorted(by_action.items())]

@@ -1,9 +1,10 @@
 """Open immediate reports (立即上报) and device faults, until a guard acknowledges them."""
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widgets import Static
 
-from tui.words import w
+from tui.words import alarm_text, w
 
 
 class AlarmBanner(Static):
@@ -16,5 +17,7 @@ class AlarmBanner(Static):
             return
         first = alarms[0]
         sep = "：" if lang == "zh" else ": "
-        self.update(f"{w('alarms', lang, n=len(alarms))}{sep}{first.get('message', '')}   "
-                    f"[b]{w('alarm_hint', lang)}[/b]")
+        hint = f"（{w('alarm_hint', lang)}）" if lang == "zh" else f" ({w('alarm_hint', lang)})"
+        # the count and the key first: a long reason is cut, never the way to acknowledge it
+        self.update(Text.assemble((w("alarms", lang, n=len(alarms)) + hint, "bold underline"),
+                                  sep + alarm_text(first, lang), overflow="ellipsis"))

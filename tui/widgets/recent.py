@@ -13,9 +13,10 @@ from tui.words import w
 KEEP = 50
 
 
-def local_time(at: str | None) -> str:
+def local_time(at: str | None, fmt: str = "%H:%M:%S") -> str:
+    """A gate's UTC time on this machine's clock face."""
     try:
-        return dt.datetime.fromisoformat(str(at).replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+        return dt.datetime.fromisoformat(str(at).replace("Z", "+00:00")).astimezone().strftime(fmt)
     except ValueError:
         return "--:--:--"
 

@@ -27,8 +27,8 @@ def status_text(status: dict, lang: str, *, fps: float | None, connection: str) 
     t_text = f"[green]{t_text}[/]" if t_status == "ok" else f"[red]{t_text}[/]"
     camera = status.get("camera") or {}
     c_status = str(camera.get("status", ""))
-    c_text = w(f"camera_{c_status}", lang)
-    cam = f"{w('camera', lang)} " + (c_text if c_status == "ok" else f"[red]{c_text}[/]")
+    c_text = w(f"camera_{c_status}", lang) if c_status else "—"  # no status yet: not connected
+    cam = f"{w('camera', lang)} " + (c_text if c_status in ("ok", "") else f"[red]{c_text}[/]")
     if fps is not None:
         cam += f" {fps:.0f}{w('fps', lang)}" if lang == "zh" else f" {fps:.0f} {w('fps', lang)}"
     sync = status.get("sync") or {}
