@@ -322,7 +322,8 @@ def live_busy(frames: list[np.ndarray], seconds: float, fps: float) -> dict:
     st = live.stats
     live.close()
     return {"wall": wall, "cpu": cpu, "reads": reads + st.late_reads, "share": st.cascade_cpu_ms / 1000 / elapsed,
-            "seconds": elapsed, "frames": k, "cascaded": st.cascaded, "abandoned": st.abandoned}
+            "seconds": elapsed, "frames": k, "cascaded": st.cascaded, "abandoned": st.abandoned,
+            "retried": st.retried, "retry_skipped": st.retry_skipped}
 
 
 def presentations(n_each: int, seed: int, fps: float = 5.0, lead: int = 5) -> dict:
@@ -340,6 +341,7 @@ def presentations(n_each: int, seed: int, fps: float = 5.0, lead: int = 5) -> di
     dists = [d for d in synthetic.DISTORTIONS if d != "empty"]
     rows: dict[str, list] = {"live": [], "zxing": [], "live, CPU": []}   # (distortion, read, ms to first read)
     misreads = 0
+    firsts: dict[str, int] = {}   # which frame of the presentation, and which path, read it first
     k = 0
     for d_i, dist in enumerate(dists):
         for p in range(n_each):
@@ -353,7 +355,7 @@ def presentations(n_each: int, seed: int, fps: float = 5.0, lead: int = 5) -> di
                 time.sleep(1 / fps)
             first_index = k
             arrivals.clear()
-            t_first, got, cpu_est = time.monotonic(), None, None
+            t_first, got, cpu_est, by = time.monotonic(), None, None, None
             for j, img in enumerate(shown):
                 due = t_first + j / fps
                 if due > time.monotonic():
@@ -366,6 +368,8 @@ def presentations(n_each: int, seed: int, fps: float = 5.0, lead: int = 5) -> di
                 if got is None and any(f.text == text for f in found):
                     got = now
                     cpu_est = j * 1000 / fps + (time.thread_time() - c0) * 1000
+                    step = next(f.step for f in found if f.text == text)
+                    by = f"frame {j + 1}, " + ("retry" if step.startswith("retry:") else step)
             while time.monotonic() < t_first + 5 / fps:
                 time.sleep(0.005)
             late = [(t, f) for t, f in arrivals if f.frame is not None and f.frame >= first_index]
@@ -373,15 +377,19 @@ def presentations(n_each: int, seed: int, fps: float = 5.0, lead: int = 5) -> di
             for t, f in late:
                 if f.text == text and (got is None or t < got):
                     got = t
+                    by = f"frame {f.frame - first_index + 1}, cascade"
                 if f.text == text and f.frame is not None and f.frame in live.costs:
                     est = (f.frame - first_index) * 1000 / fps + live.costs[f.frame][0]
                     cpu_est = est if cpu_est is None else min(cpu_est, est)
             rows["live"].append((dist, got is not None, (got - t_first) * 1000 if got else None))
+            firsts[by or "unread"] = firsts.get(by or "unread", 0) + 1
             rows["live, CPU"].append((dist, cpu_est is not None, cpu_est))
             zfirst = next((j for j, img in enumerate(shown) if any(f.text == text for f in zx.decode(img))), None)
             rows["zxing"].append((dist, zfirst is not None, zfirst * 1000 / fps if zfirst is not None else None))
+    st = live.stats
     live.close()
-    return {"rows": rows, "misreads": misreads, "fps": fps}
+    return {"rows": rows, "misreads": misreads, "fps": fps, "firsts": firsts, "retried": st.retried,
+            "retry_reads": st.retry_reads, "frames": st.frames}
 
 
 def main(parts: list[str]) -> None:
@@ -415,7 +423,8 @@ def main(parts: list[str]) -> None:
         lines += ["", f"Live cascade worker over {lb['seconds']:.0f} s of these frames at 30 fps (shorter than the "
                   f"issue's minute; the share is a rate, so it scales): **{100 * lb['share']:.1f}% of one core** "
                   f"(its own CPU time), {lb['cascaded']} frames taken, {lb['abandoned']} abandoned for a likelier "
-                  f"one.", ""]
+                  f"one. Fast-path retries (zxing-cpp placed a symbol it could not read): {lb['retried']} frames "
+                  f"retried, {lb['retry_skipped']} skipped (the same symbol just failed) of {lb['frames']}.", ""]
         pr = presentations(5, SEED + 11)
         lines += ["### Live mode: a phone held up for a second in front of a busy background", "",
                   "5 busy frames, then 5 frames of one presentation at 5 fps (same phone and pose, fresh optics), "
@@ -443,7 +452,11 @@ def main(parts: list[str]) -> None:
                   f"Misreads: {pr['misreads']}. The first-read times above are wall clock under the load noted. "
                   f"The same reads timed by CPU (the frame's offset in the presentation plus the fast path's or "
                   f"the cascade worker's own CPU time on the frame read: what an idle core would take): median "
-                  f"{statistics.median(est):.0f} ms, **p95 {pct(est, 95):.0f} ms**.", ""]
+                  f"{statistics.median(est):.0f} ms, **p95 {pct(est, 95):.0f} ms**.", "",
+                  "First reads by frame and path: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(pr['firsts'].items())) + ". "
+                  f"The fast path retried {pr['retried']} of {pr['frames']} frames (busy ones included) and its "
+                  f"retries read {pr['retry_reads']}.", ""]
 
     if "photos" in want:
         lines += photo_rows(decs, coded_photos, empty_photos, untold)
