@@ -389,7 +389,8 @@ def presentations(n_each: int, seed: int, fps: float = 5.0, lead: int = 5) -> di
     st = live.stats
     live.close()
     return {"rows": rows, "misreads": misreads, "fps": fps, "firsts": firsts, "retried": st.retried,
-            "retry_reads": st.retry_reads, "frames": st.frames}
+            "retry_reads": st.retry_reads, "frames": st.frames, "abandoned": st.abandoned,
+            "abandon_ms": st.abandon_ms}
 
 
 def main(parts: list[str]) -> None:
@@ -456,7 +457,8 @@ def main(parts: list[str]) -> None:
                   "First reads by frame and path: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(pr['firsts'].items())) + ". "
                   f"The fast path retried {pr['retried']} of {pr['frames']} frames (busy ones included) and its "
-                  f"retries read {pr['retry_reads']}.", ""]
+                  f"retries read {pr['retry_reads']}. The worker stopped {pr['abandoned']} cascades for a likelier "
+                  f"frame, the longest {pr['abandon_ms']:.0f} ms (wall) after being asked.", ""]
 
     if "photos" in want:
         lines += photo_rows(decs, coded_photos, empty_photos, untold)

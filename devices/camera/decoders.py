@@ -100,8 +100,9 @@ class ZbarDecoder:
 # code): a few cheap versions of its region, zxing-cpp alone on each. Chosen greedily by reads
 # per ms on the first frames of presentations zxing-cpp could not read (tuning seeds
 # 7100-7109): binarised at 15 px reads glare and dark patches, half size sharpened reads
-# blur, mildly sharpened reads blur and shake; these three read 45 of 53 such frames in
-# about 4 ms of CPU, all five 49 in about 8 ms. (step, image from the crop, binarizer,
+# blur, mildly sharpened reads blur and shake; these three read 39 of 53 such frames in
+# about 4 ms of CPU, all five 43 in about 8 ms (the other 10, glare and mixed, need the soft
+# reader or deblurring: the worker). (step, image from the crop, binarizer,
 # scale of the image against the frame)
 RETRIES: tuple[tuple[str, Callable[[np.ndarray], np.ndarray], str, float], ...] = (
     ("binary15", lambda c: enhance.adaptive_binary(c, 15), "fixed", 1.0),

@@ -83,6 +83,7 @@ class LiveStats:
     offered: int = 0           # frames offered to the cascade
     cascaded: int = 0          # frames the cascade worker took
     abandoned: int = 0         # cascades stopped for a likelier frame
+    abandon_ms: float = 0.0    # the longest wait from asking a cascade to stop to the worker being free
     late_reads: int = 0        # codes the cascade read
     cascade_cpu_ms: float = 0.0   # the worker's CPU time on frames
     crashes: int = 0
@@ -129,6 +130,7 @@ class LiveDecoder:
         self._tokens = bucket_ms
         self._refilled = time.monotonic()
         self._last_sample = 0.0
+        self._abort_at: float | None = None
         self._closed = False
         self._ready = threading.Event()
         self.running = False     # the cascade worker is up
@@ -218,6 +220,7 @@ class LiveDecoder:
                 if current is not None:
                     if offer is not None and offer.likely and not current.likely and not self._abort.is_set():
                         self._abort.set()   # a likelier frame: stop the ordinary one
+                        self._abort_at = time.monotonic()
                 elif offer is not None and self._may_send(offer, time.monotonic()):
                     self._current, self._offer = offer, None
                     self._last_sample = time.monotonic()
@@ -260,6 +263,9 @@ class LiveDecoder:
             if len(self.costs) > 256:
                 del self.costs[next(iter(self.costs))]
             self.stats.abandoned += bool(abandoned)
+            if abandoned and self._abort_at is not None:
+                self.stats.abandon_ms = max(self.stats.abandon_ms, (time.monotonic() - self._abort_at) * 1000)
+            self._abort_at = None
             self.stats.late_reads += len(reads)
             if reads and self.on_late is None:
                 self._late += reads
