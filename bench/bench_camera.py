@@ -603,7 +603,7 @@ def main(parts: list[str]) -> None:
     lines += [f"Cascade steps that read a code (thorough runs above): {steps or 'none'}.", "",
               f"Measured: decode time of each frame in this process (wall clock, `time.perf_counter`; CPU: "
               f"`time.thread_time`), frames rendered beforehand; zbar in-process here (the gate runs it in a "
-              f"worker: add the worker row's overhead). Seeds {SEED}..{SEED + 12}. Parts: {', '.join(sorted(want))}. "
+              f"worker: add the worker row's overhead). Seeds {SEED}..{SEED + 13}. Parts: {', '.join(sorted(want))}. "
               f"Bench took {time.perf_counter() - t_start:.0f} s."]
     print("\n".join(lines))
 
