@@ -15,7 +15,6 @@ to read but cannot invent a text.
 """
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +30,8 @@ from devices.camera.isolated import IsolatedDecoder
 
 Corners = tuple[tuple[int, int], ...]
 
-__all__ = ["DECODERS", "DEFAULT_DECODER", "CascadeDecoder", "Decoded", "Decoder", "ZbarDecoder", "ZxingDecoder",
-           "corners_of", "make_decoder", "to_gray"]
+__all__ = ["DECODERS", "DEFAULT_DECODER", "RETRIES", "CascadeDecoder", "Decoded", "Decoder", "PlacedRetry",
+           "ZbarDecoder", "ZxingDecoder", "corners_of", "make_decoder", "to_gray"]
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -97,6 +96,67 @@ class ZbarDecoder:
         pass
 
 
+# The live fast path's retries on a symbol zxing-cpp placed but could not read (a likely
+# code): a few cheap versions of its region, zxing-cpp alone on each. Chosen greedily by reads
+# per ms on the first frames of presentations zxing-cpp could not read (tuning seeds
+# 7100-7109): binarised at 15 px reads glare and dark patches, half size sharpened reads
+# blur, mildly sharpened reads blur and shake; these three read 39 of 53 such frames in
+# about 4 ms of CPU, all five 43 in about 8 ms (the other 10, glare and mixed, need the soft
+# reader or deblurring: the worker). (step, image from the crop, binarizer,
+# scale of the image against the frame)
+RETRIES: tuple[tuple[str, Callable[[np.ndarray], np.ndarray], str, float], ...] = (
+    ("binary15", lambda c: enhance.adaptive_binary(c, 15), "fixed", 1.0),
+    ("half-sharpen", lambda c: enhance.unsharp(cv2.resize(c, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+                                               1.0, 1.5), "local", 0.5),
+    ("sharpen1", lambda c: enhance.unsharp(enhance.stretch(c, every=2), 1.0, 2.0), "local", 1.0),
+    ("binary31", lambda c: enhance.adaptive_binary(enhance.stretch(c, every=2), 31), "fixed", 1.0),
+    ("sharpen", lambda c: enhance.unsharp(enhance.stretch(c, every=2), 2.0, 1.5), "fixed", 1.0),
+)
+
+
+class PlacedRetry:
+    """The fast path's retries (RETRIES) on the region of symbols zxing-cpp placed but could
+    not read, and only there: a frame where zxing placed nothing costs nothing more. A
+    placed symbol that stays put and is not read (a finder-like sign on the wall, a poster's
+    broken corner) is retried on one frame in `every`, so a static scene does not pay the
+    retries on every frame."""
+
+    def __init__(self, zx: ZxingDecoder, every: int = 8) -> None:
+        self.zx, self.every = zx, every
+        self.tried = 0        # frames retried
+        self.reads = 0        # frames a retry read
+        self.skipped = 0      # frames not retried: the same symbol failed just before
+        self._failed: tuple[tuple[int, int, int, int], np.ndarray, int] | None = None
+
+    def __call__(self, gray: np.ndarray, found: list[Any]) -> list[Decoded]:
+        detected = _region_of(found, gray.shape)
+        if detected is None:
+            return []
+        roi = _grow(detected, gray.shape, 0.15)
+        look = _thumb(gray, roi)
+        old = self._failed
+        same = old is not None and _iou(roi, old[0]) > 0.6 and float(cv2.absdiff(look, old[1]).mean()) < 12
+        if same and old is not None:
+            self._failed = (old[0], old[1], old[2] + 1)
+            if (old[2] + 1) % self.every:
+                self.skipped += 1
+                return []
+        self.tried += 1
+        x, y, w, h = roi
+        crop = gray[y:y + h, x:x + w]
+        for step, make, binarizer, scale in RETRIES:
+            got = self.zx.read(make(crop), try_rotate=False,
+                               binarizer=self.zx.fixed if binarizer == "fixed" else self.zx.local)
+            good = [Decoded(b.text, "retry:" + step, corners_of(b.position, x, y, scale)) for b in got if b.valid]
+            if good:
+                self.reads += 1
+                self._failed = None
+                return good
+        if not same:
+            self._failed = (roi, look, 0)
+        return []
+
+
 @dataclass
 class CascadeStats:
     """What the cascade did, for the bench and the logs."""
@@ -144,15 +204,13 @@ class CascadeDecoder:
         if good:
             return self._count(good)
         self._soft_tries = self.soft_tries
-        rescued = self._soft(found, gray, "soft", (0, 0, 1.0))
-        if rescued:
-            return self._count(rescued)
+        origin = (0.0, 0.0, 1.0)
         # zxing's half-found symbol is precise but often only a finder pattern; the texture
         # patch covers the whole code; the previous frame's code is a good guess too
         detected = _region_of(found, gray.shape)
         roi = _union(detected, region, enhance.code_region(gray))
         if roi is None:
-            return []
+            return self._count(self._soft(found, gray, "soft", origin))
         texture_only = detected is None and region is None
         look = _thumb(gray, roi) if texture_only else None
         same = texture_only and self._same_as_stale(roi, look)
@@ -161,32 +219,78 @@ class CascadeDecoder:
             self._stale = (self._stale[0], self._stale[1], seen)
             if seen % self.retry_every:
                 self.stats.skipped += 1
-                return []
+                return self._count(self._soft(found, gray, "soft", origin))
         if texture_only and not enhance.likely_code(gray, roi):
             # text, a grid, a busy photograph: the texture check fires, but nothing there
             # looks like a code (see enhance.likely_code); the cascade would only cost time
             self.stats.unlikely += 1
-            return []
+            return self._count(self._soft(found, gray, "soft", origin))
         self.stats.cascades += 1
         deadline = time.perf_counter() + self.budget_ms / 1000
         colour = image if image.ndim == 3 and image.shape[2] == 3 else None
         if colour is not None and paint:
             colour = None   # the painted gray is the one to read
-        for step, img, (dx, dy, scale) in self._candidates(gray, roi, colour):
-            good = self._read(img, step, (dx, dy, scale))
+        for attempt in self._attempts(gray, roi, colour, found):
+            good = attempt()
             if good:
                 self._stale = None
                 return self._count(good[:1])
             if time.perf_counter() > deadline or (stop is not None and stop()):
                 break
-        else:
-            good = self._locate(gray, roi)
-            if good:
-                self._stale = None
-                return self._count(good)
         if texture_only and not same and look is not None:
             self._stale = (roi, look, 0)
         return []
+
+    def _attempts(self, gray: np.ndarray, roi: tuple[int, int, int, int], colour: np.ndarray | None,
+                  found: list[Any]) -> Iterator[Callable[[], list[Decoded]]]:
+        """The cascade's tries, in order of reads per ms (measured on the first frames of
+        presentations the fast path could not read, tuning seeds 7100-7108):
+        1. zxing-cpp alone on each cheap candidate (crops, contrast, sharpening, threshold,
+           Wiener deblurring at 1x): 2-10 ms each; symbols they place are kept;
+        2. the soft reader (10-230 ms a try, at most `soft_tries` a frame) on the symbols zxing
+           placed in the frame, then on those the candidates placed, in the cascade's old
+           order (which the thorough rates were measured with);
+        3. the fine deblurring candidates (20-50 ms each), each with its soft read;
+        4. finder patterns zxing never placed (`_locate`, 100-300 ms).
+        Before this order the soft reader came first and after every candidate: a blurred
+        phone zxing had placed cost 100-400 ms before the 5 ms sharpening that reads it."""
+        held: list[tuple[int, int, str, np.ndarray, list[Any], tuple[float, float, float]]] = []
+
+        def first_pass(rank: int, step: str, make: Callable[[], np.ndarray | None],
+                       where: tuple[float, float, float]) -> Callable[[], list[Decoded]]:
+            def attempt() -> list[Decoded]:
+                img = make()
+                if img is None:
+                    return []
+                for sub, (binarizer, tag) in enumerate(((self.zx.local, ""), (self.zx.fixed, "+fixed"))):
+                    got = self.zx.read(img, errors=True, try_rotate=False, binarizer=binarizer)
+                    good = [Decoded(b.text, step + tag, corners_of(b.position, *where)) for b in got if b.valid]
+                    if good:
+                        return good
+                    if any(not b.valid for b in got):
+                        held.append((rank, sub, step + tag, img, got, where))
+                return []
+            return attempt
+
+        cheap, fine = self._candidates(gray, roi, colour)
+        for rank, step, make, where in cheap:
+            yield first_pass(rank, step, make, where)
+        yield partial(self._soft, found, gray, "soft", (0.0, 0.0, 1.0))
+
+        def soft_held(i: int) -> list[Decoded]:
+            _, _, step, img, got, where = held[i]
+            return self._soft(got, img, step + "+soft", where)
+        held.sort(key=lambda h: (h[0], h[1]))   # filled by now: the first pass is over
+        for i in range(len(held)):
+            if self._soft_tries <= 0:
+                break
+            yield partial(soft_held, i)
+
+        def fine_read(step: str, make: Callable[[], np.ndarray], where: tuple[float, float, float]) -> list[Decoded]:
+            return self._read(make(), step, where)
+        for step, make, where in fine:
+            yield partial(fine_read, step, make, where)
+        yield partial(self._locate, gray, roi)
 
     def _locate(self, gray: np.ndarray, roi: tuple[int, int, int, int]) -> list[Decoded]:
         """The last step: symbols zxing never placed, from finder patterns found here
@@ -239,8 +343,10 @@ class CascadeDecoder:
         return out
 
     def _candidates(self, gray: np.ndarray, roi: tuple[int, int, int, int], colour: np.ndarray | None
-                    ) -> Iterator[tuple[str, np.ndarray, tuple[float, float, float]]]:
-        """Enhanced versions of the code's region, cheapest and most often right first."""
+                    ) -> tuple[list[tuple[int, str, Callable[[], np.ndarray | None], tuple[float, float, float]]],
+                               list[tuple[str, Callable[[], np.ndarray], tuple[float, float, float]]]]:
+        """Enhanced versions of the code's region, made when tried: the cheap ones (with
+        their rank in the cascade's old order, for the soft reads) and the fine ones."""
         x, y, w, h = _grow(roi, gray.shape, 0.15)
         # the steps are tuned at 480 lines: bring bigger frames' regions to that scale
         # (it also shortens their blur in pixels), then give small codes more pixels per module
@@ -251,35 +357,65 @@ class CascadeDecoder:
             crop = cv2.resize(crop, None, fx=norm, fy=norm, interpolation=cv2.INTER_AREA)
         up = scale / norm  # from the tuned scale to the one zxing gets
         base = enhance.upscale(crop, up) if up > 1.05 else crop
-        where = (x, y, scale)
-        yield "sharpen", enhance.unsharp(base, 2.0 * up, 1.5), where
-        if colour is not None and enhance.colourful(colour[y:y + h, x:x + w]):
+        where = (float(x), float(y), scale)
+        wiener = enhance.Deblurrer(crop)
+
+        def sized(img: np.ndarray) -> np.ndarray:
+            return enhance.upscale(img, up) if up > 1.05 else img
+
+        def dark() -> np.ndarray | None:
             # a green/yellow/red code: its darkest channel has the contrast luma lost
-            dark = enhance.stretch(enhance.darkest_channel(colour[y:y + h, x:x + w]))
-            dark = cv2.resize(dark, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1
-                              else cv2.INTER_AREA)
-            yield "colour", enhance.unsharp(dark, 2.0 * up, 1.5), where
-        yield "contrast", enhance.unsharp(enhance.clahe(base), 2.0 * up, 1.5), where
-        # noise (sensor, JPEG, Bayer) first smoothed away, then the code's edges sharpened
-        yield "smooth-sharpen", enhance.unsharp(cv2.GaussianBlur(base, (0, 0), 1.0 * up), 2.5 * up, 2.0), where
-        yield "threshold", enhance.adaptive_binary(base, int(31 * up)), where
-        yield "crop", base, where
-        for steps in (enhance.deblur_motion(crop), enhance.deblur_gauss(crop), enhance.deblur_motion(crop, k=0.03),
-                      enhance.deblur_gauss(crop, (1.8, 2.2), k=0.003)):
-            for step, img in steps:
-                yield step, enhance.upscale(img, up) if up > 1.05 else img, where
+            if colour is None or not enhance.colourful(colour[y:y + h, x:x + w]):
+                return None
+            d = enhance.stretch(enhance.darkest_channel(colour[y:y + h, x:x + w]))
+            d = cv2.resize(d, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+            return enhance.unsharp(d, 2.0 * up, 1.5)
+
+        # the old order's ranks: sharpen 0, colour 1, contrast 2, smooth-sharpen 3, threshold 4,
+        # crop 5, motion 4-10 6-9, gauss 1.6/2.4 10-11, noisy motion 12-15, sharp gauss 16-17
+        steps: dict[str, tuple[int, Callable[[], np.ndarray | None]]] = {
+            "crop": (5, lambda: base),
+            "contrast": (2, lambda: enhance.unsharp(enhance.clahe(base), 2.0 * up, 1.5)),
+            "wiener-motion8": (8, lambda: sized(wiener.motion(8))),
+            "wiener-gauss1.6": (10, lambda: sized(wiener.gauss(1.6))),
+            # noise (sensor, JPEG, Bayer) first smoothed away, then the code's edges sharpened
+            "smooth-sharpen": (3, lambda: enhance.unsharp(cv2.GaussianBlur(base, (0, 0), 1.0 * up), 2.5 * up, 2.0)),
+            "wiener-motion6": (7, lambda: sized(wiener.motion(6))),
+            "threshold": (4, lambda: enhance.adaptive_binary(base, int(31 * up))),
+            "wiener-gauss2.2-sharp": (17, lambda: sized(wiener.gauss(2.2, k=0.003))),
+            "sharpen": (0, lambda: enhance.unsharp(base, 2.0 * up, 1.5)),
+            "colour": (1, dark),
+            "wiener-motion4": (6, lambda: sized(wiener.motion(4))),
+            "wiener-motion10": (9, lambda: sized(wiener.motion(10))),
+            "wiener-gauss2.4": (11, lambda: sized(wiener.gauss(2.4))),
+            "wiener-motion6-noisy": (13, lambda: sized(wiener.motion(6, k=0.03))),
+            "wiener-motion4-noisy": (12, lambda: sized(wiener.motion(4, k=0.03))),
+            "wiener-motion8-noisy": (14, lambda: sized(wiener.motion(8, k=0.03))),
+            "wiener-motion10-noisy": (15, lambda: sized(wiener.motion(10, k=0.03))),
+            "wiener-gauss1.8-sharp": (16, lambda: sized(wiener.gauss(1.8, k=0.003))),
+        }
+        cheap = [(rank, step, make, where) for step, (rank, make) in steps.items()]
         # a small region again at twice the size, where a kernel is drawn more exactly; then
         # defocus and shake together
-        fine = 2.0 if max(crop.shape) <= 400 else 1.0
-        big = enhance.upscale(crop, fine) if fine > 1 else crop
-        r = up / fine
-        steps = enhance.deblur_lens_and_shake(big, fine)
-        if fine > 1:
-            steps = itertools.chain(
-                ((s + "-fine", img) for s, img in enhance.deblur_motion(big, (8, 12, 16, 20), name_scale=2)), steps)
-        for step, img in steps:
-            yield step, (cv2.resize(img, None, fx=r, fy=r, interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_CUBIC)
-                         if abs(r - 1) > 0.05 else img), where
+        fine_f = 2.0 if max(crop.shape) <= 400 else 1.0
+        big = enhance.upscale(crop, fine_f) if fine_f > 1 else crop
+        r = up / fine_f
+
+        def resized(img: np.ndarray) -> np.ndarray:
+            return (cv2.resize(img, None, fx=r, fy=r, interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_CUBIC)
+                    if abs(r - 1) > 0.05 else img)
+
+        def lazily(gen: Iterator[tuple[str, np.ndarray]], names: list[str]
+                   ) -> list[tuple[str, Callable[[], np.ndarray], tuple[float, float, float]]]:
+            return [(name, lambda: resized(next(gen)[1]), where) for name in names]
+
+        fine = []
+        if fine_f > 1:
+            fine += lazily(enhance.deblur_motion(big, (8, 12, 16, 20), name_scale=2),
+                           [f"wiener-motion{n:g}-fine" for n in (4, 6, 8, 10)])
+        fine += lazily(enhance.deblur_lens_and_shake(big, fine_f),
+                       [f"wiener-lens{s:g}-shake{n:g}" for s, n, _ in enhance.LENS_AND_SHAKE])
+        return cheap, fine
 
     def close(self) -> None:
         pass

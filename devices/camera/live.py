@@ -2,9 +2,12 @@
 
 A gate's camera mostly sees no code, often a busy scene (notices, a queue, patterned
 clothes), and a code that zxing-cpp can read must be read on the first frame that shows
-it. So `LiveDecoder.decode_frame` runs only zxing-cpp (about 1 ms) and returns; when that
-frame gave no person's code it is offered to the cascade, which runs in a worker process
-on a sampled frame:
+it. So `LiveDecoder.decode_frame` runs only zxing-cpp (about 1 ms) and returns; where
+zxing-cpp placed a symbol it could not read (a likely code), the fast path first spends a
+few ms on cheap retries of that region (`decoders.PlacedRetry`: binarised, half size,
+sharpened), which read most blurred, shaken and glared phones on the frame that first shows
+them. When the frame gave no person's code it is offered to the cascade, which runs in a
+worker process on a sampled frame:
 - **sampled**: the worker takes the newest frame offered when it is free; a frame where
   zxing-cpp placed a symbol it could not read (a likely code) goes at once, others at most
   every `sample_s`;
@@ -33,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from devices.camera.decoded import Box, Decoded
-from devices.camera.decoders import CascadeDecoder, ZxingDecoder, corners_of, to_gray
+from devices.camera.decoders import CascadeDecoder, PlacedRetry, ZxingDecoder, corners_of, to_gray
 
 log = logging.getLogger("gate.camera")
 
@@ -73,10 +76,14 @@ def _cascade_worker(conn: Connection, abort: Any, budget_ms: float) -> None:
 @dataclass
 class LiveStats:
     frames: int = 0            # frames through the fast path
-    fast_reads: int = 0        # codes zxing-cpp read on the fast path
+    fast_reads: int = 0        # codes zxing-cpp read on the fast path (retries included)
+    retried: int = 0           # frames the fast path retried (zxing placed a symbol it could not read)
+    retry_reads: int = 0       # frames a retry read
+    retry_skipped: int = 0     # frames not retried: the same unread symbol, in the same place, just failed
     offered: int = 0           # frames offered to the cascade
     cascaded: int = 0          # frames the cascade worker took
     abandoned: int = 0         # cascades stopped for a likelier frame
+    abandon_ms: float = 0.0    # the longest wait from asking a cascade to stop to the worker being free
     late_reads: int = 0        # codes the cascade read
     cascade_cpu_ms: float = 0.0   # the worker's CPU time on frames
     crashes: int = 0
@@ -99,10 +106,12 @@ class LiveDecoder:
     def __init__(self, *, cpu_share: float = 0.5, sample_s: float = 0.1, budget_ms: float = 250.0,
                  bucket_ms: float = 500.0, reserve_ms: float = 250.0,
                  on_late: Callable[[list[Decoded]], None] | None = None,
-                 background: Callable[[Decoded], bool] | None = None, start_timeout_s: float = 60.0) -> None:
+                 background: Callable[[Decoded], bool] | None = None, start_timeout_s: float = 60.0,
+                 retries: bool = True) -> None:
         if not 0 < cpu_share <= 1:
             raise ValueError(f"cpu_share must be in (0, 1], not {cpu_share}")
         self.fast = ZxingDecoder()
+        self.retry = PlacedRetry(self.fast) if retries else None
         self.cpu_share, self.sample_s, self.budget_ms = cpu_share, sample_s, budget_ms
         self.bucket_ms, self.reserve_ms = bucket_ms, min(reserve_ms, bucket_ms)
         self.on_late = on_late
@@ -121,6 +130,7 @@ class LiveDecoder:
         self._tokens = bucket_ms
         self._refilled = time.monotonic()
         self._last_sample = 0.0
+        self._abort_at: float | None = None
         self._closed = False
         self._ready = threading.Event()
         self.running = False     # the cascade worker is up
@@ -140,10 +150,19 @@ class LiveDecoder:
         found = self.fast.read(gray, errors=True)
         good = [Decoded(b.text, "zxing", corners_of(b.position), index) for b in found if b.valid]
         self.stats.frames += 1
-        self.stats.fast_reads += len(good)
         people = [d for d in good if self.background is None or not self.background(d)]
+        likely = any(not b.valid for b in found)
+        if not people and likely and self.retry is not None:
+            tried, skipped = self.retry.tried, self.retry.skipped
+            more = [Decoded(d.text, d.step, d.corners, index) for d in self.retry(gray, found)
+                    if not any(d.text == g.text for g in good)]
+            self.stats.retried += self.retry.tried - tried
+            self.stats.retry_skipped += self.retry.skipped - skipped
+            self.stats.retry_reads += bool(more)
+            good += more
+            people = [d for d in good if self.background is None or not self.background(d)]
+        self.stats.fast_reads += len(good)
         if not people:
-            likely = any(not b.valid for b in found)
             offer = _Offer(self.stats.frames - 1 if index is None else index, image, region,
                            tuple(d.corners for d in good if d.corners), likely, time.monotonic())
             with self._cv:
@@ -201,6 +220,7 @@ class LiveDecoder:
                 if current is not None:
                     if offer is not None and offer.likely and not current.likely and not self._abort.is_set():
                         self._abort.set()   # a likelier frame: stop the ordinary one
+                        self._abort_at = time.monotonic()
                 elif offer is not None and self._may_send(offer, time.monotonic()):
                     self._current, self._offer = offer, None
                     self._last_sample = time.monotonic()
@@ -243,6 +263,9 @@ class LiveDecoder:
             if len(self.costs) > 256:
                 del self.costs[next(iter(self.costs))]
             self.stats.abandoned += bool(abandoned)
+            if abandoned and self._abort_at is not None:
+                self.stats.abandon_ms = max(self.stats.abandon_ms, (time.monotonic() - self._abort_at) * 1000)
+            self._abort_at = None
             self.stats.late_reads += len(reads)
             if reads and self.on_late is None:
                 self._late += reads
