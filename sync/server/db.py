@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS nonces (
     device_id TEXT NOT NULL, nonce TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (device_id, nonce));
 CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires);
+-- dashboard: what each gate last fetched (sync/server/overview.py): the policy version it
+-- holds, so the office sees when a risk level change reached it, and its software version.
+CREATE TABLE IF NOT EXISTS gate_fetches (
+    device_id TEXT PRIMARY KEY, policy_version BIGINT, policy_fetched_utc TEXT,
+    software TEXT, software_seen_utc TEXT);
 """
 ID_PK = {"sqlite": "id INTEGER PRIMARY KEY",
          "postgres": "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
