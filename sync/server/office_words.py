@@ -56,6 +56,7 @@ WORDS: dict[str, dict[str, str]] = {
     "picked_up": {"zh": "卡口已更新", "en": "Picked up by the gate"},
     "picked_up_at": {"zh": "更新时间", "en": "Picked up at"},
     "not_picked_up": {"zh": "尚未更新", "en": "Not yet picked up"},
+    "gates_behind": {"zh": "N个卡口尚未更新", "en": "N gates not yet updated"},
     "holds_version": {"zh": "卡口所用版本", "en": "Version the gate holds"},
     "status": {"zh": "状态", "en": "Status"},
     "status_active": {"zh": "在用", "en": "Active"},

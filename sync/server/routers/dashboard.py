@@ -92,9 +92,10 @@ def check_csrf(request: Request, form: dict[str, str]) -> None:
 
 async def read_form(request: Request) -> dict[str, str]:
     """An url-encoded form (the Gatekeeper holds the body to 64 KiB); each field bounded."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
-        raise PageError(415, "bad_form")
     body = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if body and kind != "application/x-www-form-urlencoded":
+        raise PageError(415, "bad_form")
     try:
         pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=32,
                                        strict_parsing=False)

@@ -1,0 +1,148 @@
+"""The township office's pages over real HTTP on 127.0.0.1 (SQLite): what an officer reads
+on them and what their forms change, with real gates syncing (SyncClient on real stores).
+The browser test (tests/test_office_browser.py) drives the same pages in Chromium."""
+from __future__ import annotations
+
+import random
+import re
+
+import httpx
+import pytest
+
+from kiosk.store import Store
+from sync.admin import Admin
+from sync.client import SyncClient, SyncConfig, SyncError, enroll
+from sync.server import Settings
+from sync.testing import ServerThread, fill
+
+TOKEN = "test-admin-token-abcdef"
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture
+def server(tmp_path):
+    with ServerThread(Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def admin(server):
+    a = Admin(server.url, TOKEN)
+    yield a
+    a.close()
+
+
+@pytest.fixture
+def office(server):
+    """The pages as the admin token sees them (scripts and first set-up)."""
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        yield http
+
+
+def gate(server, admin, tmp_path, community: str, name: str) -> SyncClient:
+    creds = enroll(server.url, admin.enrollment(community, name)["token"])
+    return SyncClient(Store.open(tmp_path / f"{community}.{name}.db"), SyncConfig(creds))
+
+
+def cells(html: str, row_attr: str) -> list[str]:
+    """The text of each cell of the row marked `row_attr` (e.g. data-community="x")."""
+    row = re.search(rf"<tr [^>]*{re.escape(row_attr)}[^>]*>(.*?)</tr>", html, re.S)
+    assert row, f"no row {row_attr}"
+    found = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", c)).strip() for c in found]
+
+
+def visible_text(html: str) -> str:
+    body = re.sub(r"<script.*?</script>|<style.*?</style>", "", html, flags=re.S)
+    body = re.sub(r"<[^>]+>", " ", body)
+    return re.sub(r"\s+", " ", body)
+
+
+def test_the_communities_page_in_the_offices_words(server, admin, office, tmp_path):
+    east = gate(server, admin, tmp_path, "river-garden", "east")
+    admin.set_policy("river-garden", risk_level="medium")
+    admin.set_policy("pine-court", risk_level="high")
+    fill(east.store, east.device_id, 5, random.Random(1))
+    east.run_once()  # uploads and fetches the policy
+
+    page = office.get("/office/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    river = cells(page.text, 'data-community="river-garden"')
+    assert river[0] == "river-garden" and river[1] == "中风险" and river[3] == "1"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", river[2])  # last sync, local time
+    pine = cells(page.text, 'data-community="pine-court"')
+    assert pine[1] == "高风险" and pine[2] == "从未" and pine[3] == "0"
+    # Chinese by default, with no English words inside it (community names are data)
+    text = visible_text(page.text)
+    for slug in ("river-garden", "pine-court", "English", "admin-token"):
+        text = text.replace(slug, "")
+    assert HAN.search(text) and not re.search(r"[A-Za-z]{2,}", text), text
+    assert "报警" not in page.text
+
+    english = office.get("/office/?lang=en")
+    assert cells(english.text, 'data-community="river-garden"')[1] == "Medium risk"
+    assert english.cookies.get("gate_lang") == "en"
+    assert cells(office.get("/office/").text, 'data-community="river-garden"')[1] == "Medium risk"  # kept
+
+
+def test_a_risk_level_change_shows_when_each_gate_picks_it_up(server, admin, office, tmp_path):
+    east, west = (gate(server, admin, tmp_path, "river-garden", g) for g in ("east", "west"))
+    admin.set_policy("river-garden", risk_level="low", fever_c=37.5)
+    east.run_once()
+    west.run_once()
+
+    r = office.post("/office/communities/river-garden/risk", data={"risk_level": "high"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("/office/communities/river-garden?changed=1")
+    page = office.get("/office/communities/river-garden").text
+    assert "高风险" in page and cells(page, 'data-device="river-garden.east"')[2] == "尚未更新"
+    assert cells(office.get("/office/").text, 'data-community="river-garden"')[1] == "高风险（2个卡口尚未更新）"
+
+    east.run_once()
+    page = office.get("/office/communities/river-garden").text
+    assert cells(page, 'data-device="river-garden.east"')[2].startswith("卡口已更新（")
+    assert cells(page, 'data-device="river-garden.west"')[2] == "尚未更新"
+    assert east.store.policy()["risk_level"] == "high"  # the gate holds it, and the other keys stayed
+    assert east.store.policy()["fever_c"] == 37.5
+    west.run_once()
+    page = office.get("/office/communities/river-garden").text
+    assert cells(page, 'data-device="river-garden.west"')[2].startswith("卡口已更新（")
+
+    bad = office.post("/office/communities/river-garden/risk", data={"risk_level": "extreme"})
+    assert bad.status_code == 422 and "填写有误" in bad.text and "<html" in bad.text
+
+
+def test_the_gates_page_and_revoke(server, admin, office, tmp_path):
+    east = gate(server, admin, tmp_path, "river-garden", "east")
+    fill(east.store, east.device_id, 5, random.Random(2))
+    east.run_once()
+    row = cells(office.get("/office/gates").text, 'data-device="river-garden.east"')
+    assert row[3] == "在用" and re.fullmatch(r"[+-]\d+\.\d 秒", row[5])
+    assert re.fullmatch(r"\d+\.\d+.*|unknown", row[6])  # the software version the gate names
+
+    r = office.post("/office/gates/river-garden.east/revoke", data={}, follow_redirects=True)
+    assert r.status_code == 200 and "设备已停用" in r.text
+    assert cells(r.text, 'data-device="river-garden.east"')[3] == "已停用"
+    with pytest.raises(SyncError, match="device_revoked"):
+        east.run_once()
+    assert office.post("/office/gates/nowhere/revoke", data={}).status_code == 404
+
+
+def test_an_enrollment_token_made_on_the_page_enrolls_a_gate_once(server, office):
+    r = office.post("/office/enrollments", data={"community": "lotus-garden", "gate": "north", "ttl_hours": "2"})
+    assert r.status_code == 200
+    token = re.search(r'<code id="token">([^<]+)</code>', r.text).group(1)
+    creds = enroll(server.url, token)
+    assert (creds.device_id, creds.community) == ("lotus-garden.north", "lotus-garden")
+    listed = office.get("/office/enrollments").text
+    assert token not in listed and "lotus-garden.north" in listed  # the token is shown once only
+    with pytest.raises(Exception, match="invalid_enrollment_token"):
+        enroll(server.url, token)
+    bad = office.post("/office/enrollments", data={"community": "bad.name", "gate": "x"})
+    assert bad.status_code == 422 and "填写有误" in bad.text
+
+
+def test_pages_need_someone_signed_in(server):
+    r = httpx.get(server.url + "/office/gates", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/office/login?next=%2Foffice%2Fgates"
+    r = httpx.post(server.url + "/office/gates/x/revoke", data={}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/office/login")
