@@ -1,30 +1,24 @@
 """The administrator API (`Authorization: Bearer <admin token>`): enrollment tokens,
-devices, each community's policy and lists, the daily report, alarms, entries."""
+devices, each community's policy and lists, entries. The daily report and alarms:
+routers/reports.py."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
-import zoneinfo
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
 from kiosk import clock, wire
 from kiosk.wire import LISTS
 from sync import auth
 from sync.server import models
 from sync.server.db import Database
-from sync.server.deps import admin, database, server
+from sync.server.deps import admin, database
 from sync.server.errors import Problem
 
 log = logging.getLogger("gate.server")
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin)])
 MAX_QUERY_INT = 2**63 - 1   # the database's BIGINT
-
-
-@functools.cache
-def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
 
 
 @router.post("/enrollments", response_model=models.EnrollmentToken, status_code=201)
@@ -70,33 +64,6 @@ def put_list(upload: models.ListUpload, community: str = Path(pattern=models.SLU
     except wire.WireError as exc:
         raise Problem(422, "invalid_list", str(exc)) from None
     return db.publish(community, name, rows)
-
-
-@router.get("/reports/daily", response_model=models.DailyReport, response_model_by_alias=True)
-def daily_report(request: Request, day: dt.date | None = None, tz: str | None = Query(None, max_length=64)):
-    """One row per community for a local day, zeros included (日报告、零报告)."""
-    s = server(request)
-    tz = tz or s.settings.report_tz
-    if tz not in _zones():  # the IANA names only: never a path, a folder or a long name
-        raise Problem(422, "unknown_timezone", f"unknown time zone {tz[:64]!r}")
-    zone = zoneinfo.ZoneInfo(tz)
-    if day is not None and not wire.EARLIEST.year <= day.year < wire.LATEST.year:
-        raise Problem(422, "invalid_request", f"day: {day} is outside "
-                      f"{wire.EARLIEST.year}-{wire.LATEST.year - 1}")
-    day = day or dt.datetime.now(zone).date()
-    start = dt.datetime.combine(day, dt.time(), zone)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
-    rows = s.db.daily_report(start, end)
-    return {"day": day.isoformat(), "tz": tz, "communities": list(rows.values())}
-
-
-@router.get("/alarms", response_model=models.Alarms)
-def alarms(after: int = Query(0, ge=0, le=MAX_QUERY_INT), limit: int = Query(100, ge=1, le=1000),
-           db: Database = Depends(database)):
-    """Immediate reports (fever, red code, quarantine breach...) as they arrive;
-    poll with `after` = the last id seen."""
-    items = db.alarms(after, limit)
-    return {"alarms": items, "next_after": items[-1]["id"] if items else after}
 
 
 @router.get("/entries", response_model=models.Entries)
