@@ -92,7 +92,7 @@ def test_a_risk_level_change_shows_when_each_gate_picks_it_up(server, admin, off
     west.run_once()
 
     r = office.post("/office/communities/river-garden/risk", data={"risk_level": "high"}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"].endswith("/office/communities/river-garden?changed=1")
+    assert r.status_code == 303 and r.headers["location"].endswith("/office/communities/river-garden?done=risk_changed")
     page = office.get("/office/communities/river-garden").text
     assert "高风险" in page and cells(page, 'data-device="river-garden.east"')[2] == "尚未更新"
     assert cells(office.get("/office/").text, 'data-community="river-garden"')[1] == "高风险（2个卡口尚未更新）"

@@ -14,30 +14,33 @@ import logging
 import re
 import urllib.parse
 import zoneinfo
-from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Any
 
 import jinja2
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from kiosk import clock, reasons, wire
+from kiosk import clock, reasons
 from sync import auth
-from sync.server import deps, models, overview
-from sync.server.db import Database, Rejected, StorageError
+from sync.server import accounts, alarms, deps, models, overview, reports
+from sync.server import audit as audit_log
+from sync.server.db import Database, Rejected
 from sync.server.deps import Actor
 from sync.server.errors import Problem
 from sync.server.office_words import DEFAULT_LANG, LANGS, word
 
 log = logging.getLogger("gate.server")
-HERE = Path(__file__).resolve().parents[1]
+HERE = FilePath(__file__).resolve().parents[1]
 PREFIX = "/office"
 LANG_COOKIE = "gate_lang"
 MAX_FIELD = 500          # characters of any one form field
 RISK_LEVELS = ("low", "medium", "high")
+MAX_ALARMS_SHOWN = 500   # open immediate reports listed on the page (the rest: acknowledge these first)
+AUDIT_PAGE = 100
 SLUG = re.compile(models.SLUG)
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -59,63 +62,51 @@ class SignIn(Exception):
 
 # -- who is asking ----------------------------------------------------------------------------
 
-def _current_actor(request: Request) -> Actor:
-    """office-auth's `deps.current_actor` (a session cookie or the admin token)."""
-    find: Callable[[Request], Actor] = getattr(deps, "current_actor", deps.admin)
-    return find(request)
-
-
 def viewer(request: Request) -> Actor:
+    """The signed-in user (session cookie) or the admin token's actor; else to the login page."""
     try:
-        return _current_actor(request)
+        return deps.current_actor(request)
     except Problem as exc:
         if exc.status in (401, 503):
             raise SignIn() from None
         raise
 
 
-def csrf_token(request: Request) -> str:
-    """The session's CSRF token for the forms (office-auth's helper)."""
-    helper = getattr(deps, "csrf_token", None)
-    return helper(request) if helper else ""
-
-
-def check_csrf(request: Request, form: dict[str, str]) -> None:
-    helper = getattr(deps, "check_csrf", None)
-    if helper is None:
-        return
-    try:
-        helper(request, form.get("csrf_token", ""))
-    except Problem:
-        raise PageError(403, "csrf_failed") from None
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """An url-encoded form (the Gatekeeper holds the body to 64 KiB); each field bounded."""
+async def read_form(request: Request, actor: Actor | None) -> dict[str, str]:
+    """An url-encoded form (the Gatekeeper holds the body to 64 KiB), each field bounded,
+    whose csrf_token is the session's (a signed-in user; the admin token needs none)."""
     body = await request.body()
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     if body and kind != "application/x-www-form-urlencoded":
         raise PageError(415, "bad_form")
     try:
-        pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=32,
-                                       strict_parsing=False)
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=32)
     except (UnicodeDecodeError, ValueError):
         raise PageError(400, "bad_form") from None
-    form = {k: v for k, v in pairs}
+    form = dict(pairs)
     if any(len(v) > MAX_FIELD for v in form.values()):
         raise PageError(400, "bad_form")
-    check_csrf(request, form)
+    if actor is not None and actor.csrf is not None and not accounts.csrf_matches(actor, form.get(accounts.CSRF_FIELD)):
+        raise PageError(403, "csrf_failed")
     return form
 
 
 def may_change(actor: Actor, community: str | None) -> None:
-    if not actor.may_change(community):
-        raise PageError(403, "forbidden")
+    """deps.allow_change's rule (read-only changes nothing; community staff their own), as a page."""
+    try:
+        deps.allow_change(actor, community)
+    except Problem:
+        raise PageError(403, "forbidden") from None
 
 
 def may_read(actor: Actor, community: str) -> None:
     if not actor.may_read(community):
         raise PageError(403, "forbidden")
+
+
+def scope(actor: Actor) -> str | None:
+    """The one community community staff see; None: township roles see all."""
+    return None if actor.township else (actor.community or "")
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -153,7 +144,7 @@ def page(request: Request, template: str, actor: Actor | None, status: int = 200
 
     html = templates.get_template(template).render(
         t=lambda key: word(key, lang), lang=lang, local=local, actor=actor, prefix=PREFIX,
-        csrf=csrf_token(request) if actor else "", switch_lang=switch_lang(), path=request.url.path,
+        csrf=(actor.csrf or "") if actor else "", switch_lang=switch_lang(), path=request.url.path,
         reason=lambda code: reasons.reason_text(code, lang), action=lambda code: reasons.action_text(code, lang),
         risk=lambda level: word(f"risk_{level}" if level in RISK_LEVELS else "risk_none", lang),
         **context)
@@ -190,16 +181,61 @@ def install(app: FastAPI) -> None:
         return page(request, "error.html", None, status=exc.status, key=exc.key, detail=exc.detail)
 
 
-def _bounded_day(text: str | None, zone: zoneinfo.ZoneInfo) -> dt.date:
+def _day(text: str | None, tz: str) -> dt.date:
     if not text:
-        return dt.datetime.now(zone).date()
+        return reports.today(tz)
     try:
         day = dt.date.fromisoformat(text[:10])
-    except ValueError:
+        reports.bounds(day, tz)  # within the years the report takes
+    except (ValueError, Rejected):
         raise PageError(422, "bad_form") from None
-    if not wire.EARLIEST.year <= day.year < wire.LATEST.year:
-        raise PageError(422, "bad_form")
     return day
+
+
+# -- signing in and out ---------------------------------------------------------------------------
+
+def _next(text: str | None) -> str:
+    """Back to a page of ours only (never an open redirect)."""
+    return text if text and text.startswith(PREFIX + "/") and "//" not in text and "\\" not in text else PREFIX + "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = Query(None, max_length=500)):
+    return page(request, "login.html", None, next=_next(next), failed=None, username="")
+
+
+@router.post("/login")
+async def login(request: Request):
+    """The form posts here; office-auth's accounts.login checks the password (Argon2id,
+    failed attempts limited in the database) and opens the session."""
+    form = await read_form(request, None)
+    s = deps.server(request)
+    address = request.client.host if request.client else ""
+    username = form.get("username", "")[:64]
+    try:
+        session = await run_in_threadpool(accounts.login, s.db, s.settings, username,
+                                          form.get("password", ""), address)
+    except Problem as exc:
+        failed = {429: "login_throttled", 403: "account_disabled"}.get(exc.status, "login_failed")
+        return page(request, "login.html", None, status=exc.status, next=_next(form.get("next")),
+                    failed=failed, username=username)
+    audit(s.db, session.actor, "signed_in", session.actor.community, {"address": address, "via": "office"})
+    response = RedirectResponse(_next(form.get("next")), status_code=303)
+    deps.set_session_cookie(request, response, session)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, actor: Actor = Depends(viewer)):
+    await read_form(request, actor)
+    token = request.cookies.get(accounts.SESSION_COOKIE)
+    db = deps.database(request)
+    if token and actor.csrf is not None:
+        accounts.logout(db, token)
+        audit(db, actor, "signed_out", actor.community)
+    response = RedirectResponse(PREFIX + "/login", status_code=303)
+    deps.clear_session_cookie(request, response)
+    return response
 
 
 # -- communities ------------------------------------------------------------------------------
@@ -207,48 +243,45 @@ def _bounded_day(text: str | None, zone: zoneinfo.ZoneInfo) -> dt.date:
 @router.get("/", response_class=HTMLResponse)
 def communities_page(request: Request, actor: Actor = Depends(viewer)):
     db = deps.database(request)
-    only = actor.community if actor.role == "community" else None
-    rows = overview.communities(db, only)
-    return page(request, "communities.html", actor, communities=rows, states=report_states(request, rows),
-                open_alarms=open_alarm_counts(db, only))
-
-
-def report_states(request: Request, rows: list[overview.CommunityRow]) -> dict[str, str]:
-    """Yesterday's report state per community (submitted / late / missing): office-reports'."""
-    return {}
-
-
-def open_alarm_counts(db: Database, only: str | None) -> dict[str, int]:
-    """Immediate reports not yet acknowledged, per community: office-reports'."""
-    return {}
+    tz = deps.server(request).settings.report_tz
+    yesterday = reports.today(tz) - dt.timedelta(days=1)
+    rows = overview.communities(db, scope(actor))
+    return page(request, "communities.html", actor, communities=rows, report_day=yesterday.isoformat(),
+                states=overview.report_states(db, [r.community for r in rows], yesterday, tz),
+                open_alarms=overview.open_alarms(db, scope(actor)))
 
 
 @router.get("/communities/{community}", response_class=HTMLResponse)
-def community_page(request: Request, community: str, day: str | None = None,
+def community_page(request: Request, community: str = Path(max_length=64), day: str | None = Query(None, max_length=10),
                    actor: Actor = Depends(viewer)):
     may_read(actor, community)
     db = deps.database(request)
     rows = overview.communities(db, community)
-    if not rows:
+    if not rows or not SLUG.match(community):
         raise PageError(404, "not_found")
-    the_day = _bounded_day(day, _zone(request))
-    return page(request, "community.html", actor, c=rows[0], day=the_day.isoformat(),
-                changed=request.query_params.get("changed") == "1",
-                may_set_risk=actor.role == "admin", risk_levels=RISK_LEVELS)
+    tz = deps.server(request).settings.report_tz
+    the_day = _day(day, tz)
+    report = reports.daily(db, the_day, tz, community)
+    found = next((c for c in report.communities if c.community == community), None)
+    lang = lang_of(request)
+    return page(request, "community.html", actor, c=rows[0], day=the_day.isoformat(), report=found,
+                figures=[(k, reports.FIGURES[k][0 if lang == "zh" else 1],
+                          reports.UNITS[reports.FIGURES[k][2]][0 if lang == "zh" else 1]) for k in reports.FIGURES],
+                headcount_words={k: v[0 if lang == "zh" else 1] for k, v in reports.HEADCOUNTS.items()},
+                status_text=reports.STATUS_TEXT, query=urllib.parse.urlencode,
+                notice=request.query_params.get("done"), may_set_risk=actor.role == "admin" and actor.township,
+                may_submit=actor.may_change(community) and actor.role != "readonly", risk_levels=RISK_LEVELS)
 
 
 @router.post("/communities/{community}/risk")
-async def set_risk(request: Request, community: str, actor: Actor = Depends(viewer)):
-    """The township sets a community's risk level (administrators only); the other policy
-    keys stay as they were. The gates pick it up at their next sync."""
-    form = await read_form(request)
-    if actor.role != "admin":
-        raise PageError(403, "forbidden")
+async def set_risk(request: Request, community: str = Path(max_length=64), actor: Actor = Depends(viewer)):
+    """The township sets a community's risk level (its administrators only); the other
+    policy keys stay as they were. The gates pick it up at their next sync."""
+    form = await read_form(request, actor)
+    may_change(actor, None)  # the township administrator only
     level = form.get("risk_level", "")
-    if level not in RISK_LEVELS:
+    if level not in RISK_LEVELS or not SLUG.match(community):
         raise PageError(422, "bad_form")
-    if not SLUG.match(community):
-        raise PageError(404, "not_found")
     db = deps.database(request)
     held = db.document(community, "policy")
     current: dict[str, Any] = json.loads(held["body"]) if held else {}
@@ -257,42 +290,88 @@ async def set_risk(request: Request, community: str, actor: Actor = Depends(view
     except ValidationError:
         raise PageError(422, "bad_form") from None
     published = db.publish(community, "policy", document.model_dump(exclude_none=True))
-    audit(db, actor, "risk_level", community, f"{current.get('risk_level')} -> {level} (v{published['version']})")
-    return back_to(f"/communities/{community}?changed=1")
+    audit(db, actor, "risk_level", community, {"from": current.get("risk_level"), "to": level,
+                                                "version": published["version"], "via": "office"})
+    return back_to(f"/communities/{community}?done=risk_changed")
 
 
-def audit(db: Database, actor: Actor, action: str, community: str | None, detail: str) -> None:
-    """office-auth's audit log."""
+@router.post("/communities/{community}/submit")
+async def submit_report(request: Request, community: str = Path(max_length=64), actor: Actor = Depends(viewer)):
+    """The community's staff submit a day's report, zero or not, signed by the shift leader."""
+    form = await read_form(request, actor)
+    may_change(actor, community)
+    tz = deps.server(request).settings.report_tz
+    day = _day(form.get("day"), tz)
+    db = deps.database(request)
     try:
-        from sync.server import audit as audit_log  # type: ignore[attr-defined]
-    except ImportError:
-        log.info("%s by %s on %s: %s", action, actor.name, community, detail)
-        return
-    audit_log.audit(db, actor, action, community, detail)
+        done = reports.submit(db, community, day, tz, actor.name, form.get("leader", ""), form.get("note") or None)
+    except Rejected as exc:
+        raise PageError(exc.status, "not_submitted", exc.detail) from None
+    audit(db, actor, "report_submitted", community, {"day": done.day, "leader": done.leader, "late": done.late,
+                                                     "via": "office"})
+    return back_to(f"/communities/{community}?day={day.isoformat()}&done=report_sent")
+
+
+# -- immediate reports (alarms) ------------------------------------------------------------------
+
+@router.get("/alarms", response_class=HTMLResponse)
+def alarms_page(request: Request, community: str | None = Query(None, max_length=64), actor: Actor = Depends(viewer)):
+    """The open immediate reports, newest first; new ones arrive live (office.js)."""
+    db = deps.database(request)
+    mine = scope(actor)
+    communities = frozenset({mine}) if mine is not None else None
+    if community is not None:
+        may_read(actor, community)
+        communities = frozenset({community})
+    newest = alarms.newest(db)
+    found = alarms.since(db, 0, MAX_ALARMS_SHOWN, open_only=True, communities=communities)
+    return page(request, "alarms.html", actor, alarms=list(reversed(found)), after=newest,
+                stream="/v1/admin/alarms/stream", more=len(found) >= MAX_ALARMS_SHOWN)
+
+
+@router.get("/alarms/row/{alarm_id}", response_class=HTMLResponse)
+def alarm_row(request: Request, alarm_id: int = Path(ge=1, le=2**63 - 1), actor: Actor = Depends(viewer)):
+    """One alarm's row, for the live list: the words stay on the server."""
+    db = deps.database(request)
+    mine = scope(actor)
+    found = alarms.since(db, alarm_id - 1, 1, communities=frozenset({mine}) if mine is not None else None)
+    if not found or found[0]["id"] != alarm_id:
+        raise PageError(404, "not_found")
+    return page(request, "alarm_row.html", actor, a=found[0])
+
+
+@router.post("/alarms/{alarm_id}/acknowledge")
+async def acknowledge(request: Request, alarm_id: int = Path(ge=1, le=2**63 - 1), actor: Actor = Depends(viewer)):
+    form = await read_form(request, actor)
+    db = deps.database(request)
+    community = alarms.community_of(db, alarm_id)
+    if community is None:
+        raise PageError(404, "not_found")
+    may_change(actor, community)
+    alarms.acknowledge(db, alarm_id, actor.name, form.get("note") or None)
+    audit(db, actor, "alarm_acknowledged", community, {"alarm": alarm_id, "via": "office"})
+    return back_to("/alarms")
 
 
 # -- gates ----------------------------------------------------------------------------------------
 
 @router.get("/gates", response_class=HTMLResponse)
 def gates_page(request: Request, actor: Actor = Depends(viewer)):
-    only = actor.community if actor.role == "community" else None
-    rows = overview.gates(deps.database(request), only)
-    return page(request, "gates.html", actor, gates=rows,
-                revoked=request.query_params.get("revoked"))
+    rows = overview.gates(deps.database(request), scope(actor))
+    return page(request, "gates.html", actor, gates=rows, revoked=request.query_params.get("revoked"))
 
 
 @router.post("/gates/{device_id}/revoke")
-async def revoke(request: Request, device_id: str, actor: Actor = Depends(viewer)):
-    form = await read_form(request)
+async def revoke(request: Request, device_id: str = Path(max_length=100), actor: Actor = Depends(viewer)):
+    await read_form(request, actor)
     db = deps.database(request)
-    device = db.device(device_id[:100])
-    if device is None:
+    device = db.device(device_id)
+    if device is None or not actor.may_read(device.community):
         raise PageError(404, "not_found")
     may_change(actor, device.community)
     db.revoke(device.device_id)
-    audit(db, actor, "device_revoked", device.community, device.device_id)
-    log.info("revoked device %s from the office's pages", device.device_id)
-    del form
+    audit(db, actor, "device_revoked", device.community, {"device_id": device.device_id, "via": "office"})
+    log.info("revoked device %s from the office's pages (%s)", device.device_id, actor.name)
     return back_to(f"/gates?revoked={urllib.parse.quote(device.device_id)}")
 
 
@@ -300,14 +379,13 @@ async def revoke(request: Request, device_id: str, actor: Actor = Depends(viewer
 
 @router.get("/enrollments", response_class=HTMLResponse)
 def enrollments_page(request: Request, actor: Actor = Depends(viewer)):
-    only = actor.community if actor.role == "community" else None
-    return page(request, "enrollments.html", actor, tokens=overview.enrollments(deps.database(request), only),
-                made=None, form={}, may_make=actor.role in ("admin", "community"))
+    return page(request, "enrollments.html", actor, tokens=overview.enrollments(deps.database(request), scope(actor)),
+                made=None, may_make=actor.role != "readonly")
 
 
 @router.post("/enrollments", response_class=HTMLResponse)
 async def make_enrollment(request: Request, actor: Actor = Depends(viewer)):
-    form = await read_form(request)
+    form = await read_form(request, actor)
     try:
         req = models.EnrollmentRequest.model_validate({
             "community": form.get("community", ""), "gate": form.get("gate", ""),
@@ -323,12 +401,29 @@ async def make_enrollment(request: Request, actor: Actor = Depends(viewer)):
         db.create_enrollment(auth.token_hash(token), device_id, req.community, req.gate, expires)
     except Rejected as exc:
         raise PageError(exc.status, "bad_form", exc.detail) from None
-    audit(db, actor, "enrollment_token", req.community, f"{device_id} ({req.gate})")
-    only = actor.community if actor.role == "community" else None
+    audit(db, actor, "enrollment_token", req.community, {"device_id": device_id, "gate": req.gate,
+                                                         "ttl_hours": req.ttl_hours, "via": "office"})
     # The token is shown once, in this answer, and never stored (only its hash is).
-    return page(request, "enrollments.html", actor, tokens=overview.enrollments(db, only),
-                made={"token": token, "device_id": device_id, "expires_utc": clock.iso(expires)},
-                form={}, may_make=True)
+    return page(request, "enrollments.html", actor, tokens=overview.enrollments(db, scope(actor)),
+                made={"token": token, "device_id": device_id, "expires_utc": clock.iso(expires)}, may_make=True)
 
 
-__all__ = ["PageError", "StorageError", "install", "router"]
+# -- accounts and the audit log (office-auth's) ---------------------------------------------------
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, actor: Actor = Depends(viewer)):
+    if not (actor.role == "admin" and actor.township):
+        raise PageError(403, "forbidden")
+    return page(request, "users.html", actor, users=accounts.users(deps.database(request)))
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, before: int | None = Query(None, ge=1, le=2**63 - 1), actor: Actor = Depends(viewer)):
+    """Every change, newest first; community staff see their own community's."""
+    found = audit_log.records(deps.database(request), before=before, limit=AUDIT_PAGE, community=scope(actor))
+    return page(request, "audit.html", actor, entries=found,
+                older=found[-1]["id"] if len(found) == AUDIT_PAGE else None)
+
+
+def audit(db: Database, actor: Actor, action: str, community: str | None, detail: dict | None = None) -> None:
+    audit_log.audit(db, actor, action, community, detail)
