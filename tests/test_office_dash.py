@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+from contextlib import closing
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from kiosk.store import Store
 from sync.admin import Admin
 from sync.client import SyncClient, SyncConfig, SyncError, enroll
-from sync.server import Settings
+from sync.server import Settings, accounts
 from sync.testing import ServerThread, fill
 
 TOKEN = "test-admin-token-abcdef"
@@ -146,3 +147,109 @@ def test_pages_need_someone_signed_in(server):
     assert r.status_code == 303 and r.headers["location"] == "/office/login?next=%2Foffice%2Fgates"
     r = httpx.post(server.url + "/office/gates/x/revoke", data={}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/office/login")
+
+
+# -- signed-in staff: sessions, CSRF, roles, the audit log, immediate reports ---------------------
+PASSWORD = "correct horse battery"
+
+
+def staff(server, username: str, role: str, community: str | None = None) -> httpx.Client:
+    """A browser-like client signed in through the login form (the cookie, no token)."""
+    accounts.add_user(server.app.state.server.db, username, PASSWORD, role, community)
+    http = httpx.Client(base_url=server.url)
+    r = http.post("/office/login", data={"username": username, "password": PASSWORD, "next": "/office/gates"})
+    assert r.status_code == 303 and r.headers["location"] == "/office/gates", r.text
+    assert "gate_session" in http.cookies
+    return http
+
+
+def csrf(http: httpx.Client, path: str = "/office/") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', http.get(path).text).group(1)
+
+
+def test_sign_in_with_the_form_and_out_again(server):
+    accounts.add_user(server.app.state.server.db, "li.ming", PASSWORD, "admin")
+    with httpx.Client(base_url=server.url) as http:
+        page = http.get("/office/", follow_redirects=True)
+        assert 'id="login"' in page.text and "登录" in page.text
+        wrong = http.post("/office/login", data={"username": "li.ming", "password": "not the password"})
+        assert wrong.status_code == 401 and "账号或密码不正确" in wrong.text and "gate_session" not in http.cookies
+        r = http.post("/office/login", data={"username": "li.ming", "password": PASSWORD,
+                                             "next": "https://elsewhere.example/"})
+        assert r.status_code == 303 and r.headers["location"] == "/office/"  # never sent off-site
+        assert 'id="who">li.ming<' in http.get("/office/").text
+
+        assert http.post("/office/logout", data={}).status_code == 403  # no CSRF token: refused
+        r = http.post("/office/logout", data={"csrf_token": csrf(http)}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/office/login"
+        assert http.get("/office/", follow_redirects=False).status_code == 303  # the session is over
+
+
+def test_every_form_needs_the_sessions_csrf_token(server, admin):
+    admin.set_policy("river-garden", risk_level="low")
+    with closing(staff(server, "li.ming", "admin")) as http:
+        for form in ({}, {"csrf_token": "forged"}):
+            r = http.post("/office/communities/river-garden/risk", data={**form, "risk_level": "high"})
+            assert r.status_code == 403 and "页面已过期" in r.text
+        assert "低风险" in http.get("/office/communities/river-garden").text
+        r = http.post("/office/communities/river-garden/risk", data={"csrf_token": csrf(http), "risk_level": "high"})
+        assert r.status_code == 303
+        audit_page = http.get("/office/audit").text
+        newest = re.search(r'data-audit="(\d+)"', audit_page).group(1)
+        row = cells(audit_page, f'data-audit="{newest}"')
+        assert row[1:4] == ["li.ming", "risk_level", "river-garden"] and "to: high" in row[4], row
+
+
+def test_roles_on_the_pages(server, admin, tmp_path):
+    for community, g in (("river-garden", "east"), ("pine-court", "north")):
+        admin.set_policy(community, risk_level="low")
+        gate(server, admin, tmp_path, community, g)
+    mine, ro = staff(server, "wang.fang", "community", "river-garden"), staff(server, "zhao.lei", "readonly")
+    with closing(mine), closing(ro):
+        listed = mine.get("/office/").text
+        assert 'data-community="river-garden"' in listed and 'data-community="pine-court"' not in listed
+        assert mine.get("/office/communities/pine-court").status_code == 403
+        assert "pine-court.north" not in mine.get("/office/gates").text
+        token = csrf(mine)
+        assert mine.post("/office/gates/pine-court.north/revoke", data={"csrf_token": token}).status_code == 404
+        r = mine.post("/office/communities/river-garden/risk", data={"csrf_token": token, "risk_level": "high"})
+        assert r.status_code == 403 and "无权进行此操作" in r.text  # the township sets risk levels
+        r = mine.post("/office/enrollments", data={"csrf_token": token, "community": "pine-court", "gate": "x"})
+        assert r.status_code == 403
+        assert mine.post("/office/enrollments", data={"csrf_token": token, "community": "river-garden",
+                                                      "gate": "west"}).status_code == 200
+        assert mine.get("/office/users").status_code == 403
+
+        assert 'data-community="pine-court"' in ro.get("/office/").text  # read-only sees every community...
+        token = csrf(ro)
+        for path, form in (("/office/communities/pine-court/risk", {"risk_level": "high"}),
+                           ("/office/gates/pine-court.north/revoke", {}),
+                           ("/office/enrollments", {"community": "pine-court", "gate": "y"})):
+            assert ro.post(path, data={"csrf_token": token, **form}).status_code == 403, path  # ...changes nothing
+        assert 'name="risk_level"' not in ro.get("/office/communities/pine-court").text
+        assert "revoke" not in ro.get("/office/gates").text
+    assert [d["status"] for d in admin.devices()] == ["active", "active"]
+
+
+def test_immediate_reports_are_listed_until_acknowledged(server, admin, tmp_path):
+    east = gate(server, admin, tmp_path, "river-garden", "east")
+    fill(east.store, east.device_id, 3, random.Random(3), report="none")
+    fill(east.store, east.device_id, 2, random.Random(4), report="immediate", reasons=["fever_confirmed"])
+    east.run_once()
+    with closing(staff(server, "wang.fang", "community", "river-garden")) as http:
+        assert cells(http.get("/office/").text, 'data-community="river-garden"')[6] == "2"
+        page = http.get("/office/alarms").text
+        ids = re.findall(r'data-alarm="(\d+)"', page)
+        assert len(ids) == 2 and "张*三" in page and "复测仍发热" in page and "报警" not in page
+        assert "带至临时留观点，立即上报" in page  # the action in the office's words
+        row = http.get(f"/office/alarms/row/{ids[0]}")
+        assert row.status_code == 200 and row.text.strip().startswith(f'<tr data-alarm="{ids[0]}"')
+
+        r = http.post(f"/office/alarms/{ids[0]}/acknowledge", data={"csrf_token": csrf(http)})
+        assert r.status_code == 303
+        left = http.get("/office/alarms").text
+        assert re.findall(r'data-alarm="(\d+)"', left) == [ids[1]]
+        assert cells(http.get("/office/").text, 'data-community="river-garden"')[6] == "1"
+        assert "alarm_acknowledged" in http.get("/office/audit").text
+    acked = [a for a in admin.alarms()["alarms"] if str(a["id"]) == ids[0]]
+    assert acked[0]["acknowledged_by"] == "wang.fang"
