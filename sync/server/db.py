@@ -60,6 +60,22 @@ CREATE TABLE IF NOT EXISTS nonces (
     device_id TEXT NOT NULL, nonce TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (device_id, nonce));
 CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires);
+-- office-auth: township staff accounts, their sessions, failed logins, the audit log
+-- (queries in sync/server/accounts.py and sync/server/audit.py).
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY, role TEXT NOT NULL, community TEXT, password_hash TEXT NOT NULL,
+    created_utc TEXT NOT NULL, password_changed_utc TEXT NOT NULL, disabled_utc TEXT);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY, username TEXT NOT NULL, csrf TEXT NOT NULL, created_utc TEXT NOT NULL,
+    expires DOUBLE PRECISION NOT NULL, idle_until DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (username);
+CREATE TABLE IF NOT EXISTS login_failures (
+    key TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
+CREATE TABLE IF NOT EXISTS audit_log (
+    {id_pk}, at_utc TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL,
+    community TEXT, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_community ON audit_log (community, id);
 -- office-reports: each community's daily report as submitted (signed by the shift leader,
 -- the figures as they were then), and who acknowledged each alarm (sync/server/reports.py,
 -- sync/server/alarms.py).

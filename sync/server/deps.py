@@ -12,15 +12,18 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-from fastapi import Request
+from fastapi import Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from sync import auth
-from sync.server import models
+from sync.server import accounts, models
+from sync.server.accounts import ROLES, TOKEN_ACTOR, Actor
 from sync.server.db import Database, Device
 from sync.server.errors import Problem
 from sync.server.gatekeeper import admin_refusal
 from sync.server.settings import Settings
+
+__all__ = ["ROLES", "TOKEN_ACTOR", "Actor"]  # and the dependencies below
 
 BATCH = TypeAdapter(models.Batch)
 BODY_DEADLINE_S = 30.0      # a body must arrive within this (no slow-drip bodies)
@@ -92,38 +95,120 @@ def database(request: Request) -> Database:
 
 
 # -- township staff ------------------------------------------------------------------------
+# Who is asking: `current_actor` (the session cookie or the admin token), then what they
+# may do: `reader` (reads; a {community} in the path must be theirs), `township` (township
+# roles only), `changer` (changes: not read-only, CSRF checked for cookie requests, a
+# {community} in the path must be theirs), `township_admin` (the administrator only).
+# Inside a route, `allow_read` / `allow_change` check a community found in the body or
+# the database. Actor, ROLES and TOKEN_ACTOR live in accounts.py and are re-exported here.
 
-ROLES = ("admin", "readonly", "community")  # township administrator, township read-only, community staff
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is asking: the administrator token (scripts, first set-up) or a signed-in user."""
-    name: str                       # the user's login, or "admin-token"
-    role: str                       # one of ROLES
-    community: str | None = None    # community staff: the one community they see and edit
-
-    def may_read(self, community: str) -> bool:
-        return self.role != "community" or self.community == community
-
-    def may_change(self, community: str | None = None) -> bool:
-        """A township administrator changes anything; community staff only their own community."""
-        if self.role == "admin":
-            return True
-        return self.role == "community" and community is not None and self.community == community
-
-
-TOKEN_ACTOR = Actor("admin-token", "admin")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 def admin(request: Request) -> Actor:
-    """Checked again here (the Gatekeeper checked it before any body): it also puts the
-    bearer scheme in the OpenAPI document."""
+    """The administrator token only (checked again here after the Gatekeeper)."""
     refusal = admin_refusal(server(request).settings, request.headers)
     if refusal is not None:
         said = json.loads(bytes(refusal.body))
         raise Problem(refusal.status_code, said["error"], said["detail"], {"WWW-Authenticate": "Bearer"})
     return TOKEN_ACTOR
+
+
+def current_actor(request: Request) -> Actor:
+    """The session cookie's user, or the admin token's actor; else 401. The Gatekeeper
+    has already resolved /v1/admin/* requests (request.state.actor)."""
+    known = getattr(request.state, "actor", None)
+    if isinstance(known, Actor):
+        return known
+    if "authorization" in request.headers:
+        actor = admin(request)
+    elif accounts.SESSION_COOKIE in request.cookies:
+        s = server(request)
+        actor = accounts.session_actor(s.db, s.settings, request.cookies[accounts.SESSION_COOKIE])
+    else:
+        raise Problem(401, "not_signed_in", "sign in, or send 'Authorization: Bearer <admin token>'")
+    request.state.actor = actor
+    return actor
+
+
+async def check_csrf(request: Request, actor: Actor) -> None:
+    """A change made with the session cookie carries the session's CSRF token, in the
+    X-CSRF-Token header (JSON) or the csrf_token form field (the dashboard's forms).
+    Token-authenticated scripts need none: a browser never sends the admin token by itself."""
+    if request.method not in UNSAFE_METHODS or actor.csrf is None:
+        return
+    given = request.headers.get(accounts.CSRF_HEADER)
+    if given is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get(accounts.CSRF_FIELD)
+        given = value if isinstance(value, str) else None
+    if not accounts.csrf_matches(actor, given):
+        raise Problem(403, "csrf_failed", f"a change made with the session cookie needs the session's "
+                      f"{accounts.CSRF_HEADER} header (or {accounts.CSRF_FIELD} form field); reload the page")
+
+
+def allow_read(actor: Actor, community: str | None) -> None:
+    if community is None and not actor.township:
+        raise Problem(403, "township_only", "only township staff see every community")
+    if community is not None and not actor.may_read(community):
+        raise Problem(403, "other_community", f"{actor.name} sees community {actor.community!r} only")
+
+
+def allow_change(actor: Actor, community: str | None) -> None:
+    if actor.role == "readonly":
+        raise Problem(403, "read_only", f"{actor.name} has a read-only account")
+    if not actor.may_change(community):
+        raise Problem(403, "other_community" if community else "township_admin_only",
+                      f"{actor.name} changes community {actor.community!r} only" if community
+                      else "only the township administrator does this")
+
+
+def reader(request: Request) -> Actor:
+    actor = current_actor(request)
+    community = request.path_params.get("community")
+    if community is not None:
+        allow_read(actor, community)
+    return actor
+
+
+def township(request: Request) -> Actor:
+    actor = current_actor(request)
+    allow_read(actor, None)
+    return actor
+
+
+async def changer(request: Request) -> Actor:
+    actor = current_actor(request)
+    if actor.role == "readonly":
+        raise Problem(403, "read_only", f"{actor.name} has a read-only account")
+    await check_csrf(request, actor)
+    community = request.path_params.get("community")
+    if community is not None:
+        allow_change(actor, community)
+    return actor
+
+
+async def township_admin(request: Request) -> Actor:
+    actor = await changer(request)
+    allow_change(actor, None)
+    return actor
+
+
+def secure_cookie(request: Request) -> bool:
+    """Secure, except on plain http to this machine's loopback (tests, a local trial)."""
+    return not (request.url.scheme == "http" and (request.url.hostname or "") in LOOPBACK)
+
+
+def set_session_cookie(request: Request, response: Response, session: accounts.Session) -> None:
+    response.set_cookie(accounts.SESSION_COOKIE, session.token, httponly=True, samesite="strict",
+                        secure=secure_cookie(request), path="/",
+                        max_age=int(server(request).settings.session_max_s))
+
+
+def clear_session_cookie(request: Request, response: Response) -> None:
+    response.delete_cookie(accounts.SESSION_COOKIE, httponly=True, samesite="strict",
+                           secure=secure_cookie(request), path="/")
 
 
 # -- gates ----------------------------------------------------------------------------------

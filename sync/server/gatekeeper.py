@@ -1,16 +1,20 @@
 """The outermost layer: nobody makes the server work before it knows who they are.
 
-An administrator request without the token is refused, and any body over its route's
+An administrator request without the token or a live session cookie is refused, and any body over its route's
 limit, before a byte of the body is read (a gate's signature headers are checked before
 its body is read, in deps.py). Bounds: docs/sync.md."""
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sync import auth
-from sync.server.errors import BodyTooLarge, problem
+from sync.server import accounts
+from sync.server.db import StorageError
+from sync.server.errors import BodyTooLarge, Problem, problem
 from sync.server.settings import Settings
 
 SMALL_BODY = 64 * 1024      # every route but uploads of entries and lists
@@ -32,8 +36,8 @@ def admin_refusal(settings: Settings, headers: Headers) -> JSONResponse | None:
     if not settings.admin_token:
         return problem(503, "no_admin_credential", "the server was started without an admin token")
     if not auth.same_secret(token, settings.admin_token):
-        return problem(401, "admin_required", "administrator endpoints need "
-                       "'Authorization: Bearer <admin token>'", {"WWW-Authenticate": "Bearer"})
+        return problem(401, "admin_required", "administrator endpoints need a signed-in "
+                       "session or 'Authorization: Bearer <admin token>'", {"WWW-Authenticate": "Bearer"})
     return None
 
 
@@ -44,13 +48,34 @@ class Gatekeeper:
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app, self.settings = app, settings
 
+    async def who(self, scope: Scope, headers: Headers) -> JSONResponse | None:
+        """The admin token, or else a live session cookie (looked up in the database in a
+        worker thread); the actor found is left in the request's state for the routes."""
+        token = "authorization" in headers
+        cookie = None if token else cookie_parser(headers.get("cookie", "")).get(accounts.SESSION_COOKIE)
+        if cookie is None:
+            refusal = admin_refusal(self.settings, headers)
+            actor = accounts.TOKEN_ACTOR
+        else:
+            server = scope["app"].state.server
+            try:
+                actor = await run_in_threadpool(accounts.session_actor, server.db, self.settings, cookie)
+                refusal = None
+            except Problem as exc:
+                refusal = problem(exc.status, exc.reason, exc.detail, exc.headers)
+            except StorageError as exc:
+                refusal = problem(503, exc.reason, f"{exc}; try again later", {"Retry-After": "5"})
+        if refusal is None:
+            scope.setdefault("state", {})["actor"] = actor
+        return refusal
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path, headers = scope["path"], Headers(scope=scope)
         if path == "/v1/admin" or path.startswith("/v1/admin/"):
-            refusal = admin_refusal(self.settings, headers)
+            refusal = await self.who(scope, headers)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return

@@ -240,3 +240,62 @@ class Trace(BaseModel):
     end_utc: str
     passages: list[TraceRow]
     next_after: int = Field(description="more may follow: ask again with after = this")
+
+
+# -- office-auth: accounts, sessions, the audit log --------------------------------------------
+
+class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=256)
+
+
+class WhoAmI(BaseModel):
+    username: str
+    role: str = Field(description="admin (township administrator), readonly (township read-only) "
+                                  "or community (community staff)")
+    community: str | None = Field(None, description="community staff: their community")
+    csrf_token: str | None = Field(None, description="send it as X-CSRF-Token (or the csrf_token form "
+                                                     "field) with every change made with the cookie")
+    expires_utc: str | None = None
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    password: str = Field(min_length=10, max_length=256)
+    role: str = Field(pattern=r"^(admin|readonly|community)$")
+    community: str | None = Field(None, pattern=SLUG, description="community staff only")
+
+
+class NewPassword(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=10, max_length=256)
+
+
+class User(BaseModel):
+    username: str
+    role: str
+    community: str | None
+    created_utc: str
+    password_changed_utc: str
+    disabled_utc: str | None
+
+
+class Users(BaseModel):
+    users: list[User]
+
+
+class AuditRecord(BaseModel):
+    id: int
+    at_utc: str
+    actor: str = Field(description="the user's login, or admin-token")
+    role: str
+    action: str
+    community: str | None
+    detail: dict[str, Any]
+
+
+class AuditLog(BaseModel):
+    records: list[AuditRecord]
+    next_before: int | None = Field(description="pass as ?before= for the next (older) page")

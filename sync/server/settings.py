@@ -25,3 +25,10 @@ class Settings:
     # misbehaving one gets 429.
     device_burst_bytes: int = 8 * 1024 * 1024
     device_bytes_per_s: float = 512 * 1024
+    # Township staff (sync/server/accounts.py): a session ends after this long unused, and
+    # after this long in any case; failed sign-ins in a window, per login and per address.
+    session_idle_s: float = 30 * 60
+    session_max_s: float = 12 * 3600
+    login_window_s: float = 15 * 60
+    login_failures_per_user: int = 5
+    login_failures_per_address: int = 30
