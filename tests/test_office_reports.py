@@ -411,6 +411,26 @@ def test_submission_and_chart_routes(served):
     assert "进出人次" in r.text
 
 
+def test_township_report_command_writes_xlsx_and_text(served, gate, tmp_path):
+    srv, _, _, cases = served
+    env = {"GATE_ADMIN_TOKEN": TOKEN}
+    out = tmp_path / "report.xlsx"
+    done = gate("township", "report", "--server", srv.url, "--day", DAY.isoformat(), "--tz", TZ,
+                "--format", "xlsx", "--out", str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+    ws = openpyxl.load_workbook(out).active
+    header = [c.value for c in ws[2]]
+    river = next(dict(zip(header, (c.value for c in r), strict=True)) for r in ws.iter_rows(min_row=3)
+                 if r[1].value == "river-garden" and r[2].value == "合计")
+    assert river["发热（人次）"] == figures_of(cases)[0]["fevers"] and river["上报状态"] == "未报"
+    text = gate("township", "report", "--server", srv.url, "--day", DAY.isoformat(), "--tz", TZ, env=env)
+    assert text.returncode == 0 and "pine-court [missing]" in text.stdout
+    assert "gate north not synced past the day" in text.stdout
+    bad = gate("township", "report", "--server", srv.url, "--format", "xlsx", env=env)
+    assert bad.returncode == 1 and "--out FILE" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_contact_tracing_gives_masked_names_and_references(served):
     _, admin, township, cases = served
     start, end = local(6), local(7)
