@@ -19,14 +19,17 @@ class Admin:
         self.http.close()
 
     def _call(self, method: str, path: str, **kw) -> Any:
-        r = self.http.request(method, path, **kw)
+        return self._checked(self.http.request(method, path, **kw)).json()
+
+    @staticmethod
+    def _checked(r: httpx.Response) -> httpx.Response:
         if r.status_code >= 400:
             try:
                 d = r.json()
                 raise AdminError(f"{r.status_code} {d.get('error')}: {d.get('detail')}")
             except ValueError:
                 raise AdminError(f"{r.status_code} {r.text[:200]}") from None
-        return r.json()
+        return r
 
     def enrollment(self, community: str, gate: str, device_id: str | None = None,
                    ttl_hours: float = 24) -> dict:
@@ -55,10 +58,8 @@ class Admin:
                     community: str | None = None, lang: str = "zh") -> bytes:
         """The daily report as CSV or XLSX bytes."""
         params = {k: v for k, v in (("day", day), ("tz", tz), ("community", community)) if v}
-        r = self.http.get("/v1/admin/reports/daily", params={**params, "format": fmt, "lang": lang})
-        if r.status_code >= 400:
-            self._call("GET", "/v1/admin/reports/daily", params={**params, "format": fmt})  # raises, named
-        return r.content
+        return self._checked(self.http.get("/v1/admin/reports/daily",
+                                           params={**params, "format": fmt, "lang": lang})).content
 
     def submit_report(self, community: str, day: str, leader: str, note: str | None = None,
                       tz: str | None = None) -> dict:

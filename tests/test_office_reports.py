@@ -411,6 +411,26 @@ def test_submission_and_chart_routes(served):
     assert "进出人次" in r.text
 
 
+def test_township_report_command_writes_xlsx_and_text(served, gate, tmp_path):
+    srv, _, _, cases = served
+    env = {"GATE_ADMIN_TOKEN": TOKEN}
+    out = tmp_path / "report.xlsx"
+    done = gate("township", "report", "--server", srv.url, "--day", DAY.isoformat(), "--tz", TZ,
+                "--format", "xlsx", "--out", str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+    ws = openpyxl.load_workbook(out).active
+    header = [c.value for c in ws[2]]
+    river = next(dict(zip(header, (c.value for c in r), strict=True)) for r in ws.iter_rows(min_row=3)
+                 if r[1].value == "river-garden" and r[2].value == "合计")
+    assert river["发热（人次）"] == figures_of(cases)[0]["fevers"] and river["上报状态"] == "未报"
+    text = gate("township", "report", "--server", srv.url, "--day", DAY.isoformat(), "--tz", TZ, env=env)
+    assert text.returncode == 0 and "pine-court [missing]" in text.stdout
+    assert "gate north not synced past the day" in text.stdout
+    bad = gate("township", "report", "--server", srv.url, "--format", "xlsx", env=env)
+    assert bad.returncode == 1 and "--out FILE" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_contact_tracing_gives_masked_names_and_references(served):
     _, admin, township, cases = served
     start, end = local(6), local(7)
@@ -428,8 +448,6 @@ def test_contact_tracing_gives_masked_names_and_references(served):
         admin.trace("river-garden", end, start)
     with pytest.raises(AdminError, match="invalid_window"):
         admin.trace("river-garden", "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z")
-    # TODO(office-auth): community staff are refused (403 township_only) and every trace is in
-    # the audit log; checked once office-auth's accounts and audit() are merged.
 
 
 def test_alarms_are_listed_until_acknowledged(served):
@@ -477,6 +495,64 @@ def test_an_alarm_reaches_an_open_stream(served):
         reader.join(10)
     assert len(got) == 1 and got[0]["reasons"] == ["fever_confirmed"] and got[0]["masked_name"] == "李*"
     assert got[0]["acknowledged_by"] is None
+
+
+def signed_in(srv, township, username: str, role: str, community: str | None = None) -> httpx.Client:
+    """A client holding a township user's session cookie, sending its CSRF token."""
+    from sync.server import accounts
+
+    password = secrets.token_urlsafe(12)
+    accounts.add_user(township.db, username, password, role, community)
+    client = httpx.Client(base_url=srv.url, timeout=30)
+    r = client.post("/v1/session", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return client
+
+
+def test_roles_community_staff_and_read_only(served):
+    srv, admin, township, _ = served
+    day = {"day": DAY.isoformat(), "tz": TZ}
+    staff = signed_in(srv, township, "staff-river", "community", "river-garden")
+    ro = signed_in(srv, township, "office-ro", "readonly")
+    try:
+        mine = staff.get("/v1/admin/reports/daily", params=day).json()
+        assert [c["community"] for c in mine["communities"]] == ["river-garden"]
+        for path, params in (("/v1/admin/reports/daily", {**day, "community": "pine-court"}),
+                             ("/v1/admin/reports/chart/pine-court", day)):
+            r = staff.get(path, params=params)
+            assert (r.status_code, r.json()["error"]) == (403, "other_community"), path
+        r = staff.get("/v1/admin/trace", params={"community": "river-garden", "start": local(6), "end": local(7)})
+        assert (r.status_code, r.json()["error"]) == (403, "township_only")
+        assert {a["community"] for a in staff.get("/v1/admin/alarms", params={"limit": 1000}).json()["alarms"]} \
+            == {"river-garden"}
+        other = staff.post("/v1/admin/reports/daily/quiet-lane/submission", params={"tz": TZ},
+                           json={"day": DAY.isoformat(), "leader": "王*明"})
+        assert (other.status_code, other.json()["error"]) == (403, "other_community")
+        no_csrf = httpx.post(srv.url + "/v1/admin/reports/daily/river-garden/submission", params={"tz": TZ},
+                             json={"day": DAY.isoformat(), "leader": "赵*"}, cookies=staff.cookies)
+        assert (no_csrf.status_code, no_csrf.json()["error"]) == (403, "csrf_failed")
+        ok = staff.post("/v1/admin/reports/daily/river-garden/submission", params={"tz": TZ},
+                        json={"day": DAY.isoformat(), "leader": "赵*"})
+        assert ok.status_code == 201 and ok.json()["submitted_by"] == "staff-river"
+
+        r = ro.post("/v1/admin/reports/daily/quiet-lane/submission", params={"tz": TZ},
+                    json={"day": DAY.isoformat(), "leader": "王*明"})
+        assert (r.status_code, r.json()["error"]) == (403, "read_only")
+        alarm = admin.alarms()["alarms"][0]["id"]
+        r = ro.post(f"/v1/admin/alarms/{alarm}/acknowledge", json={})
+        assert (r.status_code, r.json()["error"]) == (403, "read_only")
+        traced = ro.get("/v1/admin/trace", params={"community": "river-garden", "start": local(6), "end": local(7)})
+        assert traced.status_code == 200 and len(traced.json()["passages"]) == 8
+    finally:
+        staff.close()
+        ro.close()
+    log = httpx.get(srv.url + "/v1/admin/audit", headers={"Authorization": f"Bearer {TOKEN}"}).json()["records"]
+    done = {(r["actor"], r["action"], r["community"]) for r in log}
+    assert {("office-ro", "contact_trace", "river-garden"),
+            ("staff-river", "report_submitted", "river-garden")} <= done
+    trace_row = next(r for r in log if r["action"] == "contact_trace")
+    assert trace_row["detail"]["rows"] == 8
 
 
 # -- the headless demo ------------------------------------------------------------------------

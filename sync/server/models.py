@@ -220,6 +220,28 @@ class DailyReport(BaseModel):
     communities: list[CommunityDay]
 
 
+class TraceRow(BaseModel):
+    id: int
+    at_utc: str
+    community: str
+    gate: str
+    direction: str | None
+    subject_kind: str | None
+    masked_name: str | None
+    person_ref: str | None
+    plate: str | None
+    action: str | None
+
+
+class Trace(BaseModel):
+    community: str
+    gate: str | None
+    start_utc: str
+    end_utc: str
+    passages: list[TraceRow]
+    next_after: int = Field(description="more may follow: ask again with after = this")
+
+
 # -- office-auth: accounts, sessions, the audit log --------------------------------------------
 
 class Login(BaseModel):
@@ -277,25 +299,3 @@ class AuditRecord(BaseModel):
 class AuditLog(BaseModel):
     records: list[AuditRecord]
     next_before: int | None = Field(description="pass as ?before= for the next (older) page")
-
-
-class TraceRow(BaseModel):
-    id: int
-    at_utc: str
-    community: str
-    gate: str
-    direction: str | None
-    subject_kind: str | None
-    masked_name: str | None
-    person_ref: str | None
-    plate: str | None
-    action: str | None
-
-
-class Trace(BaseModel):
-    community: str
-    gate: str | None
-    start_utc: str
-    end_utc: str
-    passages: list[TraceRow]
-    next_after: int = Field(description="more may follow: ask again with after = this")

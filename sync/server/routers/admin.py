@@ -1,7 +1,7 @@
 """The administrator API (a signed-in township user, or `Authorization: Bearer <admin
-token>` for scripts): enrollment tokens, devices, each community's policy and lists, the
-daily report, alarms, entries. Who may do what: docs/township.md, "Accounts and roles";
-every change is written to the audit log."""
+token>` for scripts): enrollment tokens, devices, each community's policy and lists,
+entries (the daily report and alarms: routers/reports.py). Who may do what:
+docs/township.md, "Accounts and roles"; every change is written to the audit log."""
 from __future__ import annotations
 
 import datetime as dt

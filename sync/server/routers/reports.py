@@ -1,9 +1,10 @@
 """The township office's reports: the daily report (JSON, CSV, XLSX from one route) and
 its submission, the chart, contact tracing, and alarms (list, acknowledge, live feed).
 
-Who may do what (deps.Actor): township roles read every community, community staff
-their own; submitting a day's report and acknowledging an alarm need the right to change
-that community; contact tracing is for township roles only."""
+Who may do what (deps.py): township roles read every community, community staff their
+own; submitting a day's report and acknowledging an alarm need the right to change that
+community (and the CSRF token with a session cookie); contact tracing is for township
+roles only. Submissions, acknowledgements and every trace go to the audit log."""
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,9 @@ from starlette.concurrency import run_in_threadpool
 
 from kiosk import wire
 from sync.server import alarms, exports, models, reports, tracing
+from sync.server.audit import audit
 from sync.server.db import Database, StorageError
-from sync.server.deps import Actor, admin, database, server
+from sync.server.deps import Actor, allow_change, allow_read, changer, database, reader, server, township
 from sync.server.errors import Problem
 
 log = logging.getLogger("gate.server")
@@ -39,27 +41,6 @@ def _readable(actor: Actor) -> frozenset[str] | None:
     return frozenset({actor.community}) if actor.community else frozenset()
 
 
-def _may_read(actor: Actor, community: str) -> None:
-    if not actor.may_read(community):
-        raise Problem(403, "not_your_community", f"{actor.name} may read only community {actor.community!r}")
-
-
-def _may_change(actor: Actor, community: str) -> None:
-    if not actor.may_change(community):
-        raise Problem(403, "may_not_change", f"{actor.name} may not change community {community!r}")
-
-
-def _township_only(actor: Actor) -> None:
-    if actor.role not in ("admin", "readonly"):
-        raise Problem(403, "township_only", "contact tracing is for the township office's roles only")
-
-
-def _audit(db: Database, actor: Actor, action: str, community: str | None, detail: dict) -> None:
-    """Every change and every trace goes to the audit log (sync/server/audit.py, office-auth).
-    TODO(office-auth): call audit.audit(db, actor, action, community, detail) once merged."""
-    log.info("audit: %s %s %s %s", actor.name, action, community, json.dumps(detail, ensure_ascii=False))
-
-
 def _tz(request: Request, tz: str | None) -> str:
     return tz or server(request).settings.report_tz
 
@@ -71,7 +52,7 @@ def _tz(request: Request, tz: str | None) -> str:
 def daily_report(request: Request, day: dt.date | None = None, tz: str | None = TZ,
                  community: str | None = Query(None, pattern=models.SLUG),
                  format: Literal["json", "csv", "xlsx"] = Query("json", description="json, csv or xlsx"),
-                 lang: Lang = "zh", actor: Actor = Depends(admin), db: Database = Depends(database)):
+                 lang: Lang = "zh", actor: Actor = Depends(reader), db: Database = Depends(database)):
     """One local day, per community and per gate, zeros included (日报告、零报告): in and out,
     refusals by reason, fevers, codes, arrivals held, first returns, visitors, couriers,
     vehicles, quarantine breaches, overrides, headcounts from the quarantine list; and
@@ -79,7 +60,7 @@ def daily_report(request: Request, day: dt.date | None = None, tz: str | None = 
     tz = _tz(request, tz)
     day = day or reports.today(tz)
     if community is not None:
-        _may_read(actor, community)
+        allow_read(actor, community)
     report = reports.daily(db, day, tz, community)
     scope = _readable(actor)
     if scope is not None:
@@ -93,12 +74,11 @@ def daily_report(request: Request, day: dt.date | None = None, tz: str | None = 
 
 @router.post("/reports/daily/{community}/submission", response_model=models.Submission, status_code=201)
 def submit_report(request: Request, req: models.SubmitReport, community: str = Path(pattern=models.SLUG),
-                  tz: str | None = TZ, actor: Actor = Depends(admin), db: Database = Depends(database)):
+                  tz: str | None = TZ, actor: Actor = Depends(changer), db: Database = Depends(database)):
     """The community's staff submit the day's report (zero or not), signed with the shift
     leader's name. Refused (409) while the day is not over or a gate has not synced past it."""
-    _may_change(actor, community)
     done = reports.submit(db, community, req.day, _tz(request, tz), actor.name, req.leader, req.note)
-    _audit(db, actor, "report_submitted", community, {"day": done.day, "leader": done.leader, "late": done.late})
+    audit(db, actor, "report_submitted", community, {"day": done.day, "leader": done.leader, "late": done.late})
     return done
 
 
@@ -106,9 +86,8 @@ def submit_report(request: Request, req: models.SubmitReport, community: str = P
     200: {"content": {"image/svg+xml": {}}, "description": "entries, refusals and fevers a day, as SVG"}})
 def chart(request: Request, community: str = Path(pattern=models.SLUG), day: dt.date | None = None,
           days: int = Query(28, ge=1, le=reports.MAX_CHART_DAYS), tz: str | None = TZ, lang: Lang = "zh",
-          actor: Actor = Depends(admin), db: Database = Depends(database)):
+          actor: Actor = Depends(reader), db: Database = Depends(database)):
     """A community's daily entries, refusals and fevers over the `days` days up to `day`."""
-    _may_read(actor, community)
     tz = _tz(request, tz)
     points = reports.history(db, community, day or reports.today(tz), days, tz)
     return Response(reports.chart_svg(points, community, lang), media_type="image/svg+xml",
@@ -120,13 +99,12 @@ def chart(request: Request, community: str = Path(pattern=models.SLUG), day: dt.
 def trace(community: str = Query(pattern=models.SLUG), gate: str | None = Query(None, max_length=wire.MAX_WORD),
           start: dt.datetime = Query(description="ISO-8601 with its zone"), end: dt.datetime = Query(),
           after: int = Query(0, ge=0, le=MAX_ID), limit: int = Query(1000, ge=1, le=tracing.MAX_ROWS),
-          actor: Actor = Depends(admin), db: Database = Depends(database)):
+          actor: Actor = Depends(township), db: Database = Depends(database)):
     """Who passed this gate, or any gate of this community, between start and end: masked
     names and person references for the health office. Township roles only; audited."""
-    _township_only(actor)
     start, end = (t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in (start, end))
     rows = tracing.trace(db, start, end, community, gate, after, limit)
-    _audit(db, actor, "contact_trace", community,
+    audit(db, actor, "contact_trace", community,
            {"gate": gate, "start": start.isoformat(), "end": end.isoformat(), "rows": len(rows)})
     return {"community": community, "gate": gate, "start_utc": start.astimezone(dt.UTC).isoformat(),
             "end_utc": end.astimezone(dt.UTC).isoformat(), "passages": rows,
@@ -137,7 +115,7 @@ def trace(community: str = Query(pattern=models.SLUG), gate: str | None = Query(
 @router.get("/alarms", response_model=models.Alarms)
 def list_alarms(after: int = Query(0, ge=0, le=MAX_ID), limit: int = Query(100, ge=1, le=1000),
                 open: bool = Query(False, description="only those nobody has acknowledged yet"),
-                actor: Actor = Depends(admin), db: Database = Depends(database)):
+                actor: Actor = Depends(reader), db: Database = Depends(database)):
     """Immediate reports (fever, red code, quarantine breach...) in arrival order, with
     who acknowledged each; poll with `after` = the last id seen, or open the stream."""
     items = alarms.since(db, after, limit, open_only=open, communities=_readable(actor))
@@ -146,14 +124,14 @@ def list_alarms(after: int = Query(0, ge=0, le=MAX_ID), limit: int = Query(100, 
 
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=models.Acknowledged)
 def acknowledge(alarm_id: int = Path(ge=1, le=MAX_ID), req: models.Acknowledge | None = None,
-                actor: Actor = Depends(admin), db: Database = Depends(database)):
+                actor: Actor = Depends(changer), db: Database = Depends(database)):
     """Who acknowledged the alarm, and when; it leaves the open list."""
     community = alarms.community_of(db, alarm_id)
     if community is None:
         raise Problem(404, "unknown_alarm", f"no alarm #{alarm_id}")
-    _may_change(actor, community)
+    allow_change(actor, community)
     done = alarms.acknowledge(db, alarm_id, actor.name, req.note if req else None)
-    _audit(db, actor, "alarm_acknowledged", community, {"alarm": alarm_id})
+    audit(db, actor, "alarm_acknowledged", community, {"alarm": alarm_id})
     return done
 
 
@@ -161,7 +139,7 @@ def acknowledge(alarm_id: int = Path(ge=1, le=MAX_ID), req: models.Acknowledge |
     200: {"content": {"text/event-stream": {}},
           "description": "server-sent events: `event: alarm`, `id:` the alarm's id, `data:` the Alarm as JSON"}})
 async def alarm_stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_ID),
-                       actor: Actor = Depends(admin)):
+                       actor: Actor = Depends(reader)):
     """Alarms as they arrive (server-sent events), from `after` (or the Last-Event-ID the
     browser resends on reconnecting; by default from now). Every worker polls the shared
     database every 0.2 s, so an alarm posted to any worker arrives within a second."""
