@@ -111,6 +111,7 @@ SLOW = {
     "tests/test_console.py": "the console against a running gate",
     "tests/test_console_snapshots.py": "the console against a running gate",
     "tests/test_queue_screen.py": "a real Chromium",
+    "tests/test_office_browser.py": "a real Chromium",
     "tests/test_voice.py": "espeak-ng renders speech",
     "tests/test_server_hardening.py": "a server per test, hostile bodies",
     "tests/test_thermometer_driver.py": "reconnects and silences waited out on real ptys",

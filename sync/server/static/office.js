@@ -29,9 +29,11 @@ if (table && table.dataset.stream) {
   const source = new EventSource(url);
   source.onopen = () => { live.textContent = live.dataset.live; live.className = ""; };
   source.onerror = () => { live.textContent = live.dataset.lost; live.className = "lost"; };
-  source.onmessage = (event) => {
+  const arrived = (event) => {
     let id = event.lastEventId;
     try { id = String(JSON.parse(event.data).id ?? id); } catch (e) { /* not JSON: keep the event id */ }
     add(id);
   };
+  source.addEventListener("alarm", arrived);  // the stream names its events `alarm`
+  source.onmessage = arrived;
 }
