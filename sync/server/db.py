@@ -81,6 +81,9 @@ CREATE INDEX IF NOT EXISTS audit_community ON audit_log (community, id);
 CREATE TABLE IF NOT EXISTS gate_fetches (
     device_id TEXT PRIMARY KEY, policy_version BIGINT, policy_fetched_utc TEXT,
     software TEXT, software_seen_utc TEXT);
+-- The open immediate reports per community, counted from the index alone (only immediate
+-- entries are in it: a few per thousand, nothing for ingest to speak of).
+CREATE INDEX IF NOT EXISTS entries_open_alarms ON entries (community, id) WHERE report = 'immediate';
 -- office-reports: each community's daily report as submitted (signed by the shift leader,
 -- the figures as they were then), and who acknowledged each alarm (sync/server/reports.py,
 -- sync/server/alarms.py).
