@@ -124,6 +124,10 @@ def test_the_office_in_chromium(tmp_path, browser):
         assert picked.startswith("卡口已更新"), picked
         assert gate.store.policy()["risk_level"] == "high"
 
+        # the chart is drawn on the server and shown on the page
+        until(browser, "const i = document.getElementById('chart'); return i.complete && i.naturalWidth > 0",
+              timeout=60, what="the chart")
+
         # the day's report as XLSX, downloaded by the browser and read back
         browser.find_element("id", "download-xlsx").click()
         xlsx = _downloaded(downloads, ".xlsx")

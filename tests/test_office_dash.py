@@ -20,9 +20,17 @@ TOKEN = "test-admin-token-abcdef"
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return str(tmp_path / "township.db")
+    cluster = request.getfixturevalue("pg_cluster")
+    return cluster.new_database(f"t{random.getrandbits(48):x}")
+
+
 @pytest.fixture
-def server(tmp_path):
-    with ServerThread(Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN)) as srv:
+def server(db_url):
+    with ServerThread(Settings(db_url=db_url, admin_token=TOKEN)) as srv:
         yield srv
 
 
@@ -253,3 +261,20 @@ def test_immediate_reports_are_listed_until_acknowledged(server, admin, tmp_path
         assert "alarm_acknowledged" in http.get("/office/audit").text
     acked = [a for a in admin.alarms()["alarms"] if str(a["id"]) == ids[0]]
     assert acked[0]["acknowledged_by"] == "wang.fang"
+
+
+def test_a_report_cannot_be_sent_before_the_day_is_over_and_says_why(server, admin, tmp_path):
+    east = gate(server, admin, tmp_path, "river-garden", "east")
+    fill(east.store, east.device_id, 2, random.Random(7), report="none")
+    east.run_once()
+    with closing(staff(server, "wang.fang", "community", "river-garden")) as http:
+        page = http.get("/office/communities/river-garden").text  # today's report
+        assert cells(page, 'data-figure="admitted"')[:2] == ["放行", "2人次"]
+        assert 'id="report-status">待报<' in page and 'id="download-xlsx"' in page
+        r = http.post("/office/communities/river-garden/submit", data={"csrf_token": csrf(http), "leader": "王主任"})
+        assert r.status_code == 409 and "当日尚未结束，请于次日上报" in r.text
+        assert not re.search(r"[A-Za-z]{3,}", visible_text(r.text).replace("English", "").replace("wang.fang", ""))
+        missing = http.get("/office/no/such/page")
+        assert missing.status_code == 404 and "未找到" in missing.text
+        script = http.get("/office/static/office.js")
+        assert script.status_code == 200 and "EventSource" in script.text

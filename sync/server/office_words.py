@@ -137,6 +137,16 @@ WORDS: dict[str, dict[str, str]] = {
     "more_alarms": {"zh": "仅显示最早的500条待处理上报，请先处理",
                     "en": "Only the oldest 500 open reports are shown: handle these first"},
     "older": {"zh": "更早的记录", "en": "Older"},
+    # refusals of a form, by the server's reason code (the English detail is shown in English only)
+    "day_not_over": {"zh": "当日尚未结束，请于次日上报", "en": "The day is not over yet: submit it after midnight"},
+    "gates_not_synced": {"zh": "有卡口尚未同步完当日记录，暂不能上报",
+                         "en": "A gate has not synced past the end of the day yet"},
+    "invalid_leader": {"zh": "请填写带班领导姓名（不超过32字）",
+                       "en": "Give the shift leader's name (at most 32 characters)"},
+    "invalid_note": {"zh": "备注过长", "en": "The note is too long"},
+    "device_id_taken": {"zh": "该设备编号已属于其他卡口，请另选编号",
+                        "en": "That device id belongs to another gate: choose another"},
+    "unknown_community": {"zh": "没有这个小区", "en": "No such community"},
     "yes": {"zh": "是", "en": "Yes"},
     "no": {"zh": "否", "en": "No"},
 }

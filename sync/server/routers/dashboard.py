@@ -31,7 +31,7 @@ from sync.server import audit as audit_log
 from sync.server.db import Database, Rejected
 from sync.server.deps import Actor
 from sync.server.errors import Problem
-from sync.server.office_words import DEFAULT_LANG, LANGS, word
+from sync.server.office_words import DEFAULT_LANG, LANGS, WORDS, word
 
 log = logging.getLogger("gate.server")
 HERE = FilePath(__file__).resolve().parents[1]
@@ -157,6 +157,12 @@ def page(request: Request, template: str, actor: Actor | None, status: int = 200
     return response
 
 
+def refused(exc: Rejected, fallback: str) -> PageError:
+    """A refusal of the database as a page: its reason in the office's words when we have
+    them (the English detail is shown on English pages only)."""
+    return PageError(exc.status, exc.reason if exc.reason in WORDS else fallback, exc.detail)
+
+
 def back_to(path: str) -> RedirectResponse:
     """After a POST: 303 to the page to show (a reload never re-posts the form)."""
     return RedirectResponse(PREFIX + path, status_code=303)
@@ -164,8 +170,8 @@ def back_to(path: str) -> RedirectResponse:
 
 def install(app: FastAPI) -> None:
     """The pages, their static files, and their errors as pages rather than JSON."""
-    app.include_router(router)
-    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="office-static")
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="office-static")  # before
+    app.include_router(router)  # the pages' catch-all
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -306,7 +312,7 @@ async def submit_report(request: Request, community: str = Path(max_length=64), 
     try:
         done = reports.submit(db, community, day, tz, actor.name, form.get("leader", ""), form.get("note") or None)
     except Rejected as exc:
-        raise PageError(exc.status, "not_submitted", exc.detail) from None
+        raise refused(exc, "not_submitted") from None
     audit(db, actor, "report_submitted", community, {"day": done.day, "leader": done.leader, "late": done.late,
                                                      "via": "office"})
     return back_to(f"/communities/{community}?day={day.isoformat()}&done=report_sent")
@@ -400,7 +406,7 @@ async def make_enrollment(request: Request, actor: Actor = Depends(viewer)):
     try:
         db.create_enrollment(auth.token_hash(token), device_id, req.community, req.gate, expires)
     except Rejected as exc:
-        raise PageError(exc.status, "bad_form", exc.detail) from None
+        raise refused(exc, "bad_form") from None
     audit(db, actor, "enrollment_token", req.community, {"device_id": device_id, "gate": req.gate,
                                                          "ttl_hours": req.ttl_hours, "via": "office"})
     # The token is shown once, in this answer, and never stored (only its hash is).
@@ -427,3 +433,9 @@ def audit_page(request: Request, before: int | None = Query(None, ge=1, le=2**63
 
 def audit(db: Database, actor: Actor, action: str, community: str | None, detail: dict | None = None) -> None:
     audit_log.audit(db, actor, action, community, detail)
+
+
+@router.get("/{anything:path}", response_class=HTMLResponse)
+def no_such_page(anything: str, actor: Actor = Depends(viewer)):
+    """Any other address under the pages: a page saying so, in the reader's language."""
+    raise PageError(404, "not_found")
