@@ -209,9 +209,14 @@ def read_password(from_stdin: bool) -> str:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         import getpass
-        password = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != password:
-            raise ValueError("the two passwords differ")
+        if not sys.stdin.isatty():
+            raise ValueError("no terminal to ask the password on; give it on stdin with --password-stdin")
+        try:
+            password = getpass.getpass("password: ")
+            if getpass.getpass("again: ") != password:
+                raise ValueError("the two passwords differ")
+        except EOFError:
+            raise ValueError("no password given") from None
     if not password:
         raise ValueError("no password given")
     return password

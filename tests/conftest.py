@@ -126,6 +126,12 @@ SLOW = {
     "tests/test_cli.py::test_each_documented_list_format_uploads": "nine gate commands",
     "tests/test_cli_errors.py::test_township_with_nothing_to_show_says_so": "five gate commands and a server",
     "tests/test_cli_errors.py::test_bad_input_is_one_line_and_a_failure": "24 gate commands",
+    "tests/test_office_auth.py::test_township_user_commands": "eight gate commands, Argon2 hashes",
+    "tests/test_office_auth.py::test_failed_logins_are_limited_across_servers_on_one_database":
+        "two servers, a dozen Argon2 checks",
+    "tests/test_office_auth.py::test_passwords_are_never_stored_or_logged_in_clear": "a dozen Argon2 hashes",
+    "tests/test_office_auth.py::test_every_change_is_in_the_audit_log_with_who_and_when":
+        "four accounts, eight Argon2 hashes",
 }
 # Tests that take these fixtures are slow too.
 SLOW_FIXTURES = {

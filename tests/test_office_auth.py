@@ -49,10 +49,12 @@ def sqlite_server(tmp_path):
         yield srv
 
 
-def add_staff(srv: ServerThread) -> Admin:
-    """The four accounts, made the way an administrator makes them: with the token."""
+def add_staff(srv: ServerThread, *names: str) -> Admin:
+    """These accounts (default all four), made the way an administrator makes them: with
+    the token. Each is an Argon2 hash: a test makes only those it signs in with."""
     a = Admin(srv.url, TOKEN)
-    for name, (role, community) in ROLES.items():
+    for name in names or ROLES:
+        role, community = ROLES[name]
         a.add_user(name, PASSWORDS[name], role, community)
     return a
 
@@ -105,7 +107,7 @@ def audit_rows(srv: ServerThread) -> list[dict]:
 
 # -- roles --------------------------------------------------------------------------------
 def test_community_staff_see_and_change_only_their_own_community(server):
-    office = add_staff(server)
+    office = add_staff(server, "li")
     river = enroll(server.url, office.enrollment("river-garden", "east")["token"])
     pine = enroll(server.url, office.enrollment("pine-court", "north")["token"])
     post_alarm(server, river)
@@ -146,8 +148,38 @@ def test_community_staff_see_and_change_only_their_own_community(server):
     assert db.device(river.device_id).status == "revoked"
 
 
+def test_reader_and_changer_check_the_community_in_the_path(tmp_path):
+    """The dependencies other routes build on (reports, pages): a {community} in the path."""
+    from fastapi import Depends
+
+    from sync.server.deps import Actor, changer, reader
+
+    srv = ServerThread(Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN))
+
+    @srv.app.get("/v1/admin/communities/{community}/probe")
+    def probe(community: str, actor: Actor = Depends(reader)):
+        return {"who": actor.name}
+
+    @srv.app.put("/v1/admin/communities/{community}/probe")
+    def change_probe(community: str, actor: Actor = Depends(changer)):
+        return {"who": actor.name}
+
+    with srv:
+        add_staff(srv, "li", "look", "town")
+        li, look, town = Staff(srv, "li"), Staff(srv, "look"), Staff(srv, "town")
+        own, other = "/v1/admin/communities/river-garden/probe", "/v1/admin/communities/pine-court/probe"
+        assert li.get(own).json() == {"who": "li"}
+        refused(li.get(other), 403, "other_community")
+        assert look.get(other).json() == {"who": "look"} and town.get(other).json() == {"who": "town"}
+        assert li.change("PUT", own).json() == {"who": "li"}
+        refused(li.change("PUT", other), 403, "other_community")
+        refused(look.change("PUT", own), 403, "read_only")
+        refused(town.http.put(own), 403, "csrf_failed")
+        assert town.change("PUT", other).json() == {"who": "town"}
+
+
 def test_read_only_reads_every_community_and_changes_nothing(server):
-    office = add_staff(server)
+    office = add_staff(server, "look", "li")
     gate = enroll(server.url, office.enrollment("pine-court", "north")["token"])
     post_alarm(server, gate)
     db = server.app.state.server.db
@@ -173,7 +205,6 @@ def test_read_only_reads_every_community_and_changes_nothing(server):
 
 
 def test_nobody_reaches_the_office_without_signing_in(sqlite_server):
-    add_staff(sqlite_server)
     for path in ("/v1/admin/devices", "/v1/admin/users", "/v1/admin/audit"):
         refused(httpx.get(sqlite_server.url + path), 401, "admin_required")
         refused(httpx.get(sqlite_server.url + path, cookies={"gate_session": "made-up"}), 401, "not_signed_in")
@@ -187,7 +218,7 @@ def test_nobody_reaches_the_office_without_signing_in(sqlite_server):
 
 
 def test_the_session_cookie_is_httponly_strict_and_secure_off_loopback(sqlite_server):
-    add_staff(sqlite_server)
+    add_staff(sqlite_server, "town")
     login = {"username": "town", "password": PASSWORDS["town"]}
     local = httpx.post(sqlite_server.url + "/v1/session", json=login).headers["set-cookie"]
     named = httpx.post(sqlite_server.url + "/v1/session", json=login,
@@ -201,7 +232,7 @@ def test_the_session_cookie_is_httponly_strict_and_secure_off_loopback(sqlite_se
 
 # -- CSRF ---------------------------------------------------------------------------------
 def test_a_change_made_with_the_cookie_needs_the_sessions_csrf_token(sqlite_server):
-    add_staff(sqlite_server)
+    add_staff(sqlite_server, "town")
     db = sqlite_server.app.state.server.db
     town, other = Staff(sqlite_server, "town"), Staff(sqlite_server, "town")
     assert town.csrf != other.csrf  # one token per session
@@ -226,7 +257,7 @@ def test_a_change_made_with_the_cookie_needs_the_sessions_csrf_token(sqlite_serv
 
 # -- sessions ------------------------------------------------------------------------------
 def test_sessions_end_when_idle_at_their_end_and_at_logout(server):
-    add_staff(server)
+    add_staff(server, "li")
     db = server.app.state.server.db
     li = Staff(server, "li")
     cookie = li.http.cookies["gate_session"]
@@ -261,7 +292,7 @@ def test_failed_logins_are_limited_across_servers_on_one_database(db_url):
     settings = Settings(db_url=db_url, admin_token=TOKEN, login_failures_per_user=3,
                         login_failures_per_address=6)
     with ServerThread(settings) as a, ServerThread(settings) as b:
-        add_staff(a)
+        add_staff(a, "li", "town")
         for srv in (a, a, b):
             refused(httpx.post(srv.url + "/v1/session", json={"username": "li", "password": "guess-guess"}),
                     401, "bad_credentials")
@@ -280,7 +311,7 @@ def test_failed_logins_are_limited_across_servers_on_one_database(db_url):
 
 
 def test_a_disabled_user_cannot_sign_in_and_loses_open_sessions(sqlite_server):
-    office = add_staff(sqlite_server)
+    office = add_staff(sqlite_server, "li")
     li = Staff(sqlite_server, "li")
     office.disable_user("li")
     refused(li.get("/v1/admin/devices"), 401, "not_signed_in")
@@ -294,13 +325,16 @@ def test_a_disabled_user_cannot_sign_in_and_loses_open_sessions(sqlite_server):
 
 
 def test_bad_login_input_is_a_named_one_line_error(sqlite_server):
-    add_staff(sqlite_server)
+    add_staff(sqlite_server, "li")
     url = sqlite_server.url + "/v1/session"
     refused(httpx.post(url, json={"username": "li", "password": "x" * 10_000}), 422, "invalid_request")
     refused(httpx.post(url, json={"username": "李" * 100, "password": "whatever-1"}), 422, "invalid_request")
     refused(httpx.post(url, content=b"{not json", headers={"Content-Type": "application/json"}),
             422, "invalid_request")
     refused(httpx.post(url, json={"username": "../etc", "password": "whatever-1"}), 401, "bad_credentials")
+    # A browser's cross-site post cannot sign anyone in (login CSRF), even with the right password.
+    refused(httpx.post(url, json={"username": "li", "password": PASSWORDS["li"]},
+                       headers={"Sec-Fetch-Site": "cross-site"}), 403, "cross_site_login")
     r = httpx.post(url, json={"username": "ghost", "password": "whatever-1"})
     assert r.json() == httpx.post(url, json={"username": "li", "password": "whatever-1"}).json()
 
@@ -367,31 +401,39 @@ def test_every_change_is_in_the_audit_log_with_who_and_when(server):
 
 # -- `gate township user` -----------------------------------------------------------------
 def test_township_user_commands(sqlite_server, gate):
-    env = {"GATE_ADMIN_TOKEN": TOKEN}
-    srv = ["--server", sqlite_server.url]
     pw, new = "first-password-庚", "second-password-辛"
+    said: list[str] = []
 
-    r = gate("township", "user", "add", "wu", "--role", "community", "--community", "river-garden",
-             "--password-stdin", *srv, input=pw + "\n", env=env)
+    def township(*args: str, stdin: str | None = None):
+        r = gate("township", *args, "--server", sqlite_server.url, input=stdin, env={"GATE_ADMIN_TOKEN": TOKEN})
+        said.append(r.stdout + r.stderr)
+        return r
+
+    r = township("user", "add", "wu", "--role", "community", "--community", "river-garden",
+                 "--password-stdin", stdin=pw + "\n")
     assert r.returncode == 0 and r.stdout.strip() == "added wu (community of river-garden)", r.stderr
     Staff(sqlite_server, "wu", pw)
-    r = gate("township", "user", "add", "qian", "--role", "community", "--password-stdin", *srv,
-             input="long-enough-pass\n", env=env)
+    r = township("user", "add", "qian", "--role", "community", "--password-stdin",
+                 stdin="long-enough-pass\n")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "community_role" in r.stderr
-    r = gate("township", "user", "passwd", "wu", "--password-stdin", *srv, input=new + "\n", env=env)
+    r = township("user", "passwd", "wu", "--password-stdin", stdin=new + "\n")
     assert r.returncode == 0, r.stderr
     refused(httpx.post(sqlite_server.url + "/v1/session", json={"username": "wu", "password": pw}),
             401, "bad_credentials")
     Staff(sqlite_server, "wu", new)
-    r = gate("township", "user", "disable", "wu", *srv, env=env)
+    r = township("user", "disable", "wu")
     assert r.returncode == 0, r.stderr
     refused(httpx.post(sqlite_server.url + "/v1/session", json={"username": "wu", "password": new}),
             403, "account_disabled")
-    r = gate("township", "user", "list", *srv, env=env)
+    r = township("user", "list")
     assert r.returncode == 0 and r.stdout.startswith("wu ") and "community of river-garden, disabled since" in r.stdout
-    r = gate("township", "audit", *srv, env=env)
+    r = township("audit")
     assert [line.split()[4] for line in r.stdout.splitlines()] == [
         "user_disabled", "signed_in", "password_set", "signed_in", "user_added"]
-    r = gate("township", "user", "passwd", "nobody", "--password-stdin", *srv, input=new + "\n", env=env)
+    r = township("user", "passwd", "wu", stdin=new + "\n")
+    assert r.returncode == 1 and r.stderr.strip() == ("gate township: no terminal to ask the password on; "
+                                                      "give it on stdin with --password-stdin")
+    r = township("user", "passwd", "nobody", "--password-stdin", stdin=new + "\n")
     assert r.returncode == 1 and r.stderr.strip() == "gate township: 404 unknown_user: no user 'nobody'"
     assert "Traceback" not in r.stderr
+    assert not any(pw in text or new in text for text in said)  # never echoed or printed
