@@ -268,6 +268,7 @@ def test_zero_missing_pending_submitted_and_late(filled):
     due = dt.datetime.combine(DAY + dt.timedelta(days=1), reports.DUE_NEXT_DAY, SHANGHAI).astimezone(dt.UTC)
     morning = due - dt.timedelta(hours=2)
     status = {c.community: c.status for c in reports.daily(db, DAY, TZ, now=morning).communities}
+    assert reports.statuses(db, DAY, TZ, now=morning) == status  # the same rule, without the entries
     # the silent gate makes its community missing at once; the others wait for their staff
     assert status == {"river-garden": "pending", "quiet-lane": "pending", "pine-court": "missing",
                       "empty-court": "pending"}
@@ -290,6 +291,7 @@ def test_zero_missing_pending_submitted_and_late(filled):
     assert after["river-garden"].status == "late" and not after["river-garden"].zero
     assert after["pine-court"].status == "missing" and after["pine-court"].entries == 2  # missing, never zero
     assert after["empty-court"].status == "missing"  # nothing sent by the deadline
+    assert reports.statuses(db, DAY, TZ, now=due + dt.timedelta(hours=5)) == {c: d.status for c, d in after.items()}
     words = reports.daily(db, DAY, TZ, now=due + dt.timedelta(hours=5)).as_json("zh")["communities"]
     assert {c["community"]: c["status_text"] for c in words} == {
         "river-garden": "迟报", "quiet-lane": "已报", "pine-court": "未报", "empty-court": "未报"}
@@ -301,6 +303,7 @@ def test_a_gate_that_catches_up_completes_its_community(filled):
     township.post(silent, (local(22, 0), {}))  # still the same day: not past its end
     assert reports.daily(township.db, DAY, TZ, "pine-court").communities[0].status == "missing"
     township.post(silent, (NEXT_MORNING, {}))
+    assert reports.statuses(township.db, DAY, TZ, "pine-court") == {"pine-court": "missing"}  # the deadline passed
     [pine] = reports.daily(township.db, DAY, TZ, "pine-court",
                            now=reports.due(DAY, TZ) - dt.timedelta(hours=1)).communities
     assert pine.complete and pine.status == "pending" and pine.entries == 3

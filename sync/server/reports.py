@@ -235,7 +235,7 @@ def daily(db: Database, day: dt.date, tz: str, community: str | None = None,
         records = Database._records(t, rows, batch_at=3)
         gates = t.all("SELECT device_id, community, gate, status, revoked_utc, last_seen_utc, acked_seq, "
                       "max_seq FROM devices WHERE 1 = 1" + one + " ORDER BY community, gate", only)
-        synced = _synced(t, end, community)
+        held = _held_until(t, community)
         losses = t.all("SELECT d.community, l.device_id, l.from_seq, l.to_seq FROM seq_losses l "
                        "JOIN devices d ON d.device_id = l.device_id "
                        "WHERE l.declared_utc >= ? AND l.declared_utc < ?" + one.replace("community", "d.community"),
@@ -247,9 +247,7 @@ def daily(db: Database, day: dt.date, tz: str, community: str | None = None,
     by_gate: dict[str, GateDay] = {}
     for device_id, c, gate, status, revoked, seen, acked, max_seq in gates:
         g = GateDay(device_id=device_id, gate=gate, status=status, last_seen_utc=seen,
-                    acked_seq=acked, max_seq=max_seq,
-                    # a gate revoked before the day ended cannot sync it: it holds nothing back
-                    synced=device_id in synced or (revoked is not None and revoked < clock.iso(end)))
+                    acked_seq=acked, max_seq=max_seq, synced=_synced(revoked, held[device_id][2], end))
         by_gate[device_id] = g
         days[c].gates.append(g)
     for (device_id, c, _gate, _b, _i), record in zip(rows, records, strict=True):
@@ -277,15 +275,45 @@ def _status(d: CommunityDay, now: dt.datetime, end: dt.datetime, deadline: dt.da
     return "pending" if now < deadline else "missing"
 
 
-def _synced(t: Tx, end: dt.datetime, community: str | None) -> set[str]:
-    """Gates holding nothing back from before `end`: the server holds, without a gap, an
-    entry the gate dated at or after `end` (a gate numbers its entries in the order it
-    records them, and uploads them in that order)."""
-    one = "" if community is None else " AND d.community = ?"
-    rows = t.all("SELECT d.device_id FROM devices d WHERE EXISTS (SELECT 1 FROM entries e "
-                 "WHERE e.device_id = d.device_id AND e.corrected_utc >= ? AND e.seq <= d.acked_seq)" + one,
-                 (clock.iso(end),) + (() if community is None else (community,)))
-    return {r[0] for r in rows}
+def _held_until(t: Tx, community: str | None) -> dict[str, tuple[str, str | None, str | None]]:
+    """Per gate: (community, revoked_utc, the date of the last entry held without a gap).
+    A gate numbers its entries in the order it records them and uploads them in that order,
+    so once an entry dated at or after a day's end is held without a gap, every entry of
+    that day is here. One index read per gate (entries' (device_id, seq) key): never a scan."""
+    one = "" if community is None else " WHERE d.community = ?"
+    rows = t.all("SELECT d.device_id, d.community, d.revoked_utc, (SELECT e.corrected_utc FROM entries e "
+                 "WHERE e.device_id = d.device_id AND e.seq <= d.acked_seq ORDER BY e.seq DESC LIMIT 1) "
+                 "FROM devices d" + one, () if community is None else (community,))
+    return {device_id: (c, revoked, held) for device_id, c, revoked, held in rows}
+
+
+def _synced(revoked: str | None, held: str | None, end: dt.datetime) -> bool:
+    """Every entry of the day before `end` is held; a gate revoked before the day ended
+    cannot sync it and holds nothing back."""
+    end_text = clock.iso(end)
+    return (held is not None and held >= end_text) or (revoked is not None and revoked < end_text)
+
+
+def statuses(db: Database, day: dt.date, tz: str, community: str | None = None,
+             now: dt.datetime | None = None) -> dict[str, str]:
+    """Each community's status for the day (STATUS_TEXT) without reading the day's entries:
+    what a list of every community needs."""
+    _, end = bounds(day, tz)
+    deadline = due(day, tz)
+    now = now or clock.utc_now()
+    one = "" if community is None else " WHERE community = ?"
+    only: tuple = () if community is None else (community,)
+    with db.tx() as t:
+        names = {c for (c,) in t.all(f"SELECT community FROM communities{one} UNION "
+                                     f"SELECT community FROM devices{one}", only + only)}
+        held = _held_until(t, community)
+        submitted = dict(_submissions(t, day, community))
+    days = {c: CommunityDay(community=c) for c in names}
+    for c, revoked, until in held.values():
+        days[c].complete &= _synced(revoked, until, end)
+    for c, d in days.items():
+        d.submission = submitted.get(c)
+    return {c: _status(d, now, end, deadline) for c, d in sorted(days.items())}
 
 
 def headcounts(body: str | None, start: dt.datetime, end: dt.datetime, tz: str) -> dict[str, int]:
