@@ -28,10 +28,12 @@ from kiosk import clock, reasons, rules
 from kiosk.rules import Answers, Code, Facts, GatePolicy, Subject, Vehicle
 from sync import auth
 from sync.admin import Admin, AdminError
+from sync.client import enroll
 from sync.server import Settings, exports, reports
 from sync.server.db import Database, Rejected
 from sync.server.deps import BATCH
 from sync.server.thread import ServerThread
+from sync.testing import batch_body, signed_request
 
 TOKEN = "test-admin-token-reports"
 TZ = "Asia/Shanghai"
@@ -482,22 +484,30 @@ def read_events(response: httpx.Response, got: list[dict], ready: threading.Even
             return
 
 
-def test_an_alarm_reaches_an_open_stream(served):
-    srv, admin, township, _ = served
-    gate = next(d for d in township.devices.values() if d.gate == "east")
+def test_an_alarm_reaches_an_open_stream_from_another_worker(served, db_url):
+    """A gate posts to one server process's worker; the dashboard's stream is open on
+    another's: nothing but the shared database carries the alarm."""
+    srv, admin, _, _ = served
     got: list[dict] = []
     ready = threading.Event()
-    with httpx.Client(timeout=httpx.Timeout(10.0)) as client, client.stream(
-            "GET", srv.url + "/v1/admin/alarms/stream", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+    with ServerThread(Settings(db_url=db_url, admin_token=TOKEN)) as other, \
+            httpx.Client(timeout=httpx.Timeout(10.0)) as client, client.stream(
+                "GET", srv.url + "/v1/admin/alarms/stream", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        creds = enroll(other.url, admin.enrollment("river-garden", "south")["token"])
         reader = threading.Thread(target=read_events, args=(r, got, ready), daemon=True)
         reader.start()
         assert ready.wait(10)  # the stream is open (its first line arrived)
-        township.post(gate, (clock.iso(clock.utc_now()), {"action": "isolate", "report": "immediate",
-                                                          "reasons": ["fever_confirmed"], "masked_name": "李*"}))
+        alarm = {"device_id": creds.device_id, "seq": 1, "created_utc": clock.iso(clock.utc_now()),
+                 "boot_id": "b", "monotonic_ns": 1, "clock_synced": True, "gate": "south", "direction": "in",
+                 "subject_kind": "resident", "action": "isolate", "report": "immediate",
+                 "reasons": ["fever_confirmed"], "masked_name": "李*"}
+        posted = signed_request(other.url, creds, "POST", "/v1/entries", batch_body([alarm], priority=True),
+                                gzip_body=True)
+        assert posted.status_code == 200, posted.text
         reader.join(10)
-    assert len(got) == 1 and got[0]["reasons"] == ["fever_confirmed"] and got[0]["masked_name"] == "李*"
-    assert got[0]["acknowledged_by"] is None
+    assert len(got) == 1 and got[0]["reasons"] == ["fever_confirmed"] and got[0]["gate"] == "south"
+    assert got[0]["masked_name"] == "李*" and got[0]["acknowledged_by"] is None
 
 
 def signed_in(srv, township, username: str, role: str, community: str | None = None) -> httpx.Client:
