@@ -165,8 +165,9 @@ def _report(admin, args) -> None:
     print(f"daily report {rep['day']} ({rep['tz']}), due {rep['due_utc']}")
     for c in rep["communities"]:
         f = c["figures"]
-        actions = ", ".join(f"{k} {v}" for k, v in sorted(c["by_action"].items())) or "zero report"
+        actions = ", ".join(f"{k} {v}" for k, v in sorted(c["by_action"].items())) or "no entries"
         signed = f", signed by {c['submission']['leader']}" if c.get("submission") else ""
+        signed += ", zero report" if c["zero_report"] else ""
         print(f"  {c['community']} [{c['status']}{signed}]: {c['entries']} entries ({actions}); "
               f"fevers {f['fevers']}, yellow {f['yellow_codes']}, red {f['red_codes']}, "
               f"held {f['risk_area_held'] + f['abroad_held']}, breaches {f['quarantine_breaches']}, "

@@ -232,7 +232,8 @@ def filled(township):
         day = [(local(6 + i // 4, (i % 4) * 15), fields) for i, (fields, _) in enumerate(mine)]
         township.post(device, *before, *day, (local(0, 0, DAY + dt.timedelta(days=1)), {}))
     quiet = township.gate("quiet-lane", "main")
-    township.post(quiet, (local(9, 0, DAY - dt.timedelta(days=1)), {}), (NEXT_MORNING, {}))
+    township.post(quiet, (local(9, 0, DAY - dt.timedelta(days=1)), {}), (local(10, 0), {}),
+                  (local(11, 0), {"direction": "out"}), (NEXT_MORNING, {}))
     silent = township.gate("pine-court", "north")
     township.post(silent, (local(8, 0), {}), (local(9, 30), {"action": "refuse", "reasons": ["no_mask"]}))
     township.db.publish("empty-court", "policy", {"risk_level": "low"})
@@ -283,11 +284,12 @@ def test_zero_missing_pending_submitted_and_late(filled):
     assert refused.value.reason == "gates_not_synced" and "north" in refused.value.detail
     assert refusal(reports.submit, db, "quiet-lane", DAY, TZ, "staff-q", "   ", now=morning) == "invalid_leader"
     zero = reports.submit(db, "quiet-lane", DAY, TZ, "staff-q", "王*明", now=morning)
-    assert not zero.late and zero.figures["figures"]["entered"] == 0
+    assert not zero.late and zero.figures["figures"]["entered"] == 1 and zero.figures["figures"]["exited"] == 1
     late = reports.submit(db, "river-garden", DAY, TZ, "staff-r", "赵*", note="补报", now=due + dt.timedelta(hours=3))
     assert late.late
 
     after = {c.community: c for c in reports.daily(db, DAY, TZ, now=due + dt.timedelta(hours=5)).communities}
+    # ordinary passages and nothing to report: a zero report (零报告)
     assert after["quiet-lane"].status == "submitted" and after["quiet-lane"].zero
     assert after["quiet-lane"].submission.leader == "王*明"
     assert after["river-garden"].status == "late" and not after["river-garden"].zero

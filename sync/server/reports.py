@@ -61,6 +61,9 @@ STATUS_TEXT = {
     "pending": {"zh": "待报", "en": "Pending"},
 }
 NOT_ADMITTED = ("refuse", "isolate", "hold")
+# What a zero report (零报告) has none of: the cases the township must hear about.
+ABNORMAL = ("fevers", "yellow_codes", "red_codes", "risk_area_held", "abroad_held", "quarantine_breaches",
+            "overrides", "immediate")
 # A day's report is due by this time the next local morning (the seeds: 日报 every day).
 DUE_NEXT_DAY = dt.time(10, 0)
 MAX_LEADER = 32     # the shift leader's name as signed
@@ -121,7 +124,9 @@ class Figures:
 
     @property
     def zero(self) -> bool:
-        return self.entries == 0
+        """A zero report (零报告): nothing the township must hear about, however many
+        ordinary passages there were."""
+        return not any(self.figures[f] for f in ABNORMAL)
 
 
 @dataclass
