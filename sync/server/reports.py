@@ -20,7 +20,7 @@ import datetime as dt
 import functools
 import json
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -162,6 +162,11 @@ class CommunityDay(Figures):
     lost_seqs: list[dict[str, Any]] = field(default_factory=list)
     submission: Submission | None = None
 
+    @property
+    def zero_report(self) -> bool:
+        """A submitted zero report: a missing community is never shown as a zero."""
+        return self.zero and self.status in ("submitted", "late")
+
     def signed(self) -> dict[str, Any]:
         return {"figures": self.figures, "refusals": self.refusals, "headcounts": self.headcounts,
                 "gates": {g.gate: {"figures": g.figures, "refusals": g.refusals} for g in self.gates}}
@@ -181,7 +186,7 @@ class DailyReport:
         (`entries`, `by_action`, `immediate`) that scripts already read."""
         out = asdict(self)
         for c, raw in zip(self.communities, out["communities"], strict=True):
-            raw.update(entries=c.entries, immediate=c.figures["immediate"], zero_report=c.zero,
+            raw.update(entries=c.entries, immediate=c.figures["immediate"], zero_report=c.zero_report,
                        status_text=STATUS_TEXT[c.status][lang])
             for g, graw in zip(c.gates, raw["gates"], strict=True):
                 graw["entries"] = g.entries
@@ -234,33 +239,30 @@ def daily(db: Database, day: dt.date, tz: str, community: str | None = None,
         names = sorted({c for (c,) in t.all(
             "SELECT community FROM communities WHERE 1 = 1" + one + " UNION "
             "SELECT community FROM devices WHERE 1 = 1" + one, only + only)})
-        rows = t.all("SELECT device_id, community, gate, batch_id, batch_index FROM entries "
+        days = {c: CommunityDay(community=c) for c in names}
+        held = _held_until(t, community)
+        by_gate: dict[str, GateDay] = {}
+        for device_id, c, gate, status, revoked, seen, acked, max_seq in t.all(
+                "SELECT device_id, community, gate, status, revoked_utc, last_seen_utc, acked_seq, max_seq "
+                "FROM devices WHERE 1 = 1" + one + " ORDER BY community, gate", only):
+            g = by_gate[device_id] = GateDay(device_id=device_id, gate=gate, status=status, last_seen_utc=seen,
+                                             acked_seq=acked, max_seq=max_seq,
+                                             synced=_synced(revoked, held[device_id][2], end))
+            days[c].gates.append(g)
+        rows = t.all("SELECT device_id, community, batch_id, batch_index FROM entries "
                      "WHERE corrected_utc >= ? AND corrected_utc < ?" + one,
                      (clock.iso(start), clock.iso(end)) + only)
-        records = Database._records(t, rows, batch_at=3)
-        gates = t.all("SELECT device_id, community, gate, status, revoked_utc, last_seen_utc, acked_seq, "
-                      "max_seq FROM devices WHERE 1 = 1" + one + " ORDER BY community, gate", only)
-        held = _held_until(t, community)
-        losses = t.all("SELECT d.community, l.device_id, l.from_seq, l.to_seq FROM seq_losses l "
-                       "JOIN devices d ON d.device_id = l.device_id "
-                       "WHERE l.declared_utc >= ? AND l.declared_utc < ?" + one.replace("community", "d.community"),
-                       (clock.iso(start), clock.iso(end)) + only)
+        for (device_id, c, _b, _i), record in _each_record(t, rows, batch_at=2):
+            days[c].add(record)
+            by_gate[device_id].add(record)
+        for c, device_id, lo, hi in t.all(
+                "SELECT d.community, l.device_id, l.from_seq, l.to_seq FROM seq_losses l "
+                "JOIN devices d ON d.device_id = l.device_id WHERE l.declared_utc >= ? AND l.declared_utc < ?"
+                + one.replace("community", "d.community"), (clock.iso(start), clock.iso(end)) + only):
+            days[c].lost_seqs.append({"device_id": device_id, "from": lo, "to": hi})
         lists = dict(t.all("SELECT community, body FROM documents WHERE name = 'quarantine_orders'"
                            + one, only))
-        submitted = {c: s for c, s in _submissions(t, day, community)}
-    days = {c: CommunityDay(community=c) for c in names}
-    by_gate: dict[str, GateDay] = {}
-    for device_id, c, gate, status, revoked, seen, acked, max_seq in gates:
-        g = GateDay(device_id=device_id, gate=gate, status=status, last_seen_utc=seen,
-                    acked_seq=acked, max_seq=max_seq, synced=_synced(revoked, held[device_id][2], end))
-        by_gate[device_id] = g
-        days[c].gates.append(g)
-    for (device_id, c, _gate, _b, _i), record in zip(rows, records, strict=True):
-        days[c].add(record)
-        if device_id in by_gate:
-            by_gate[device_id].add(record)
-    for c, device_id, lo, hi in losses:
-        days[c].lost_seqs.append({"device_id": device_id, "from": lo, "to": hi})
+        submitted = dict(_submissions(t, day, community))
     for c, d in days.items():
         d.headcounts = headcounts(lists.get(c), start, end, tz)
         d.complete = all(g.synced for g in d.gates)
@@ -268,6 +270,29 @@ def daily(db: Database, day: dt.date, tz: str, community: str | None = None,
         d.status = _status(d, now, end, deadline)
     return DailyReport(day=day.isoformat(), tz=tz, start_utc=clock.iso(start), end_utc=clock.iso(end),
                        due_utc=clock.iso(deadline), communities=list(days.values()))
+
+
+BATCHES_AT_ONCE = 20    # batch bodies (up to 4 MB of JSON each) held in memory at a time
+
+
+def _each_record(t: Tx, rows: list[tuple], batch_at: int) -> Iterator[tuple[tuple, dict[str, Any]]]:
+    """(row, the entry's full record) for rows holding (batch_id, batch_index) at
+    `batch_at`: each batch is read and parsed once, BATCHES_AT_ONCE at a time, so a day of
+    a whole township is counted in bounded memory."""
+    ordered = sorted(rows, key=lambda r: r[batch_at])
+    i = 0
+    while i < len(ordered):
+        ids: list[int] = []
+        j = i
+        while j < len(ordered) and (len(ids) < BATCHES_AT_ONCE or ordered[j][batch_at] == ids[-1]):
+            if not ids or ordered[j][batch_at] != ids[-1]:
+                ids.append(ordered[j][batch_at])
+            j += 1
+        bodies = {bid: json.loads(body)["entries"] for bid, body in t.all(
+            f"SELECT id, body FROM batches WHERE id IN ({', '.join('?' * len(ids))})", ids)}
+        for r in ordered[i:j]:
+            yield r, bodies[r[batch_at]][r[batch_at + 1]]
+        i = j
 
 
 def _status(d: CommunityDay, now: dt.datetime, end: dt.datetime, deadline: dt.datetime) -> str:
@@ -419,15 +444,13 @@ def history(db: Database, community: str, last_day: dt.date, days: int, tz: str)
                        "WHERE community = ? AND corrected_utc >= ? AND corrected_utc < ?",
                        (community, clock.iso(start), clock.iso(end)))
         # only immediate reports can be confirmed fevers: read just their records
-        urgent = [r for r in counts if r[2] == "immediate"]
-        records = Database._records(t, urgent, batch_at=3)
+        for (at, *_), record in _each_record(t, [r for r in counts if r[2] == "immediate"], batch_at=3):
+            if "fevers" in tally(record)[0]:
+                points[clock.parse_iso(at).astimezone(z).date().isoformat()].fevers += 1
     for at, action, _report, _b, _i in counts:
         p = points[clock.parse_iso(at).astimezone(z).date().isoformat()]
         p.entries += 1
         p.refused += action in NOT_ADMITTED
-    for (at, *_), record in zip(urgent, records, strict=True):
-        if "fevers" in tally(record)[0]:
-            points[clock.parse_iso(at).astimezone(z).date().isoformat()].fevers += 1
     return list(points.values())
 
 
