@@ -109,8 +109,9 @@ class Figures:
     refusals: dict[str, int] = field(default_factory=dict)  # reason code -> entries not admitted
     by_action: dict[str, int] = field(default_factory=dict)
 
-    def add(self, record: dict[str, Any]) -> None:
-        counts, why = tally(record)
+    def add(self, record: dict[str, Any], counted: tuple[list[str], list[str]] | None = None) -> None:
+        """Count one entry; `counted` is its tally() when the caller already has it."""
+        counts, why = counted or tally(record)
         for f in counts:
             self.figures[f] += 1
         for r in why:
@@ -253,8 +254,9 @@ def daily(db: Database, day: dt.date, tz: str, community: str | None = None,
                      "WHERE corrected_utc >= ? AND corrected_utc < ?" + one,
                      (clock.iso(start), clock.iso(end)) + only)
         for (device_id, c, _b, _i), record in _each_record(t, rows, batch_at=2):
-            days[c].add(record)
-            by_gate[device_id].add(record)
+            counted = tally(record)
+            days[c].add(record, counted)
+            by_gate[device_id].add(record, counted)
         for c, device_id, lo, hi in t.all(
                 "SELECT d.community, l.device_id, l.from_seq, l.to_seq FROM seq_losses l "
                 "JOIN devices d ON d.device_id = l.device_id WHERE l.declared_utc >= ? AND l.declared_utc < ?"
