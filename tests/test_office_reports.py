@@ -17,6 +17,7 @@ import os
 import random
 import secrets
 import threading
+import time
 import xml.etree.ElementTree as ET
 import zoneinfo
 
@@ -510,6 +511,25 @@ def test_an_alarm_reaches_an_open_stream_from_another_worker(served, db_url):
         reader.join(10)
     assert len(got) == 1 and got[0]["reasons"] == ["fever_confirmed"] and got[0]["gate"] == "south"
     assert got[0]["masked_name"] == "李*" and got[0]["acknowledged_by"] is None
+
+
+def test_open_streams_are_bounded_and_a_closed_one_frees_its_slot(served, monkeypatch):
+    srv, _, _, _ = served
+    from sync.server import alarms
+    monkeypatch.setattr(alarms, "MAX_STREAMS", 1)
+    auth_header = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=srv.url, timeout=10, headers=auth_header) as client:
+        with client.stream("GET", "/v1/admin/alarms/stream") as first:
+            assert next(first.iter_lines()).startswith("retry:")
+            second = client.get("/v1/admin/alarms/stream")
+            assert (second.status_code, second.json()["error"]) == (503, "too_many_streams")
+        deadline = time.monotonic() + 10
+        while True:  # the server notices the closed stream at its next poll
+            with client.stream("GET", "/v1/admin/alarms/stream") as again:
+                if again.status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the closed stream's slot was never freed"
+            time.sleep(0.2)
 
 
 def signed_in(srv, township, username: str, role: str, community: str | None = None) -> httpx.Client:
