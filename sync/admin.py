@@ -77,6 +77,32 @@ class Admin:
         params = {"community": community, "start": start, "end": end, "after": after}
         return self._call("GET", "/v1/admin/trace", params={**params, **({"gate": gate} if gate else {})})
 
+    def users(self) -> list[dict]:
+        return self._call("GET", "/v1/admin/users")["users"]
+
+    def add_user(self, username: str, password: str, role: str, community: str | None = None) -> dict:
+        body = {"username": username, "password": password, "role": role}
+        if community:
+            body["community"] = community
+        return self._call("POST", "/v1/admin/users", json=body)
+
+    def disable_user(self, username: str) -> dict:
+        return self._call("POST", f"/v1/admin/users/{username}/disable")
+
+    def enable_user(self, username: str) -> dict:
+        return self._call("POST", f"/v1/admin/users/{username}/enable")
+
+    def set_password(self, username: str, password: str) -> dict:
+        return self._call("PUT", f"/v1/admin/users/{username}/password", json={"password": password})
+
+    def audit(self, before: int | None = None, limit: int = 100, community: str | None = None) -> dict:
+        params: dict[str, Any] = {"limit": limit}
+        if before:
+            params["before"] = before
+        if community:
+            params["community"] = community
+        return self._call("GET", "/v1/admin/audit", params=params)
+
     def entries(self, device_id: str | None = None) -> list[dict]:
         """Every entry, paging through the export."""
         out: list[dict] = []

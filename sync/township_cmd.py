@@ -1,5 +1,10 @@
 """Township office tasks against a running server: enrollment tokens, risk level and
-policy, list uploads, the daily report (zeros included), alarms, devices.
+policy, list uploads, the daily report (zeros included), alarms, devices, staff accounts
+(`user add|list|disable|enable|passwd`) and the audit log.
+
+Accounts go through the administrator API, not straight to the database: one place holds
+the rules (names, roles, password length, hashing, ending sessions) and writes the audit
+log, and the command works against a remote server without the database's credentials.
 
 The administrator token is read from $GATE_ADMIN_TOKEN or --admin-token-file and is
 never printed.
@@ -60,7 +65,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("devices", help="enrolled gates: last seen, acked seq, clock offset")
     p = sub.add_parser("revoke", help="revoke a gate's key (it gets 403 from then on)")
     p.add_argument("device_id")
-    for action in sub.choices.values():
+    p = sub.add_parser("user", help="township staff accounts: add, list, disable, enable, passwd")
+    users = p.add_subparsers(dest="user_action", required=True)
+    u = users.add_parser("add", help="a new account (the password is asked for, never an argument)")
+    u.add_argument("username", help="the login: letters, digits, '.', '_' or '-'")
+    u.add_argument("--role", required=True, choices=["admin", "readonly", "community"],
+                   help="admin: township administrator; readonly: township read-only; "
+                        "community: one community's staff")
+    u.add_argument("--community", default=None, help="the community, for --role community")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
+    users.add_parser("list", help="accounts, roles, disabled or not")
+    u = users.add_parser("disable", help="the account can no longer sign in; its sessions end now")
+    u.add_argument("username")
+    u = users.add_parser("enable", help="let a disabled account sign in again")
+    u.add_argument("username")
+    u = users.add_parser("passwd", help="set a new password; the user's open sessions end")
+    u.add_argument("username")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
+    p = sub.add_parser("audit", help="who changed what and when, newest first")
+    p.add_argument("--community", default=None)
+    p.add_argument("--limit", type=int, default=50)
+    for action in [*sub.choices.values(), *users.choices.values()]:
         add_common(action, after_action=True)
 
 
@@ -133,6 +158,16 @@ def _do(admin, args) -> int:
                       f"last seen {shown(d.get('last_seen_utc'), 'never')} "
                       f"acked {shown(d.get('acked_seq'), 0)}/{shown(d.get('max_seq'), 0)} "
                       f"clock offset {'unknown' if offset is None else f'{offset:+.3f} s'}")
+        elif args.action == "user":
+            return _user(admin, args)
+        elif args.action == "audit":
+            records = admin.audit(limit=max(1, min(args.limit, 1000)), community=args.community)["records"]
+            if not records:
+                print("the audit log is empty")
+            for r in records:
+                detail = ", ".join(f"{k}={v}" for k, v in sorted(r["detail"].items()) if k != "policy")
+                print(f"#{r['id']} {r['at_utc']} {r['actor']} ({r['role']}) {r['action']} "
+                      f"{shown(r['community'])} {detail}")
         elif args.action == "revoke":
             admin.revoke(args.device_id)
             print(f"revoked {args.device_id}")
@@ -180,6 +215,51 @@ def _write_private(path: Path, body: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(body)
+
+
+def _user(admin, args) -> int:
+    if args.user_action == "list":
+        users = admin.users()
+        if not users:
+            print("no accounts yet (gate township user add NAME --role admin)")
+        for u in users:
+            where = f" of {u['community']}" if u["community"] else ""
+            state = f"disabled since {u['disabled_utc']}" if u["disabled_utc"] else "active"
+            print(f"{u['username']:<20} {u['role']}{where}, {state}; password set {u['password_changed_utc']}")
+    elif args.user_action == "add":
+        u = admin.add_user(args.username, read_password(args.password_stdin), args.role, args.community)
+        where = f" of {u['community']}" if u["community"] else ""
+        print(f"added {u['username']} ({u['role']}{where})")
+    elif args.user_action == "disable":
+        admin.disable_user(args.username)
+        print(f"disabled {args.username}; their sessions have ended")
+    elif args.user_action == "enable":
+        admin.enable_user(args.username)
+        print(f"enabled {args.username}")
+    elif args.user_action == "passwd":
+        admin.set_password(args.username, read_password(args.password_stdin))
+        print(f"new password set for {args.username}; their sessions have ended")
+    return 0
+
+
+def read_password(from_stdin: bool) -> str:
+    """From stdin's first line (scripts), or asked twice on the terminal; never an argument
+    (other users see a command line in `ps`), never printed."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+        if not sys.stdin.isatty():
+            raise ValueError("no terminal to ask the password on; give it on stdin with --password-stdin")
+        try:
+            password = getpass.getpass("password: ")
+            if getpass.getpass("again: ") != password:
+                raise ValueError("the two passwords differ")
+        except EOFError:
+            raise ValueError("no password given") from None
+    if not password:
+        raise ValueError("no password given")
+    return password
 
 
 def shown(value, missing: object = "-") -> object:

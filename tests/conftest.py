@@ -129,6 +129,12 @@ SLOW = {
     "tests/test_office_reports.py::test_township_report_command_writes_xlsx_and_text": "three gate commands",
     "tests/test_office_reports.py::test_roles_community_staff_and_read_only": "two Argon2 sign-ins",
     "tests/test_office_reports.py::test_chart_counts_days_and_is_svg_with_chinese_labels": "imports matplotlib",
+    "tests/test_office_auth.py::test_township_user_commands": "eight gate commands, Argon2 hashes",
+    "tests/test_office_auth.py::test_failed_logins_are_limited_across_servers_on_one_database":
+        "two servers, a dozen Argon2 checks",
+    "tests/test_office_auth.py::test_passwords_are_never_stored_or_logged_in_clear": "a dozen Argon2 hashes",
+    "tests/test_office_auth.py::test_every_change_is_in_the_audit_log_with_who_and_when":
+        "four accounts, eight Argon2 hashes",
 }
 # Tests that take these fixtures are slow too.
 SLOW_FIXTURES = {

@@ -12,7 +12,10 @@ import functools
 import hashlib
 import re
 import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -32,6 +35,10 @@ SESSION_COOKIE = "gate_session"
 CSRF_HEADER = "X-CSRF-Token"              # JSON requests made with the cookie
 CSRF_FIELD = "csrf_token"                 # HTML forms (the dashboard)
 SLIDE_S = 60.0                            # refresh a session's idle deadline at most this often
+# Argon2 takes 64 MiB and a core for tens of milliseconds: at most this many at once per
+# process (memory stays bounded under a flood of logins), waiting at most HASH_WAIT_S.
+HASH_SLOTS, HASH_WAIT_S = 2, 20.0
+_hashing = threading.BoundedSemaphore(HASH_SLOTS)
 
 
 @dataclass(frozen=True)
@@ -72,10 +79,26 @@ def hasher() -> PasswordHasher:
     return PasswordHasher()  # Argon2id, RFC 9106 low-memory profile
 
 
+@contextmanager
+def hashing_slot() -> Iterator[None]:
+    if not _hashing.acquire(timeout=HASH_WAIT_S):
+        raise Problem(503, "too_busy", "the server is checking many passwords; try again shortly",
+                      {"Retry-After": "5"})
+    try:
+        yield
+    finally:
+        _hashing.release()
+
+
+def hash_password(password: str) -> str:
+    with hashing_slot():
+        return hasher().hash(password)
+
+
 @functools.cache
 def _decoy_hash() -> str:
     """Verified against when the user is unknown, so the answer takes as long either way."""
-    return hasher().hash(secrets.token_urlsafe(16))
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def token_id(token: str) -> str:
@@ -107,7 +130,7 @@ def add_user(db: Database, username: str, password: str, role: str, community: s
     check_username(username)
     check_password(password)
     check_role(role, community)
-    digest = hasher().hash(password)
+    digest = hash_password(password)
     now = clock.iso(clock.utc_now())
     with db.tx(write=True) as t:
         row = t.one("INSERT INTO users (username, role, community, password_hash, created_utc, "
@@ -151,7 +174,7 @@ def enable_user(db: Database, username: str) -> bool:
 def set_password(db: Database, username: str, password: str) -> bool:
     """A new password; every open session of the user ends (a reset after a leak)."""
     check_password(password)
-    digest = hasher().hash(password)
+    digest = hash_password(password)
     with db.tx(write=True) as t:
         row = t.one("UPDATE users SET password_hash = ?, password_changed_utc = ? WHERE username = ? "
                     "RETURNING username", (digest, clock.iso(clock.utc_now()), username))
@@ -191,8 +214,10 @@ def login(db: Database, settings: Settings, username: str, password: str, addres
                     (name,)) if name else None
     ok = False
     if isinstance(password, str) and 0 < len(password) <= MAX_PASSWORD:
+        stored = row[0] if row else _decoy_hash()
         try:
-            ok = hasher().verify(row[0] if row else _decoy_hash(), password) and row is not None
+            with hashing_slot():
+                ok = hasher().verify(stored, password) and row is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
     if not ok or row is None:
@@ -205,14 +230,15 @@ def login(db: Database, settings: Settings, username: str, password: str, addres
         raise Problem(403, "account_disabled", "this account is disabled; ask the township administrator")
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     expires = now + settings.session_max_s
+    rehashed = hash_password(password) if hasher().check_needs_rehash(digest) else None  # new defaults
     with db.tx(write=True) as t:
         t.all("DELETE FROM login_failures WHERE key = ?", (keys[0],))
         t.all("DELETE FROM sessions WHERE expires < ? OR idle_until < ?", (now, now))
         t.all("INSERT INTO sessions (id_hash, username, csrf, created_utc, expires, idle_until) "
               "VALUES (?, ?, ?, ?, ?, ?)", (token_id(token), name, csrf, clock.iso(clock.utc_now()),
                                             expires, min(expires, now + settings.session_idle_s)))
-        if hasher().check_needs_rehash(digest):
-            t.all("UPDATE users SET password_hash = ? WHERE username = ?", (hasher().hash(password), name))
+        if rehashed:
+            t.all("UPDATE users SET password_hash = ? WHERE username = ?", (rehashed, name))
     return Session(token, Actor(name, role, community, csrf), clock.iso(dt.datetime.fromtimestamp(expires, dt.UTC)))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 import zlib
@@ -14,10 +15,12 @@ from dataclasses import dataclass, field
 
 from fastapi import Request, Response
 from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from sync import auth
 from sync.server import accounts, models
 from sync.server.accounts import ROLES, TOKEN_ACTOR, Actor
+from sync.server.audit import audit
 from sync.server.db import Database, Device
 from sync.server.errors import Problem
 from sync.server.gatekeeper import admin_refusal
@@ -25,6 +28,7 @@ from sync.server.settings import Settings
 
 __all__ = ["ROLES", "TOKEN_ACTOR", "Actor"]  # and the dependencies below
 
+log = logging.getLogger("gate.server")
 BATCH = TypeAdapter(models.Batch)
 BODY_DEADLINE_S = 30.0      # a body must arrive within this (no slow-drip bodies)
 
@@ -193,6 +197,31 @@ async def township_admin(request: Request) -> Actor:
     actor = await changer(request)
     allow_change(actor, None)
     return actor
+
+
+async def sign_in(request: Request, response: Response, username: str, password: str) -> accounts.Session:
+    """Check the password (in a worker thread), set the session cookie and write the audit
+    row: the one way in, for the JSON route and the dashboard's login form alike. A
+    browser's cross-site post is refused (login CSRF: signing someone into another account)."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise Problem(403, "cross_site_login", "sign in from the township server's own page")
+    s = server(request)
+    address = request.client.host if request.client else ""
+    session = await run_in_threadpool(accounts.login, s.db, s.settings, username, password, address)
+    set_session_cookie(request, response, session)
+    audit(s.db, session.actor, "signed_in", session.actor.community, {"address": address})
+    log.info("signed in: %s (%s)", session.actor.name, session.actor.role)
+    return session
+
+
+def sign_out(request: Request, response: Response, actor: Actor) -> None:
+    """End this request's session on the server (CSRF already checked by `changer`) and
+    clear the cookie."""
+    token = request.cookies.get(accounts.SESSION_COOKIE)
+    if token and actor.csrf is not None:
+        accounts.logout(server(request).db, token)
+        audit(server(request).db, actor, "signed_out", actor.community)
+    clear_session_cookie(request, response)
 
 
 def secure_cookie(request: Request) -> bool:
