@@ -177,6 +177,46 @@ def _do(admin, args) -> int:
     return 0
 
 
+def _report(admin, args) -> None:
+    fmt = "json" if args.json else args.format
+    if fmt in ("csv", "xlsx"):
+        if fmt == "xlsx" and not args.out:
+            raise ValueError("--format xlsx needs --out FILE")
+        body = admin.report_file(fmt, args.day, args.tz, args.community, args.lang)
+        if args.out:
+            _write_private(Path(args.out), body)
+            print(f"daily report written to {args.out} ({len(body)} bytes)", file=sys.stderr)
+        else:
+            sys.stdout.write(body.decode("utf-8-sig"))
+        return
+    rep = admin.daily_report(args.day, args.tz, args.community)
+    if fmt == "json":
+        text = json.dumps(rep, ensure_ascii=False, indent=1)
+        if args.out:
+            _write_private(Path(args.out), text.encode())
+        else:
+            print(text)
+        return
+    print(f"daily report {rep['day']} ({rep['tz']}), due {rep['due_utc']}")
+    for c in rep["communities"]:
+        f = c["figures"]
+        actions = ", ".join(f"{k} {v}" for k, v in sorted(c["by_action"].items())) or "no entries"
+        signed = f", signed by {c['submission']['leader']}" if c.get("submission") else ""
+        signed += ", zero report" if c["zero_report"] else ""
+        print(f"  {c['community']} [{c['status']}{signed}]: {c['entries']} entries ({actions}); "
+              f"fevers {f['fevers']}, yellow {f['yellow_codes']}, red {f['red_codes']}, "
+              f"held {f['risk_area_held'] + f['abroad_held']}, breaches {f['quarantine_breaches']}, "
+              f"overrides {f['overrides']}; immediate {c['immediate']}; gates {len(c['gates'])}"
+              + "".join(f"; gate {g['gate']} not synced past the day" for g in c["gates"] if not g["synced"]))
+
+
+def _write_private(path: Path, body: bytes) -> None:
+    """The report is the township's: the file is the owner's only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(body)
+
+
 def _user(admin, args) -> int:
     if args.user_action == "list":
         users = admin.users()
@@ -220,45 +260,6 @@ def read_password(from_stdin: bool) -> str:
     if not password:
         raise ValueError("no password given")
     return password
-
-
-def _report(admin, args) -> None:
-    fmt = "json" if args.json else args.format
-    if fmt in ("csv", "xlsx"):
-        if fmt == "xlsx" and not args.out:
-            raise ValueError("--format xlsx needs --out FILE")
-        body = admin.report_file(fmt, args.day, args.tz, args.community, args.lang)
-        if args.out:
-            _write_private(Path(args.out), body)
-            print(f"daily report written to {args.out} ({len(body)} bytes)", file=sys.stderr)
-        else:
-            sys.stdout.write(body.decode("utf-8-sig"))
-        return
-    rep = admin.daily_report(args.day, args.tz, args.community)
-    if fmt == "json":
-        text = json.dumps(rep, ensure_ascii=False, indent=1)
-        if args.out:
-            _write_private(Path(args.out), text.encode())
-        else:
-            print(text)
-        return
-    print(f"daily report {rep['day']} ({rep['tz']}), due {rep['due_utc']}")
-    for c in rep["communities"]:
-        f = c["figures"]
-        actions = ", ".join(f"{k} {v}" for k, v in sorted(c["by_action"].items())) or "zero report"
-        signed = f", signed by {c['submission']['leader']}" if c.get("submission") else ""
-        print(f"  {c['community']} [{c['status']}{signed}]: {c['entries']} entries ({actions}); "
-              f"fevers {f['fevers']}, yellow {f['yellow_codes']}, red {f['red_codes']}, "
-              f"held {f['risk_area_held'] + f['abroad_held']}, breaches {f['quarantine_breaches']}, "
-              f"overrides {f['overrides']}; immediate {c['immediate']}; gates {len(c['gates'])}"
-              + "".join(f"; gate {g['gate']} not synced past the day" for g in c["gates"] if not g["synced"]))
-
-
-def _write_private(path: Path, body: bytes) -> None:
-    """The report is the township's: the file is the owner's only (0600)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(body)
 
 
 def shown(value, missing: object = "-") -> object:

@@ -17,6 +17,7 @@ import os
 import random
 import secrets
 import threading
+import time
 import xml.etree.ElementTree as ET
 import zoneinfo
 
@@ -28,10 +29,12 @@ from kiosk import clock, reasons, rules
 from kiosk.rules import Answers, Code, Facts, GatePolicy, Subject, Vehicle
 from sync import auth
 from sync.admin import Admin, AdminError
+from sync.client import enroll
 from sync.server import Settings, exports, reports
 from sync.server.db import Database, Rejected
 from sync.server.deps import BATCH
 from sync.server.thread import ServerThread
+from sync.testing import batch_body, signed_request
 
 TOKEN = "test-admin-token-reports"
 TZ = "Asia/Shanghai"
@@ -230,7 +233,8 @@ def filled(township):
         day = [(local(6 + i // 4, (i % 4) * 15), fields) for i, (fields, _) in enumerate(mine)]
         township.post(device, *before, *day, (local(0, 0, DAY + dt.timedelta(days=1)), {}))
     quiet = township.gate("quiet-lane", "main")
-    township.post(quiet, (local(9, 0, DAY - dt.timedelta(days=1)), {}), (NEXT_MORNING, {}))
+    township.post(quiet, (local(9, 0, DAY - dt.timedelta(days=1)), {}), (local(10, 0), {}),
+                  (local(11, 0), {"direction": "out"}), (NEXT_MORNING, {}))
     silent = township.gate("pine-court", "north")
     township.post(silent, (local(8, 0), {}), (local(9, 30), {"action": "refuse", "reasons": ["no_mask"]}))
     township.db.publish("empty-court", "policy", {"risk_level": "low"})
@@ -268,6 +272,7 @@ def test_zero_missing_pending_submitted_and_late(filled):
     due = dt.datetime.combine(DAY + dt.timedelta(days=1), reports.DUE_NEXT_DAY, SHANGHAI).astimezone(dt.UTC)
     morning = due - dt.timedelta(hours=2)
     status = {c.community: c.status for c in reports.daily(db, DAY, TZ, now=morning).communities}
+    assert reports.statuses(db, DAY, TZ, now=morning) == status  # the same rule, without the entries
     # the silent gate makes its community missing at once; the others wait for their staff
     assert status == {"river-garden": "pending", "quiet-lane": "pending", "pine-court": "missing",
                       "empty-court": "pending"}
@@ -280,16 +285,18 @@ def test_zero_missing_pending_submitted_and_late(filled):
     assert refused.value.reason == "gates_not_synced" and "north" in refused.value.detail
     assert refusal(reports.submit, db, "quiet-lane", DAY, TZ, "staff-q", "   ", now=morning) == "invalid_leader"
     zero = reports.submit(db, "quiet-lane", DAY, TZ, "staff-q", "王*明", now=morning)
-    assert not zero.late and zero.figures["figures"]["entered"] == 0
+    assert not zero.late and zero.figures["figures"]["entered"] == 1 and zero.figures["figures"]["exited"] == 1
     late = reports.submit(db, "river-garden", DAY, TZ, "staff-r", "赵*", note="补报", now=due + dt.timedelta(hours=3))
     assert late.late
 
     after = {c.community: c for c in reports.daily(db, DAY, TZ, now=due + dt.timedelta(hours=5)).communities}
+    # ordinary passages and nothing to report: a zero report (零报告)
     assert after["quiet-lane"].status == "submitted" and after["quiet-lane"].zero
     assert after["quiet-lane"].submission.leader == "王*明"
     assert after["river-garden"].status == "late" and not after["river-garden"].zero
     assert after["pine-court"].status == "missing" and after["pine-court"].entries == 2  # missing, never zero
     assert after["empty-court"].status == "missing"  # nothing sent by the deadline
+    assert reports.statuses(db, DAY, TZ, now=due + dt.timedelta(hours=5)) == {c: d.status for c, d in after.items()}
     words = reports.daily(db, DAY, TZ, now=due + dt.timedelta(hours=5)).as_json("zh")["communities"]
     assert {c["community"]: c["status_text"] for c in words} == {
         "river-garden": "迟报", "quiet-lane": "已报", "pine-court": "未报", "empty-court": "未报"}
@@ -301,6 +308,7 @@ def test_a_gate_that_catches_up_completes_its_community(filled):
     township.post(silent, (local(22, 0), {}))  # still the same day: not past its end
     assert reports.daily(township.db, DAY, TZ, "pine-court").communities[0].status == "missing"
     township.post(silent, (NEXT_MORNING, {}))
+    assert reports.statuses(township.db, DAY, TZ, "pine-court") == {"pine-court": "missing"}  # the deadline passed
     [pine] = reports.daily(township.db, DAY, TZ, "pine-court",
                            now=reports.due(DAY, TZ) - dt.timedelta(hours=1)).communities
     assert pine.complete and pine.status == "pending" and pine.entries == 3
@@ -479,22 +487,49 @@ def read_events(response: httpx.Response, got: list[dict], ready: threading.Even
             return
 
 
-def test_an_alarm_reaches_an_open_stream(served):
-    srv, admin, township, _ = served
-    gate = next(d for d in township.devices.values() if d.gate == "east")
+def test_an_alarm_reaches_an_open_stream_from_another_worker(served, db_url):
+    """A gate posts to one server process's worker; the dashboard's stream is open on
+    another's: nothing but the shared database carries the alarm."""
+    srv, admin, _, _ = served
     got: list[dict] = []
     ready = threading.Event()
-    with httpx.Client(timeout=httpx.Timeout(10.0)) as client, client.stream(
-            "GET", srv.url + "/v1/admin/alarms/stream", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+    with ServerThread(Settings(db_url=db_url, admin_token=TOKEN)) as other, \
+            httpx.Client(timeout=httpx.Timeout(10.0)) as client, client.stream(
+                "GET", srv.url + "/v1/admin/alarms/stream", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        creds = enroll(other.url, admin.enrollment("river-garden", "south")["token"])
         reader = threading.Thread(target=read_events, args=(r, got, ready), daemon=True)
         reader.start()
         assert ready.wait(10)  # the stream is open (its first line arrived)
-        township.post(gate, (clock.iso(clock.utc_now()), {"action": "isolate", "report": "immediate",
-                                                          "reasons": ["fever_confirmed"], "masked_name": "李*"}))
+        alarm = {"device_id": creds.device_id, "seq": 1, "created_utc": clock.iso(clock.utc_now()),
+                 "boot_id": "b", "monotonic_ns": 1, "clock_synced": True, "gate": "south", "direction": "in",
+                 "subject_kind": "resident", "action": "isolate", "report": "immediate",
+                 "reasons": ["fever_confirmed"], "masked_name": "李*"}
+        posted = signed_request(other.url, creds, "POST", "/v1/entries", batch_body([alarm], priority=True),
+                                gzip_body=True)
+        assert posted.status_code == 200, posted.text
         reader.join(10)
-    assert len(got) == 1 and got[0]["reasons"] == ["fever_confirmed"] and got[0]["masked_name"] == "李*"
-    assert got[0]["acknowledged_by"] is None
+    assert len(got) == 1 and got[0]["reasons"] == ["fever_confirmed"] and got[0]["gate"] == "south"
+    assert got[0]["masked_name"] == "李*" and got[0]["acknowledged_by"] is None
+
+
+def test_open_streams_are_bounded_and_a_closed_one_frees_its_slot(served, monkeypatch):
+    srv, _, _, _ = served
+    from sync.server import alarms
+    monkeypatch.setattr(alarms, "MAX_STREAMS", 1)
+    auth_header = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=srv.url, timeout=10, headers=auth_header) as client:
+        with client.stream("GET", "/v1/admin/alarms/stream") as first:
+            assert next(first.iter_lines()).startswith("retry:")
+            second = client.get("/v1/admin/alarms/stream")
+            assert (second.status_code, second.json()["error"]) == (503, "too_many_streams")
+        deadline = time.monotonic() + 10
+        while True:  # the server notices the closed stream at its next poll
+            with client.stream("GET", "/v1/admin/alarms/stream") as again:
+                if again.status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the closed stream's slot was never freed"
+            time.sleep(0.2)
 
 
 def signed_in(srv, township, username: str, role: str, community: str | None = None) -> httpx.Client:

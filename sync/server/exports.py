@@ -70,7 +70,7 @@ def table(report: DailyReport, lang: str = "zh") -> tuple[list[str], list[list[A
 
 def _status(c: CommunityDay, lang: str) -> str:
     text = STATUS_TEXT[c.status][lang]
-    if c.status in ("submitted", "late") and c.zero:
+    if c.zero_report:
         text += f"（{_w('zero', lang)}）" if lang == "zh" else f" ({_w('zero', lang)})"
     return text
 

@@ -199,7 +199,7 @@ class CommunityDay(BaseModel):
     status: str = Field(description="submitted | late | missing | pending (已报, 迟报, 未报, 待报)")
     status_text: str
     complete: bool = Field(description="every gate synced past the end of the day")
-    zero_report: bool
+    zero_report: bool = Field(description="submitted, with nothing the township must hear about (零报告)")
     entries: int
     immediate: int
     figures: Counts

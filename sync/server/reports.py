@@ -20,7 +20,7 @@ import datetime as dt
 import functools
 import json
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,6 +61,9 @@ STATUS_TEXT = {
     "pending": {"zh": "待报", "en": "Pending"},
 }
 NOT_ADMITTED = ("refuse", "isolate", "hold")
+# What a zero report (零报告) has none of: the cases the township must hear about.
+ABNORMAL = ("fevers", "yellow_codes", "red_codes", "risk_area_held", "abroad_held", "quarantine_breaches",
+            "overrides", "immediate")
 # A day's report is due by this time the next local morning (the seeds: 日报 every day).
 DUE_NEXT_DAY = dt.time(10, 0)
 MAX_LEADER = 32     # the shift leader's name as signed
@@ -106,8 +109,9 @@ class Figures:
     refusals: dict[str, int] = field(default_factory=dict)  # reason code -> entries not admitted
     by_action: dict[str, int] = field(default_factory=dict)
 
-    def add(self, record: dict[str, Any]) -> None:
-        counts, why = tally(record)
+    def add(self, record: dict[str, Any], counted: tuple[list[str], list[str]] | None = None) -> None:
+        """Count one entry; `counted` is its tally() when the caller already has it."""
+        counts, why = counted or tally(record)
         for f in counts:
             self.figures[f] += 1
         for r in why:
@@ -121,7 +125,9 @@ class Figures:
 
     @property
     def zero(self) -> bool:
-        return self.entries == 0
+        """A zero report (零报告): nothing the township must hear about, however many
+        ordinary passages there were."""
+        return not any(self.figures[f] for f in ABNORMAL)
 
 
 @dataclass
@@ -157,6 +163,11 @@ class CommunityDay(Figures):
     lost_seqs: list[dict[str, Any]] = field(default_factory=list)
     submission: Submission | None = None
 
+    @property
+    def zero_report(self) -> bool:
+        """A submitted zero report: a missing community is never shown as a zero."""
+        return self.zero and self.status in ("submitted", "late")
+
     def signed(self) -> dict[str, Any]:
         return {"figures": self.figures, "refusals": self.refusals, "headcounts": self.headcounts,
                 "gates": {g.gate: {"figures": g.figures, "refusals": g.refusals} for g in self.gates}}
@@ -176,7 +187,7 @@ class DailyReport:
         (`entries`, `by_action`, `immediate`) that scripts already read."""
         out = asdict(self)
         for c, raw in zip(self.communities, out["communities"], strict=True):
-            raw.update(entries=c.entries, immediate=c.figures["immediate"], zero_report=c.zero,
+            raw.update(entries=c.entries, immediate=c.figures["immediate"], zero_report=c.zero_report,
                        status_text=STATUS_TEXT[c.status][lang])
             for g, graw in zip(c.gates, raw["gates"], strict=True):
                 graw["entries"] = g.entries
@@ -229,35 +240,31 @@ def daily(db: Database, day: dt.date, tz: str, community: str | None = None,
         names = sorted({c for (c,) in t.all(
             "SELECT community FROM communities WHERE 1 = 1" + one + " UNION "
             "SELECT community FROM devices WHERE 1 = 1" + one, only + only)})
-        rows = t.all("SELECT device_id, community, gate, batch_id, batch_index FROM entries "
+        days = {c: CommunityDay(community=c) for c in names}
+        held = _held_until(t, community)
+        by_gate: dict[str, GateDay] = {}
+        for device_id, c, gate, status, revoked, seen, acked, max_seq in t.all(
+                "SELECT device_id, community, gate, status, revoked_utc, last_seen_utc, acked_seq, max_seq "
+                "FROM devices WHERE 1 = 1" + one + " ORDER BY community, gate", only):
+            g = by_gate[device_id] = GateDay(device_id=device_id, gate=gate, status=status, last_seen_utc=seen,
+                                             acked_seq=acked, max_seq=max_seq,
+                                             synced=_synced(revoked, held[device_id][2], end))
+            days[c].gates.append(g)
+        rows = t.all("SELECT device_id, community, batch_id, batch_index FROM entries "
                      "WHERE corrected_utc >= ? AND corrected_utc < ?" + one,
                      (clock.iso(start), clock.iso(end)) + only)
-        records = Database._records(t, rows, batch_at=3)
-        gates = t.all("SELECT device_id, community, gate, status, revoked_utc, last_seen_utc, acked_seq, "
-                      "max_seq FROM devices WHERE 1 = 1" + one + " ORDER BY community, gate", only)
-        synced = _synced(t, end, community)
-        losses = t.all("SELECT d.community, l.device_id, l.from_seq, l.to_seq FROM seq_losses l "
-                       "JOIN devices d ON d.device_id = l.device_id "
-                       "WHERE l.declared_utc >= ? AND l.declared_utc < ?" + one.replace("community", "d.community"),
-                       (clock.iso(start), clock.iso(end)) + only)
+        for (device_id, c, _b, _i), record in _each_record(t, rows, batch_at=2):
+            counted = tally(record)
+            days[c].add(record, counted)
+            by_gate[device_id].add(record, counted)
+        for c, device_id, lo, hi in t.all(
+                "SELECT d.community, l.device_id, l.from_seq, l.to_seq FROM seq_losses l "
+                "JOIN devices d ON d.device_id = l.device_id WHERE l.declared_utc >= ? AND l.declared_utc < ?"
+                + one.replace("community", "d.community"), (clock.iso(start), clock.iso(end)) + only):
+            days[c].lost_seqs.append({"device_id": device_id, "from": lo, "to": hi})
         lists = dict(t.all("SELECT community, body FROM documents WHERE name = 'quarantine_orders'"
                            + one, only))
-        submitted = {c: s for c, s in _submissions(t, day, community)}
-    days = {c: CommunityDay(community=c) for c in names}
-    by_gate: dict[str, GateDay] = {}
-    for device_id, c, gate, status, revoked, seen, acked, max_seq in gates:
-        g = GateDay(device_id=device_id, gate=gate, status=status, last_seen_utc=seen,
-                    acked_seq=acked, max_seq=max_seq,
-                    # a gate revoked before the day ended cannot sync it: it holds nothing back
-                    synced=device_id in synced or (revoked is not None and revoked < clock.iso(end)))
-        by_gate[device_id] = g
-        days[c].gates.append(g)
-    for (device_id, c, _gate, _b, _i), record in zip(rows, records, strict=True):
-        days[c].add(record)
-        if device_id in by_gate:
-            by_gate[device_id].add(record)
-    for c, device_id, lo, hi in losses:
-        days[c].lost_seqs.append({"device_id": device_id, "from": lo, "to": hi})
+        submitted = dict(_submissions(t, day, community))
     for c, d in days.items():
         d.headcounts = headcounts(lists.get(c), start, end, tz)
         d.complete = all(g.synced for g in d.gates)
@@ -265,6 +272,29 @@ def daily(db: Database, day: dt.date, tz: str, community: str | None = None,
         d.status = _status(d, now, end, deadline)
     return DailyReport(day=day.isoformat(), tz=tz, start_utc=clock.iso(start), end_utc=clock.iso(end),
                        due_utc=clock.iso(deadline), communities=list(days.values()))
+
+
+BATCHES_AT_ONCE = 20    # batch bodies (up to 4 MB of JSON each) held in memory at a time
+
+
+def _each_record(t: Tx, rows: list[tuple], batch_at: int) -> Iterator[tuple[tuple, dict[str, Any]]]:
+    """(row, the entry's full record) for rows holding (batch_id, batch_index) at
+    `batch_at`: each batch is read and parsed once, BATCHES_AT_ONCE at a time, so a day of
+    a whole township is counted in bounded memory."""
+    ordered = sorted(rows, key=lambda r: r[batch_at])
+    i = 0
+    while i < len(ordered):
+        ids: list[int] = []
+        j = i
+        while j < len(ordered) and (len(ids) < BATCHES_AT_ONCE or ordered[j][batch_at] == ids[-1]):
+            if not ids or ordered[j][batch_at] != ids[-1]:
+                ids.append(ordered[j][batch_at])
+            j += 1
+        bodies = {bid: json.loads(body)["entries"] for bid, body in t.all(
+            f"SELECT id, body FROM batches WHERE id IN ({', '.join('?' * len(ids))})", ids)}
+        for r in ordered[i:j]:
+            yield r, bodies[r[batch_at]][r[batch_at + 1]]
+        i = j
 
 
 def _status(d: CommunityDay, now: dt.datetime, end: dt.datetime, deadline: dt.datetime) -> str:
@@ -277,15 +307,45 @@ def _status(d: CommunityDay, now: dt.datetime, end: dt.datetime, deadline: dt.da
     return "pending" if now < deadline else "missing"
 
 
-def _synced(t: Tx, end: dt.datetime, community: str | None) -> set[str]:
-    """Gates holding nothing back from before `end`: the server holds, without a gap, an
-    entry the gate dated at or after `end` (a gate numbers its entries in the order it
-    records them, and uploads them in that order)."""
-    one = "" if community is None else " AND d.community = ?"
-    rows = t.all("SELECT d.device_id FROM devices d WHERE EXISTS (SELECT 1 FROM entries e "
-                 "WHERE e.device_id = d.device_id AND e.corrected_utc >= ? AND e.seq <= d.acked_seq)" + one,
-                 (clock.iso(end),) + (() if community is None else (community,)))
-    return {r[0] for r in rows}
+def _held_until(t: Tx, community: str | None) -> dict[str, tuple[str, str | None, str | None]]:
+    """Per gate: (community, revoked_utc, the date of the last entry held without a gap).
+    A gate numbers its entries in the order it records them and uploads them in that order,
+    so once an entry dated at or after a day's end is held without a gap, every entry of
+    that day is here. One index read per gate (entries' (device_id, seq) key): never a scan."""
+    one = "" if community is None else " WHERE d.community = ?"
+    rows = t.all("SELECT d.device_id, d.community, d.revoked_utc, (SELECT e.corrected_utc FROM entries e "
+                 "WHERE e.device_id = d.device_id AND e.seq <= d.acked_seq ORDER BY e.seq DESC LIMIT 1) "
+                 "FROM devices d" + one, () if community is None else (community,))
+    return {device_id: (c, revoked, held) for device_id, c, revoked, held in rows}
+
+
+def _synced(revoked: str | None, held: str | None, end: dt.datetime) -> bool:
+    """Every entry of the day before `end` is held; a gate revoked before the day ended
+    cannot sync it and holds nothing back."""
+    end_text = clock.iso(end)
+    return (held is not None and held >= end_text) or (revoked is not None and revoked < end_text)
+
+
+def statuses(db: Database, day: dt.date, tz: str, community: str | None = None,
+             now: dt.datetime | None = None) -> dict[str, str]:
+    """Each community's status for the day (STATUS_TEXT) without reading the day's entries:
+    what a list of every community needs."""
+    _, end = bounds(day, tz)
+    deadline = due(day, tz)
+    now = now or clock.utc_now()
+    one = "" if community is None else " WHERE community = ?"
+    only: tuple = () if community is None else (community,)
+    with db.tx() as t:
+        names = {c for (c,) in t.all(f"SELECT community FROM communities{one} UNION "
+                                     f"SELECT community FROM devices{one}", only + only)}
+        held = _held_until(t, community)
+        submitted = dict(_submissions(t, day, community))
+    days = {c: CommunityDay(community=c) for c in names}
+    for c, revoked, until in held.values():
+        days[c].complete &= _synced(revoked, until, end)
+    for c, d in days.items():
+        d.submission = submitted.get(c)
+    return {c: _status(d, now, end, deadline) for c, d in sorted(days.items())}
 
 
 def headcounts(body: str | None, start: dt.datetime, end: dt.datetime, tz: str) -> dict[str, int]:
@@ -386,15 +446,13 @@ def history(db: Database, community: str, last_day: dt.date, days: int, tz: str)
                        "WHERE community = ? AND corrected_utc >= ? AND corrected_utc < ?",
                        (community, clock.iso(start), clock.iso(end)))
         # only immediate reports can be confirmed fevers: read just their records
-        urgent = [r for r in counts if r[2] == "immediate"]
-        records = Database._records(t, urgent, batch_at=3)
+        for (at, *_), record in _each_record(t, [r for r in counts if r[2] == "immediate"], batch_at=3):
+            if "fevers" in tally(record)[0]:
+                points[clock.parse_iso(at).astimezone(z).date().isoformat()].fevers += 1
     for at, action, _report, _b, _i in counts:
         p = points[clock.parse_iso(at).astimezone(z).date().isoformat()]
         p.entries += 1
         p.refused += action in NOT_ADMITTED
-    for (at, *_), record in zip(urgent, records, strict=True):
-        if "fevers" in tally(record)[0]:
-            points[clock.parse_iso(at).astimezone(z).date().isoformat()].fevers += 1
     return list(points.values())
 
 

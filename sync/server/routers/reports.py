@@ -151,7 +151,6 @@ async def alarm_stream(request: Request, after: int | None = Query(None, ge=0, l
     last = after if after is not None else _last_event_id(request)
     if last is None:
         last = await run_in_threadpool(alarms.newest, s.db)
-    request.app.state.alarm_streams = open_now + 1
     return StreamingResponse(_events(request, s.db, last, _readable(actor)), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -162,6 +161,8 @@ def _last_event_id(request: Request) -> int | None:
 
 
 async def _events(request: Request, db: Database, last: int, scope: frozenset[str] | None) -> AsyncIterator[str]:
+    # counted from the first line on: a stream whose client left before it began never runs
+    request.app.state.alarm_streams = getattr(request.app.state, "alarm_streams", 0) + 1
     try:
         yield "retry: 2000\n\n"
         quiet = 0.0
