@@ -22,7 +22,6 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from kiosk import clock, reasons
 from sync import auth
@@ -212,35 +211,27 @@ def login_page(request: Request, next: str | None = Query(None, max_length=500))
 
 @router.post("/login")
 async def login(request: Request):
-    """The form posts here; office-auth's accounts.login checks the password (Argon2id,
-    failed attempts limited in the database) and opens the session."""
+    """The form posts here; office-auth's deps.sign_in checks the password (Argon2id, failed
+    attempts limited in the database, a cross-site post refused), sets the cookie and audits."""
     form = await read_form(request, None)
-    s = deps.server(request)
-    address = request.client.host if request.client else ""
     username = form.get("username", "")[:64]
+    response = RedirectResponse(_next(form.get("next")), status_code=303)
     try:
-        session = await run_in_threadpool(accounts.login, s.db, s.settings, username,
-                                          form.get("password", ""), address)
+        await deps.sign_in(request, response, username, form.get("password", ""))
     except Problem as exc:
         failed = {429: "login_throttled", 403: "account_disabled"}.get(exc.status, "login_failed")
+        if exc.reason == "cross_site_login":
+            failed = "csrf_failed"
         return page(request, "login.html", None, status=exc.status, next=_next(form.get("next")),
                     failed=failed, username=username)
-    audit(s.db, session.actor, "signed_in", session.actor.community, {"address": address, "via": "office"})
-    response = RedirectResponse(_next(form.get("next")), status_code=303)
-    deps.set_session_cookie(request, response, session)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, actor: Actor = Depends(viewer)):
-    await read_form(request, actor)
-    token = request.cookies.get(accounts.SESSION_COOKIE)
-    db = deps.database(request)
-    if token and actor.csrf is not None:
-        accounts.logout(db, token)
-        audit(db, actor, "signed_out", actor.community)
+    await read_form(request, actor)  # the session's CSRF token
     response = RedirectResponse(PREFIX + "/login", status_code=303)
-    deps.clear_session_cookie(request, response)
+    deps.sign_out(request, response, actor)
     return response
 
 
