@@ -271,6 +271,10 @@ def test_a_report_cannot_be_sent_before_the_day_is_over_and_says_why(server, adm
         page = http.get("/office/communities/river-garden").text  # today's report
         assert cells(page, 'data-figure="admitted"')[:2] == ["放行", "2人次"]
         assert 'id="report-status">待报<' in page and 'id="download-xlsx"' in page
+        words = visible_text(page)
+        for data in ("river-garden", "east", "wang.fang", "English"):  # names are data; the link names the other
+            words = words.replace(data, "")
+        assert not re.search(r"[A-Za-z]{2,}", words), words  # no English inside the Chinese page
         r = http.post("/office/communities/river-garden/submit", data={"csrf_token": csrf(http), "leader": "王主任"})
         assert r.status_code == 409 and "当日尚未结束，请于次日上报" in r.text
         assert not re.search(r"[A-Za-z]{3,}", visible_text(r.text).replace("English", "").replace("wang.fang", ""))
@@ -278,3 +282,19 @@ def test_a_report_cannot_be_sent_before_the_day_is_over_and_says_why(server, adm
         assert missing.status_code == 404 and "未找到" in missing.text
         script = http.get("/office/static/office.js")
         assert script.status_code == 200 and "EventSource" in script.text
+
+
+def test_the_administrator_disables_an_account_and_its_session_ends(server):
+    with closing(staff(server, "wang.fang", "community", "river-garden")) as theirs, \
+            closing(staff(server, "li.ming", "admin")) as http:
+        assert theirs.get("/office/", follow_redirects=False).status_code == 200
+        listed = http.get("/office/users").text
+        assert cells(listed, 'data-user="wang.fang"')[:4] == ["wang.fang", "社区工作人员", "river-garden", "在用"]
+        assert "/office/users/li.ming/disable" not in listed  # never oneself
+        r = http.post("/office/users/wang.fang/disable", data={"csrf_token": csrf(http)})
+        assert r.status_code == 303
+        assert cells(http.get("/office/users").text, 'data-user="wang.fang"')[3] == "已停用"
+        assert theirs.get("/office/", follow_redirects=False).status_code == 303  # signed out at once
+        assert "user_disabled" in http.get("/office/audit").text
+        r = http.post("/office/users/wang.fang/enable", data={"csrf_token": csrf(http)})
+        assert r.status_code == 303 and cells(http.get("/office/users").text, 'data-user="wang.fang"')[3] == "在用"

@@ -244,6 +244,7 @@ def communities_page(request: Request, actor: Actor = Depends(viewer)):
     yesterday = reports.today(tz) - dt.timedelta(days=1)
     rows = overview.communities(db, scope(actor))
     return page(request, "communities.html", actor, communities=rows, report_day=yesterday.isoformat(),
+                query=urllib.parse.urlencode, lang_now=lang_of(request),
                 states=overview.report_states(db, [r.community for r in rows], yesterday, tz),
                 open_alarms=overview.open_alarms(db, scope(actor)))
 
@@ -412,6 +413,23 @@ def users_page(request: Request, actor: Actor = Depends(viewer)):
     if not (actor.role == "admin" and actor.township):
         raise PageError(403, "forbidden")
     return page(request, "users.html", actor, users=accounts.users(deps.database(request)))
+
+
+@router.post("/users/{username}/{change}")
+async def change_user(request: Request, username: str = Path(max_length=64),
+                      change: str = Path(pattern="^(disable|enable)$"), actor: Actor = Depends(viewer)):
+    """Disable (its sessions end at once) or enable an account: the township administrator."""
+    await read_form(request, actor)
+    if not (actor.role == "admin" and actor.township):
+        raise PageError(403, "forbidden")
+    if username == actor.name and change == "disable":
+        raise PageError(422, "not_yourself")
+    db = deps.database(request)
+    done = (accounts.disable_user if change == "disable" else accounts.enable_user)(db, username)
+    if not done:
+        raise PageError(404, "not_found")
+    audit(db, actor, f"user_{change}d", None, {"username": username, "via": "office"})
+    return back_to("/users")
 
 
 @router.get("/audit", response_class=HTMLResponse)
