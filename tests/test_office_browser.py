@@ -118,10 +118,11 @@ def test_the_office_in_chromium(tmp_path, browser):
         until(browser, "return document.getElementById('notice')", what="the change notice")
         assert text(browser, "#risk") == "高风险"
         assert text(browser, f"tr[data-device='{creds.device_id}'] .pickup") == "尚未更新"
+        browser.execute_script("window.stillThisPage = true")
         gate.run_once()
-        browser.refresh()
-        picked = text(browser, f"tr[data-device='{creds.device_id}'] .pickup")
-        assert picked.startswith("卡口已更新"), picked
+        until(browser, f"return document.querySelector(\"tr[data-device='{creds.device_id}'] .pickup\")"
+              ".innerText.startsWith('卡口已更新')", what="the gate's pickup, without a reload")
+        assert browser.execute_script("return window.stillThisPage === true")
         assert gate.store.policy()["risk_level"] == "high"
 
         # the chart is drawn on the server and shown on the page

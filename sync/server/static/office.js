@@ -37,3 +37,20 @@ if (table && table.dataset.stream) {
   source.addEventListener("alarm", arrived);  // the stream names its events `alarm`
   source.onmessage = arrived;
 }
+
+// A community's page after a risk level change: while a gate has not picked it up, look
+// again every few seconds and show when it has (the table is re-read from the page itself).
+const pickup = document.getElementById("pickup");
+if (pickup && pickup.querySelector("tr.behind")) {
+  const refresh = async () => {
+    try {
+      const r = await fetch(window.location.href, {credentials: "same-origin"});
+      if (r.ok) {
+        const fresh = new DOMParser().parseFromString(await r.text(), "text/html").getElementById("pickup");
+        if (fresh) pickup.replaceChildren(...fresh.childNodes);
+      }
+    } catch (e) { /* the server is back soon: try again */ }
+    if (pickup.querySelector("tr.behind")) window.setTimeout(refresh, 3000);
+  };
+  window.setTimeout(refresh, 3000);
+}
