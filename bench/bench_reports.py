@@ -164,7 +164,8 @@ def main() -> int:
         print(f"\nPostgreSQL not measured: {why_not}.")
     print("\nThe stream polls the database every 0.2 s in each worker, so an alarm arrives after the "
           "POST's own time plus up to 0.2 s. The report reads every entry of the day from its batch "
-          "(the full record); the times are the best of three, on a machine shared with other jobs.")
+          "(the full record); the times are the best of three, on a machine shared with other jobs. "
+          f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
     return 0
 
 

@@ -520,7 +520,8 @@ def test_open_streams_are_bounded_and_a_closed_one_frees_its_slot(served, monkey
     auth_header = {"Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(base_url=srv.url, timeout=10, headers=auth_header) as client:
         with client.stream("GET", "/v1/admin/alarms/stream") as first:
-            assert next(first.iter_lines()).startswith("retry:")
+            lines = first.iter_lines()  # held: a dropped line iterator closes the stream
+            assert next(lines).startswith("retry:")
             second = client.get("/v1/admin/alarms/stream")
             assert (second.status_code, second.json()["error"]) == (503, "too_many_streams")
         deadline = time.monotonic() + 10
