@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from contextlib import closing
 
 import httpx
@@ -298,3 +299,15 @@ def test_the_administrator_disables_an_account_and_its_session_ends(server):
         assert "user_disabled" in http.get("/office/audit").text
         r = http.post("/office/users/wang.fang/enable", data={"csrf_token": csrf(http)})
         assert r.status_code == 303 and cells(http.get("/office/users").text, 'data-user="wang.fang"')[3] == "在用"
+
+
+def test_an_expired_session_goes_back_to_the_login_form(tmp_path):
+    settings = Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN, session_idle_s=1.0)
+    with ServerThread(settings) as srv, closing(staff(srv, "li.ming", "admin")) as http:
+        assert http.get("/office/gates", follow_redirects=False).status_code == 200
+        time.sleep(1.5)  # the idle limit, waited out
+        r = http.get("/office/gates", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/office/login?next=%2Foffice%2Fgates"
+        r = http.post("/office/enrollments", data={"csrf_token": "x", "community": "a", "gate": "b"},
+                      follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/office/login")
