@@ -3,6 +3,7 @@ on them and what their forms change, with real gates syncing (SyncClient on real
 The browser test (tests/test_office_browser.py) drives the same pages in Chromium."""
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 import time
@@ -11,11 +12,12 @@ from contextlib import closing
 import httpx
 import pytest
 
+from kiosk import clock
 from kiosk.store import Store
 from sync.admin import Admin
 from sync.client import SyncClient, SyncConfig, SyncError, enroll
-from sync.server import Settings, accounts
-from sync.testing import ServerThread, fill
+from sync.server import Settings, accounts, reports
+from sync.testing import ServerThread, batch_body, fill, sample_entry, signed_request
 
 TOKEN = "test-admin-token-abcdef"
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -311,3 +313,30 @@ def test_an_expired_session_goes_back_to_the_login_form(tmp_path):
         r = http.post("/office/enrollments", data={"csrf_token": "x", "community": "a", "gate": "b"},
                       follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/office/login")
+
+
+def test_yesterdays_report_status_on_the_communities_page(server, admin, tmp_path):
+    """A gate that has not synced past yesterday makes its community 未报; a community
+    whose gates have, and whose staff submitted, shows 已报 (or 迟报 after the deadline)."""
+    tz = server.app.state.server.settings.report_tz
+    yesterday = reports.today(tz) - dt.timedelta(days=1)
+    start, end = reports.bounds(yesterday, tz)
+    for community, times in (("river-garden", (start + dt.timedelta(hours=9), clock.utc_now())),
+                             ("pine-court", (start + dt.timedelta(hours=9),))):  # silent since yesterday
+        creds = enroll(server.url, admin.enrollment(community, "east")["token"])
+        entries = [sample_entry(random.Random(i), report="none", device_id=creds.device_id, seq=i + 1,
+                                created_utc=clock.iso(at), monotonic_ns=i + 1) for i, at in enumerate(times)]
+        r = signed_request(server.url, creds, "POST", "/v1/entries", batch_body(entries), gzip_body=True)
+        assert r.status_code == 200, r.text
+    with closing(staff(server, "li.ming", "admin")) as http:
+        r = http.post("/office/communities/river-garden/submit",
+                      data={"csrf_token": csrf(http), "day": yesterday.isoformat(), "leader": "王主任"})
+        assert r.status_code == 303
+        listed = http.get("/office/").text
+        river = cells(listed, 'data-community="river-garden"')[5]
+        assert river in ("已报", "迟报") and river == reports.STATUS_TEXT[
+            reports.statuses(server.app.state.server.db, yesterday, tz)["river-garden"]]["zh"]
+        assert cells(listed, 'data-community="pine-court"')[5] == "未报"  # missing, never a zero
+        r = http.post("/office/communities/pine-court/submit",
+                      data={"csrf_token": csrf(http), "day": yesterday.isoformat(), "leader": "李主任"})
+        assert r.status_code == 409 and "有卡口尚未同步完当日记录" in r.text

@@ -6,13 +6,11 @@ Also what each gate last fetched: the policy version it holds (so the office see
 risk level change reached each gate) and the software version it says it runs."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
 
 from kiosk import clock
-from sync.server import reports
 from sync.server.db import Database
 
 SOFTWARE = re.compile(r"^gate/([0-9A-Za-z.+_-]{1,32})")  # from the gate's User-Agent
@@ -143,32 +141,6 @@ def enrollments(db: Database, community: str | None = None, limit: int = 200) ->
         rows = t.all(f"SELECT {', '.join(cols)} FROM enrollments {where} ORDER BY created_utc DESC "
                      f"LIMIT {int(limit)}", params)
     return [dict(zip(cols, r, strict=True)) for r in rows]
-
-
-def report_states(db: Database, names: list[str], day: dt.date, tz: str,
-                  now: dt.datetime | None = None) -> dict[str, str]:
-    """Each community's report status for `day` (submitted / late / missing / pending, the
-    rule of sync/server/reports.py) without reading the day's entries: a gate has synced
-    past the day's end when its last entry held in order (seq = acked_seq, one row by the
-    primary key) is dated after it; a gate revoked before the end holds nothing back."""
-    _, end = reports.bounds(day, tz)
-    deadline = reports.due(day, tz)
-    now = now or clock.utc_now()
-    end_text = clock.iso(end)
-    with db.tx() as t:
-        last = t.all("SELECT d.community, d.status, d.revoked_utc, e.corrected_utc FROM devices d "
-                     "LEFT JOIN entries e ON e.device_id = d.device_id AND e.seq = d.acked_seq")
-        submitted = dict(reports._submissions(t, day, None))  # office-reports: one reader of the table
-    days = {c: reports.CommunityDay(community=c) for c in names}
-    for community, _status, revoked, at in last:
-        d = days.get(community)
-        if d is not None and not ((at is not None and at >= end_text) or (revoked is not None and revoked < end_text)):
-            d.complete = False
-    out = {}
-    for c, d in days.items():
-        d.submission = submitted.get(c)
-        out[c] = reports._status(d, now, end, deadline)  # office-reports: the one rule
-    return out
 
 
 def open_alarms(db: Database, community: str | None = None) -> dict[str, int]:

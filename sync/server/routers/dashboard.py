@@ -245,7 +245,7 @@ def communities_page(request: Request, actor: Actor = Depends(viewer)):
     rows = overview.communities(db, scope(actor))
     return page(request, "communities.html", actor, communities=rows, report_day=yesterday.isoformat(),
                 query=urllib.parse.urlencode, lang_now=lang_of(request),
-                states=overview.report_states(db, [r.community for r in rows], yesterday, tz),
+                states=reports.statuses(db, yesterday, tz, scope(actor)),
                 open_alarms=overview.open_alarms(db, scope(actor)))
 
 
