@@ -304,10 +304,11 @@ def test_the_administrator_disables_an_account_and_its_session_ends(server):
 
 
 def test_an_expired_session_goes_back_to_the_login_form(tmp_path):
-    settings = Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN, session_idle_s=1.0)
+    settings = Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN, session_idle_s=5.0)
     with ServerThread(settings) as srv, closing(staff(srv, "li.ming", "admin")) as http:
+        signed_in = time.monotonic()
         assert http.get("/office/gates", follow_redirects=False).status_code == 200
-        time.sleep(1.5)  # the idle limit, waited out
+        time.sleep(max(0.0, signed_in + 5.5 - time.monotonic()))  # the idle limit, waited out
         r = http.get("/office/gates", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/office/login?next=%2Foffice%2Fgates"
         r = http.post("/office/enrollments", data={"csrf_token": "x", "community": "a", "gate": "b"},
