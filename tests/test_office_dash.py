@@ -208,7 +208,12 @@ def test_every_form_needs_the_sessions_csrf_token(server, admin):
         audit_page = http.get("/office/audit").text
         newest = re.search(r'data-audit="(\d+)"', audit_page).group(1)
         row = cells(audit_page, f'data-audit="{newest}"')
-        assert row[1:4] == ["li.ming", "risk_level", "river-garden"] and "to: high" in row[4], row
+        assert row[1:4] == ["li.ming", "调整风险等级", "river-garden"], row
+        assert "原为：低风险" in row[4] and "改为：高风险" in row[4] and "途径：网页" in row[4], row
+        words = visible_text(audit_page)
+        for data in ("li.ming", "river-garden", "English"):
+            words = words.replace(data, "")
+        assert not re.search(r"[A-Za-z]{2,}", words), words  # the audit log in words too
 
 
 def test_roles_on_the_pages(server, admin, tmp_path):
@@ -261,7 +266,7 @@ def test_immediate_reports_are_listed_until_acknowledged(server, admin, tmp_path
         left = http.get("/office/alarms").text
         assert re.findall(r'data-alarm="(\d+)"', left) == [ids[1]]
         assert cells(http.get("/office/").text, 'data-community="river-garden"')[6] == "1"
-        assert "alarm_acknowledged" in http.get("/office/audit").text
+        assert "确认立即上报已处理" in http.get("/office/audit").text
     acked = [a for a in admin.alarms()["alarms"] if str(a["id"]) == ids[0]]
     assert acked[0]["acknowledged_by"] == "wang.fang"
 
@@ -298,7 +303,7 @@ def test_the_administrator_disables_an_account_and_its_session_ends(server):
         assert r.status_code == 303
         assert cells(http.get("/office/users").text, 'data-user="wang.fang"')[3] == "已停用"
         assert theirs.get("/office/", follow_redirects=False).status_code == 303  # signed out at once
-        assert "user_disabled" in http.get("/office/audit").text
+        assert "停用账号" in http.get("/office/audit").text
         r = http.post("/office/users/wang.fang/enable", data={"csrf_token": csrf(http)})
         assert r.status_code == 303 and cells(http.get("/office/users").text, 'data-user="wang.fang"')[3] == "在用"
 

@@ -156,6 +156,56 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
+# The audit log's actions and the keys of their details (sync/server/audit.py lists the actions).
+AUDIT_WORDS: dict[str, dict[str, str]] = {
+    "risk_level": {"zh": "调整风险等级", "en": "Risk level changed"},
+    "list_upload": {"zh": "上传名单", "en": "List uploaded"},
+    "enrollment_token": {"zh": "生成设备注册码", "en": "Enrollment token made"},
+    "device_revoked": {"zh": "停用卡口设备", "en": "Gate revoked"},
+    "user_added": {"zh": "新增账号", "en": "Account added"},
+    "user_disabled": {"zh": "停用账号", "en": "Account disabled"},
+    "user_enabled": {"zh": "启用账号", "en": "Account enabled"},
+    "password_set": {"zh": "设置密码", "en": "Password set"},
+    "signed_in": {"zh": "登录", "en": "Signed in"},
+    "signed_out": {"zh": "退出登录", "en": "Signed out"},
+    "alarm_acknowledged": {"zh": "确认立即上报已处理", "en": "Immediate report acknowledged"},
+    "report_submitted": {"zh": "上报日报", "en": "Daily report submitted"},
+    "contact_trace": {"zh": "查询通行记录（流调）", "en": "Contact tracing"},
+    "admin-token": {"zh": "管理员令牌（脚本）", "en": "admin token (scripts)"},
+    "office": {"zh": "网页", "en": "the pages"},
+    "true": {"zh": "是", "en": "yes"},
+    "false": {"zh": "否", "en": "no"},
+}
+AUDIT_KEYS: dict[str, dict[str, str]] = {
+    "from": {"zh": "原为", "en": "from"},
+    "to": {"zh": "改为", "en": "to"},
+    "version": {"zh": "版本", "en": "version"},
+    "via": {"zh": "途径", "en": "via"},
+    "alarm": {"zh": "上报编号", "en": "report"},
+    "device_id": {"zh": "设备编号", "en": "device"},
+    "gate": {"zh": "卡口", "en": "gate"},
+    "ttl_hours": {"zh": "有效小时", "en": "valid hours"},
+    "username": {"zh": "账号", "en": "account"},
+    "role": {"zh": "角色", "en": "role"},
+    "community": {"zh": "小区", "en": "community"},
+    "day": {"zh": "日期", "en": "day"},
+    "leader": {"zh": "带班领导", "en": "shift leader"},
+    "late": {"zh": "迟报", "en": "late"},
+    "list": {"zh": "名单", "en": "list"},
+    "rows": {"zh": "行数", "en": "rows"},
+    "address": {"zh": "地址", "en": "address"},
+    "risk_level": {"zh": "风险等级", "en": "risk level"},
+    "policy": {"zh": "防控规则", "en": "policy"},
+    "fever_c": {"zh": "发热标准（℃）", "en": "fever threshold (°C)"},
+}
+
+
+def audit_word(key: str, lang: str, table: dict[str, dict[str, str]] = AUDIT_WORDS) -> str:
+    """An action or a known value (or, from AUDIT_KEYS, a detail's key) in words; anything
+    else (names, ids) as it is."""
+    entry = table.get(key)
+    return entry[lang] if entry else key
+
 def word(key: str, lang: str) -> str:
     """The word in `lang`; a key with no entry is a bug, shown as the key (never a crash)."""
     entry = WORDS.get(key)

@@ -30,7 +30,7 @@ from sync.server import audit as audit_log
 from sync.server.db import Database, Rejected
 from sync.server.deps import Actor
 from sync.server.errors import Problem
-from sync.server.office_words import DEFAULT_LANG, LANGS, WORDS, word
+from sync.server.office_words import AUDIT_KEYS, DEFAULT_LANG, LANGS, WORDS, audit_word, word
 
 log = logging.getLogger("gate.server")
 HERE = FilePath(__file__).resolve().parents[1]
@@ -146,6 +146,7 @@ def page(request: Request, template: str, actor: Actor | None, status: int = 200
         csrf=(actor.csrf or "") if actor else "", switch_lang=switch_lang(), path=request.url.path,
         reason=lambda code: reasons.reason_text(code, lang), action=lambda code: reasons.action_text(code, lang),
         risk=lambda level: word(f"risk_{level}" if level in RISK_LEVELS else "risk_none", lang),
+        said=lambda value: said(value, lang),
         **context)
     response = HTMLResponse(html, status_code=status, headers={
         "Cache-Control": "no-store", "X-Frame-Options": "DENY",
@@ -154,6 +155,22 @@ def page(request: Request, template: str, actor: Actor | None, status: int = 200
     if request.query_params.get("lang") in LANGS:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="strict")
     return response
+
+
+def said(value: Any, lang: str) -> str:
+    """An audit row's action, or its detail (an object of keys and values), in words: risk
+    levels, yes and no, the known keys; names and ids as they are."""
+    if isinstance(value, dict):
+        colon, sep = ("：", "；") if lang == "zh" else (": ", "; ")
+        inner = sep.join(f"{audit_word(str(k), lang, AUDIT_KEYS)}{colon}{said(v, lang)}" for k, v in value.items())
+        return inner
+    if isinstance(value, bool):
+        return audit_word(str(value).lower(), lang)
+    if value in RISK_LEVELS:
+        return word(f"risk_{value}", lang)
+    if value is None:
+        return "—"
+    return audit_word(value, lang) if isinstance(value, str) else str(value)
 
 
 def refused(exc: Rejected, fallback: str) -> PageError:
