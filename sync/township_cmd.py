@@ -203,7 +203,7 @@ def _report(admin, args) -> None:
         actions = ", ".join(f"{k} {v}" for k, v in sorted(c["by_action"].items())) or "no entries"
         signed = f", signed by {c['submission']['leader']}" if c.get("submission") else ""
         signed += ", zero report" if c["zero_report"] else ""
-        print(f"  {c['community']} [{c['status']}{signed}]: {c['entries']} entries ({actions}); "
+        print(f"  {c['community']}: {c['entries']} entries ({actions}) [{c['status']}{signed}]; "
               f"fevers {f['fevers']}, yellow {f['yellow_codes']}, red {f['red_codes']}, "
               f"held {f['risk_area_held'] + f['abroad_held']}, breaches {f['quarantine_breaches']}, "
               f"overrides {f['overrides']}; immediate {c['immediate']}; gates {len(c['gates'])}"

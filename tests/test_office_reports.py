@@ -433,7 +433,7 @@ def test_township_report_command_writes_xlsx_and_text(served, gate, tmp_path):
                  if r[1].value == "river-garden" and r[2].value == "合计")
     assert river["发热（人次）"] == figures_of(cases)[0]["fevers"] and river["上报状态"] == "未报"
     text = gate("township", "report", "--server", srv.url, "--day", DAY.isoformat(), "--tz", TZ, env=env)
-    assert text.returncode == 0 and "pine-court [missing]" in text.stdout
+    assert text.returncode == 0 and "pine-court: 2 entries (admit 1, refuse 1) [missing]" in text.stdout
     assert "gate north not synced past the day" in text.stdout
     bad = gate("township", "report", "--server", srv.url, "--format", "xlsx", env=env)
     assert bad.returncode == 1 and "--out FILE" in bad.stderr and "Traceback" not in bad.stderr
