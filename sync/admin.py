@@ -19,14 +19,17 @@ class Admin:
         self.http.close()
 
     def _call(self, method: str, path: str, **kw) -> Any:
-        r = self.http.request(method, path, **kw)
+        return self._checked(self.http.request(method, path, **kw)).json()
+
+    @staticmethod
+    def _checked(r: httpx.Response) -> httpx.Response:
         if r.status_code >= 400:
             try:
                 d = r.json()
                 raise AdminError(f"{r.status_code} {d.get('error')}: {d.get('detail')}")
             except ValueError:
                 raise AdminError(f"{r.status_code} {r.text[:200]}") from None
-        return r.json()
+        return r
 
     def enrollment(self, community: str, gate: str, device_id: str | None = None,
                    ttl_hours: float = 24) -> dict:
@@ -47,12 +50,32 @@ class Admin:
     def revoke(self, device_id: str) -> dict:
         return self._call("POST", f"/v1/admin/devices/{device_id}/revoke")
 
-    def daily_report(self, day: str | None = None, tz: str | None = None) -> dict:
-        params = {k: v for k, v in (("day", day), ("tz", tz)) if v}
+    def daily_report(self, day: str | None = None, tz: str | None = None, community: str | None = None) -> dict:
+        params = {k: v for k, v in (("day", day), ("tz", tz), ("community", community)) if v}
         return self._call("GET", "/v1/admin/reports/daily", params=params)
 
-    def alarms(self, after: int = 0, limit: int = 100) -> dict:
-        return self._call("GET", "/v1/admin/alarms", params={"after": after, "limit": limit})
+    def report_file(self, fmt: str, day: str | None = None, tz: str | None = None,
+                    community: str | None = None, lang: str = "zh") -> bytes:
+        """The daily report as CSV or XLSX bytes."""
+        params = {k: v for k, v in (("day", day), ("tz", tz), ("community", community)) if v}
+        return self._checked(self.http.get("/v1/admin/reports/daily",
+                                           params={**params, "format": fmt, "lang": lang})).content
+
+    def submit_report(self, community: str, day: str, leader: str, note: str | None = None,
+                      tz: str | None = None) -> dict:
+        return self._call("POST", f"/v1/admin/reports/daily/{community}/submission",
+                          params={"tz": tz} if tz else {}, json={"day": day, "leader": leader, "note": note})
+
+    def alarms(self, after: int = 0, limit: int = 100, open_only: bool = False) -> dict:
+        return self._call("GET", "/v1/admin/alarms", params={"after": after, "limit": limit,
+                                                            "open": str(open_only).lower()})
+
+    def acknowledge(self, alarm_id: int, note: str | None = None) -> dict:
+        return self._call("POST", f"/v1/admin/alarms/{alarm_id}/acknowledge", json={"note": note})
+
+    def trace(self, community: str, start: str, end: str, gate: str | None = None, after: int = 0) -> dict:
+        params = {"community": community, "start": start, "end": end, "after": after}
+        return self._call("GET", "/v1/admin/trace", params={**params, **({"gate": gate} if gate else {})})
 
     def users(self) -> list[dict]:
         return self._call("GET", "/v1/admin/users")["users"]

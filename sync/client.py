@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import importlib.metadata
 import json
 import logging
 import os
@@ -135,6 +136,13 @@ class RoundResult:
     clock_offset_s: float | None = None
 
 
+def software_version() -> str:
+    try:
+        return importlib.metadata.version("gate")
+    except importlib.metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "unknown"
+
+
 class DeviceAuth(httpx.Auth):
     """Signs every request with the device key, timestamped on the server's clock."""
 
@@ -204,7 +212,8 @@ class SyncClient:
         self._last_pull = 0.0
         self.http = httpx.Client(
             base_url=self.creds.server, timeout=config.timeout_s, transport=transport,
-            auth=DeviceAuth(self.device_id, self.creds.key(), lambda: self.offset_s))
+            auth=DeviceAuth(self.device_id, self.creds.key(), lambda: self.offset_s),
+            headers={"User-Agent": f"gate/{software_version()}"})  # the office's gates page shows it
 
     def close(self) -> None:
         self.http.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -49,9 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--name", required=True, help="households, residents, passes, quarantine_orders, ... "
                                                   "(columns and an example of each: docs/sync.md)")
     p.add_argument("file", help="JSON: a list of row objects, or {\"rows\": [...]}; - for stdin")
-    p = sub.add_parser("report", help="the daily report, one line per community (zeros included)")
+    p = sub.add_parser("report", help="the daily report, one line per community (zeros included), "
+                                      "or the whole report as JSON, CSV or XLSX")
     p.add_argument("--day", default=None, help="YYYY-MM-DD (default: today in the report time zone)")
-    p.add_argument("--json", action="store_true", help="print the raw JSON")
+    p.add_argument("--tz", default=None, help="IANA time zone of the day (default: the server's)")
+    p.add_argument("--community", default=None, help="one community only")
+    p.add_argument("--format", choices=["text", "json", "csv", "xlsx"], default="text",
+                   help="text (default), json, csv or xlsx (Chinese headers; --lang en for English)")
+    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="headers of csv and xlsx")
+    p.add_argument("--out", default=None, metavar="FILE", help="write to FILE (needed for xlsx)")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p = sub.add_parser("alarms", help="immediate reports since an id")
     p.add_argument("--after", type=int, default=0)
     sub.add_parser("devices", help="enrolled gates: last seen, acked seq, clock offset")
@@ -132,15 +140,7 @@ def _do(admin, args) -> int:
             p = admin.put_list(args.community, args.name, rows)
             print(f"{args.name} of {args.community}: {len(rows)} rows, version {p['version']}")
         elif args.action == "report":
-            rep = admin.daily_report(args.day)
-            if args.json:
-                print(json.dumps(rep, ensure_ascii=False, indent=1))
-            else:
-                print(f"daily report {rep['day']} ({rep['tz']})")
-                for c in rep["communities"]:
-                    actions = ", ".join(f"{k} {v}" for k, v in sorted(c["by_action"].items())) or "zero report"
-                    print(f"  {c['community']}: {c['entries']} entries ({actions}); "
-                          f"immediate {c['immediate']}; gates {len(c['gates'])}")
+            _report(admin, args)
         elif args.action == "alarms":
             alarms = admin.alarms(args.after)["alarms"]
             if not alarms:
@@ -175,6 +175,46 @@ def _do(admin, args) -> int:
         print(f"gate township: cannot reach {args.server}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _report(admin, args) -> None:
+    fmt = "json" if args.json else args.format
+    if fmt in ("csv", "xlsx"):
+        if fmt == "xlsx" and not args.out:
+            raise ValueError("--format xlsx needs --out FILE")
+        body = admin.report_file(fmt, args.day, args.tz, args.community, args.lang)
+        if args.out:
+            _write_private(Path(args.out), body)
+            print(f"daily report written to {args.out} ({len(body)} bytes)", file=sys.stderr)
+        else:
+            sys.stdout.write(body.decode("utf-8-sig"))
+        return
+    rep = admin.daily_report(args.day, args.tz, args.community)
+    if fmt == "json":
+        text = json.dumps(rep, ensure_ascii=False, indent=1)
+        if args.out:
+            _write_private(Path(args.out), text.encode())
+        else:
+            print(text)
+        return
+    print(f"daily report {rep['day']} ({rep['tz']}), due {rep['due_utc']}")
+    for c in rep["communities"]:
+        f = c["figures"]
+        actions = ", ".join(f"{k} {v}" for k, v in sorted(c["by_action"].items())) or "no entries"
+        signed = f", signed by {c['submission']['leader']}" if c.get("submission") else ""
+        signed += ", zero report" if c["zero_report"] else ""
+        print(f"  {c['community']}: {c['entries']} entries ({actions}) [{c['status']}{signed}]; "
+              f"fevers {f['fevers']}, yellow {f['yellow_codes']}, red {f['red_codes']}, "
+              f"held {f['risk_area_held'] + f['abroad_held']}, breaches {f['quarantine_breaches']}, "
+              f"overrides {f['overrides']}; immediate {c['immediate']}; gates {len(c['gates'])}"
+              + "".join(f"; gate {g['gate']} not synced past the day" for g in c["gates"] if not g["synced"]))
+
+
+def _write_private(path: Path, body: bytes) -> None:
+    """The report is the township's: the file is the owner's only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(body)
 
 
 def _user(admin, args) -> int:

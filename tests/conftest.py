@@ -113,6 +113,7 @@ SLOW = {
     "tests/test_console_snapshots.py": "the console against a running gate",
     "tests/test_console_tmux.py": "gate demo in a real tmux terminal",
     "tests/test_queue_screen.py": "a real Chromium",
+    "tests/test_office_browser.py": "a real Chromium",
     "tests/test_voice.py": "espeak-ng renders speech",
     "tests/test_server_hardening.py": "a server per test, hostile bodies",
     "tests/test_thermometer_driver.py": "reconnects and silences waited out on real ptys",
@@ -129,6 +130,10 @@ SLOW = {
     "tests/test_cli.py::test_each_documented_list_format_uploads": "nine gate commands",
     "tests/test_cli_errors.py::test_township_with_nothing_to_show_says_so": "five gate commands and a server",
     "tests/test_cli_errors.py::test_bad_input_is_one_line_and_a_failure": "24 gate commands",
+    "tests/test_office_reports.py::test_figures_match_the_headless_demo": "the headless demo, 24 people",
+    "tests/test_office_reports.py::test_township_report_command_writes_xlsx_and_text": "three gate commands",
+    "tests/test_office_reports.py::test_roles_community_staff_and_read_only": "two Argon2 sign-ins",
+    "tests/test_office_reports.py::test_chart_counts_days_and_is_svg_with_chinese_labels": "imports matplotlib",
     "tests/test_office_auth.py::test_township_user_commands": "eight gate commands, Argon2 hashes",
     "tests/test_office_auth.py::test_failed_logins_are_limited_across_servers_on_one_database":
         "two servers, a dozen Argon2 checks",

@@ -12,7 +12,7 @@ from sync.server import errors, models
 from sync.server.db import Database
 from sync.server.deps import Server
 from sync.server.gatekeeper import Gatekeeper
-from sync.server.routers import accounts, admin, gate, session
+from sync.server.routers import accounts, admin, dashboard, gate, reports, session
 from sync.server.settings import Settings
 
 __all__ = ["Settings", "create_app"]
@@ -28,8 +28,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(gate.router)
     app.include_router(admin.router)
+    app.include_router(reports.router)
     app.include_router(session.router)
     app.include_router(accounts.router)
+    dashboard.install(app)  # the office's pages, their static files and their error pages
 
     base_openapi = app.openapi
 

@@ -76,6 +76,24 @@ CREATE TABLE IF NOT EXISTS audit_log (
     {id_pk}, at_utc TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL,
     community TEXT, detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_community ON audit_log (community, id);
+-- dashboard: what each gate last fetched (sync/server/overview.py): the policy version it
+-- holds, so the office sees when a risk level change reached it, and its software version.
+CREATE TABLE IF NOT EXISTS gate_fetches (
+    device_id TEXT PRIMARY KEY, policy_version BIGINT, policy_fetched_utc TEXT,
+    software TEXT, software_seen_utc TEXT);
+-- The open immediate reports per community, counted from the index alone (only immediate
+-- entries are in it: a few per thousand, nothing for ingest to speak of).
+CREATE INDEX IF NOT EXISTS entries_open_alarms ON entries (community, id) WHERE report = 'immediate';
+-- office-reports: each community's daily report as submitted (signed by the shift leader,
+-- the figures as they were then), and who acknowledged each alarm (sync/server/reports.py,
+-- sync/server/alarms.py).
+CREATE TABLE IF NOT EXISTS report_submissions (
+    community TEXT NOT NULL, day TEXT NOT NULL, submitted_by TEXT NOT NULL, leader TEXT NOT NULL,
+    note TEXT, submitted_utc TEXT NOT NULL, late INTEGER NOT NULL, figures TEXT NOT NULL,
+    PRIMARY KEY (community, day));
+CREATE TABLE IF NOT EXISTS alarm_acks (
+    entry_id BIGINT PRIMARY KEY, acknowledged_by TEXT NOT NULL, acknowledged_utc TEXT NOT NULL,
+    note TEXT);
 """
 ID_PK = {"sqlite": "id INTEGER PRIMARY KEY",
          "postgres": "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
@@ -554,49 +572,3 @@ class Database:
         if not row:
             return None
         return {"version": row[0], "etag": row[1], "body": row[2], "updated_utc": row[3]}
-
-    # -- reports --------------------------------------------------------------------
-    def daily_report(self, start: dt.datetime, end: dt.datetime) -> dict[str, dict]:
-        """Counts per community for [start, end), every known community listed (零报告)."""
-        with self.tx() as t:
-            communities = [c for (c,) in t.all(
-                "SELECT community FROM communities UNION SELECT community FROM devices")]
-            counts = t.all("SELECT community, action, report, COUNT(*) FROM entries "
-                           "WHERE corrected_utc >= ? AND corrected_utc < ? GROUP BY community, action, report",
-                           (clock.iso(start), clock.iso(end)))
-            gates = t.all("SELECT community, device_id, gate, status, last_seen_utc, acked_seq, max_seq "
-                          "FROM devices ORDER BY community, gate")
-            losses = t.all("SELECT d.community, l.device_id, l.from_seq, l.to_seq FROM seq_losses l "
-                           "JOIN devices d ON d.device_id = l.device_id "
-                           "WHERE l.declared_utc >= ? AND l.declared_utc < ?",
-                           (clock.iso(start), clock.iso(end)))
-        out = {c: {"community": c, "entries": 0, "by_action": {}, "immediate": 0, "gates": [],
-                   "lost_seqs": []} for c in sorted(communities)}
-        for community, action, report, n in counts:
-            r = out.setdefault(community, {"community": community, "entries": 0, "by_action": {},
-                                           "immediate": 0, "gates": [], "lost_seqs": []})
-            r["entries"] += n
-            r["by_action"][action] = r["by_action"].get(action, 0) + n
-            if report == "immediate":
-                r["immediate"] += n
-        for community, device_id, gate, status, seen, acked, max_seq in gates:
-            out[community]["gates"].append({"device_id": device_id, "gate": gate, "status": status,
-                                            "last_seen_utc": seen, "acked_seq": acked,
-                                            "max_seq": max_seq})
-        for community, device_id, lo, hi in losses:
-            out[community]["lost_seqs"].append({"device_id": device_id, "from": lo, "to": hi})
-        return out
-
-    def alarms(self, after_id: int = 0, limit: int = 100) -> list[dict]:
-        with self.tx() as t:
-            rows = t.all("SELECT id, community, gate, device_id, seq, corrected_utc, action, batch_id, "
-                         "batch_index FROM entries WHERE report = 'immediate' AND id > ? ORDER BY id "
-                         f"LIMIT {int(limit)}", (after_id,))
-            records = self._records(t, rows, batch_at=7)
-        out = []
-        for (i, community, gate, device_id, seq, at, action, _, _), e in zip(rows, records, strict=True):
-            out.append({"id": i, "community": community, "gate": gate, "device_id": device_id,
-                        "seq": seq, "at_utc": at, "action": action, "reasons": e.get("reasons", []),
-                        "subject_kind": e.get("subject_kind"), "code_colour": e.get("code_colour"),
-                        "masked_name": e.get("masked_name"), "readings": e.get("readings", [])})
-        return out

@@ -3,6 +3,7 @@ document). The wire contract shared with the gate (entries, batches, lists, the
 policy document) is kiosk/wire.py; its names are re-exported here."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -124,6 +125,9 @@ class Alarm(BaseModel):
     code_colour: str | None
     masked_name: str | None
     readings: list[dict[str, Any]]
+    acknowledged_by: str | None = Field(None, description="who acknowledged it; null: still open")
+    acknowledged_utc: str | None = None
+    note: str | None = None
 
 
 class Alarms(BaseModel):
@@ -131,9 +135,24 @@ class Alarms(BaseModel):
     next_after: int = Field(description="poll again with after = this")
 
 
+class Acknowledge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(None, max_length=200)
+
+
+class Acknowledged(BaseModel):
+    id: int
+    acknowledged_by: str
+    acknowledged_utc: str
+    note: str | None
+
+
 class Entries(BaseModel):
     entries: list[dict[str, Any]] = Field(description="the entries as the gates sent them (kiosk/wire.py), "
                                           "with the server's server_id, corrected_utc, time_source, received_utc")
+
+
+Counts = dict[str, int]
 
 
 class GateDay(BaseModel):
@@ -143,6 +162,11 @@ class GateDay(BaseModel):
     last_seen_utc: str | None
     acked_seq: int
     max_seq: int
+    synced: bool = Field(description="every entry of the day is held: the gate synced past its end")
+    entries: int
+    figures: Counts
+    refusals: Counts = Field(description="entries not admitted, by the rules' reason code")
+    by_action: Counts
 
 
 class LostRange(BaseModel):
@@ -152,19 +176,70 @@ class LostRange(BaseModel):
     to: int
 
 
+class Submission(BaseModel):
+    community: str
+    day: str
+    submitted_by: str
+    leader: str = Field(description="the shift leader's name, as signed (带班领导)")
+    note: str | None
+    submitted_utc: str
+    late: bool
+    figures: dict[str, Any] = Field(description="the figures as they were when submitted")
+
+
+class SubmitReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    day: dt.date
+    leader: str = Field(min_length=1, max_length=32, description="the shift leader's name (带班领导)")
+    note: str | None = Field(None, max_length=500)
+
+
 class CommunityDay(BaseModel):
     community: str
+    status: str = Field(description="submitted | late | missing | pending (已报, 迟报, 未报, 待报)")
+    status_text: str
+    complete: bool = Field(description="every gate synced past the end of the day")
+    zero_report: bool = Field(description="submitted, with nothing the township must hear about (零报告)")
     entries: int
-    by_action: dict[str, int]
     immediate: int
+    figures: Counts
+    refusals: Counts = Field(description="entries not admitted, by the rules' reason code")
+    by_action: Counts
+    headcounts: Counts = Field(description="people under home quarantine / health monitoring that day")
     gates: list[GateDay]
     lost_seqs: list[LostRange]
+    submission: Submission | None
 
 
 class DailyReport(BaseModel):
     day: str
     tz: str
+    start_utc: str
+    end_utc: str
+    due_utc: str = Field(description="submissions after this are late")
     communities: list[CommunityDay]
+
+
+class TraceRow(BaseModel):
+    id: int
+    at_utc: str
+    community: str
+    gate: str
+    direction: str | None
+    subject_kind: str | None
+    masked_name: str | None
+    person_ref: str | None
+    plate: str | None
+    action: str | None
+
+
+class Trace(BaseModel):
+    community: str
+    gate: str | None
+    start_utc: str
+    end_utc: str
+    passages: list[TraceRow]
+    next_after: int = Field(description="more may follow: ask again with after = this")
 
 
 # -- office-auth: accounts, sessions, the audit log --------------------------------------------

@@ -1,15 +1,13 @@
 """The administrator API (a signed-in township user, or `Authorization: Bearer <admin
-token>` for scripts): enrollment tokens, devices, each community's policy and lists, the
-daily report, alarms, entries. Who may do what: docs/township.md, "Accounts and roles";
-every change is written to the audit log."""
+token>` for scripts): enrollment tokens, devices, each community's policy and lists,
+entries (the daily report and alarms: routers/reports.py). Who may do what:
+docs/township.md, "Accounts and roles"; every change is written to the audit log."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
-import zoneinfo
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
 from kiosk import clock, wire
 from kiosk.wire import LISTS
@@ -24,7 +22,6 @@ from sync.server.deps import (
     current_actor,
     database,
     reader,
-    server,
     township,
     township_admin,
 )
@@ -33,11 +30,6 @@ from sync.server.errors import Problem
 log = logging.getLogger("gate.server")
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(current_actor)])
 MAX_QUERY_INT = 2**63 - 1   # the database's BIGINT
-
-
-@functools.cache
-def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
 
 
 @router.post("/enrollments", response_model=models.EnrollmentToken, status_code=201)
@@ -102,37 +94,6 @@ def put_list(upload: models.ListUpload, community: str = Path(pattern=models.SLU
     audit(db, actor, "list_upload", community, {"list": name, "rows": len(rows),
                                                 "version": published["version"]})
     return published
-
-
-@router.get("/reports/daily", response_model=models.DailyReport, response_model_by_alias=True)
-def daily_report(request: Request, day: dt.date | None = None, tz: str | None = Query(None, max_length=64),
-                 actor: Actor = Depends(reader)):
-    """One row per community for a local day, zeros included (日报告、零报告); community
-    staff get their own community's row."""
-    s = server(request)
-    tz = tz or s.settings.report_tz
-    if tz not in _zones():  # the IANA names only: never a path, a folder or a long name
-        raise Problem(422, "unknown_timezone", f"unknown time zone {tz[:64]!r}")
-    zone = zoneinfo.ZoneInfo(tz)
-    if day is not None and not wire.EARLIEST.year <= day.year < wire.LATEST.year:
-        raise Problem(422, "invalid_request", f"day: {day} is outside "
-                      f"{wire.EARLIEST.year}-{wire.LATEST.year - 1}")
-    day = day or dt.datetime.now(zone).date()
-    start = dt.datetime.combine(day, dt.time(), zone)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
-    rows = s.db.daily_report(start, end)
-    return {"day": day.isoformat(), "tz": tz,
-            "communities": [r for c, r in rows.items() if actor.may_read(c)]}
-
-
-@router.get("/alarms", response_model=models.Alarms)
-def alarms(after: int = Query(0, ge=0, le=MAX_QUERY_INT), limit: int = Query(100, ge=1, le=1000),
-           db: Database = Depends(database), actor: Actor = Depends(reader)):
-    """Immediate reports (fever, red code, quarantine breach...) as they arrive;
-    poll with `after` = the last id seen. Community staff get their own community's."""
-    items = db.alarms(after, limit)
-    return {"alarms": [a for a in items if actor.may_read(a["community"])],
-            "next_after": items[-1]["id"] if items else after}
 
 
 @router.get("/entries", response_model=models.Entries)

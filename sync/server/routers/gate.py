@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from kiosk import clock
 from kiosk.wire import LISTS
 from sync import auth
-from sync.server import models
+from sync.server import models, overview
 from sync.server.db import Device, StorageError
 from sync.server.deps import (
     gate_device,
@@ -142,6 +142,7 @@ def manifest(request: Request, device: Device = Depends(signed_get)):
     """Versions and ETags of the policy and every list published for this device's
     community; 304 when nothing changed since the ETag the gate holds."""
     m = server(request).db.manifest(device.community)
+    overview.note_software(server(request).db, device.device_id, request.headers.get("user-agent"))
     return _conditional(request, m["etag"], m)
 
 
@@ -149,6 +150,8 @@ def _document(request: Request, device: Device, name: str, key: str) -> Response
     doc = server(request).db.document(device.community, name)
     if doc is None:
         raise Problem(404, "not_published", f"no {name} published for community {device.community!r}")
+    if name == "policy":  # 200 or 304, the gate now holds this version (the office sees it)
+        overview.note_policy_fetch(server(request).db, device.device_id, doc["version"])
     if request.headers.get("if-none-match") == doc["etag"]:
         return Response(status_code=304, headers={"ETag": doc["etag"]})
     # The stored document is already JSON: splice it in rather than parse and re-dump.
