@@ -385,17 +385,17 @@ def test_report_route_serves_json_csv_and_xlsx(served):
     ws = openpyxl.load_workbook(io.BytesIO(xlsx)).active
     assert ws["B2"].value == "社区"
     r = httpx.get(srv.url + "/v1/admin/reports/daily", params={"day": DAY.isoformat(), "format": "csv"},
-                  headers={"Authorization": f"Bearer {TOKEN}"})
+                  headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     assert r.headers["content-type"].startswith("text/csv") and "attachment" in r.headers["content-disposition"]
     assert r.content.decode("utf-8-sig").splitlines()[0].startswith("日期,社区,卡口,上报状态")
     bad = httpx.get(srv.url + "/v1/admin/reports/daily", params={"format": "pdf"},
-                    headers={"Authorization": f"Bearer {TOKEN}"})
+                    headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     assert bad.status_code == 422 and bad.json()["error"] == "invalid_request"
     bad = httpx.get(srv.url + "/v1/admin/reports/daily", params={"tz": "../../etc/passwd"},
-                    headers={"Authorization": f"Bearer {TOKEN}"})
+                    headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     assert bad.status_code == 422 and bad.json()["error"] == "unknown_timezone"
-    assert httpx.get(srv.url + "/v1/admin/reports/daily").status_code == 401
-    doc = httpx.get(srv.url + "/openapi.json").json()
+    assert httpx.get(srv.url + "/v1/admin/reports/daily", timeout=60).status_code == 401
+    doc = httpx.get(srv.url + "/openapi.json", timeout=60).json()
     params = {p["name"]: p for p in doc["paths"]["/v1/admin/reports/daily"]["get"]["parameters"]}
     assert params["format"]["schema"]["enum"] == ["json", "csv", "xlsx"]
     content = doc["paths"]["/v1/admin/reports/daily"]["get"]["responses"]["200"]["content"]
@@ -414,7 +414,7 @@ def test_submission_and_chart_routes(served):
     assert quiet["status"] == "late" and quiet["zero_report"] and quiet["submission"]["leader"] == "王*明"
     r = httpx.get(srv.url + "/v1/admin/reports/chart/river-garden",
                   params={"day": DAY.isoformat(), "days": 14, "tz": TZ},
-                  headers={"Authorization": f"Bearer {TOKEN}"})
+                  headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
     assert "进出人次" in r.text
 
@@ -566,7 +566,7 @@ def test_roles_community_staff_and_read_only(served):
                            json={"day": DAY.isoformat(), "leader": "王*明"})
         assert (other.status_code, other.json()["error"]) == (403, "other_community")
         no_csrf = httpx.post(srv.url + "/v1/admin/reports/daily/river-garden/submission", params={"tz": TZ},
-                             json={"day": DAY.isoformat(), "leader": "赵*"}, cookies=staff.cookies)
+                             json={"day": DAY.isoformat(), "leader": "赵*"}, cookies=staff.cookies, timeout=60)
         assert (no_csrf.status_code, no_csrf.json()["error"]) == (403, "csrf_failed")
         ok = staff.post("/v1/admin/reports/daily/river-garden/submission", params={"tz": TZ},
                         json={"day": DAY.isoformat(), "leader": "赵*"})
@@ -583,7 +583,8 @@ def test_roles_community_staff_and_read_only(served):
     finally:
         staff.close()
         ro.close()
-    log = httpx.get(srv.url + "/v1/admin/audit", headers={"Authorization": f"Bearer {TOKEN}"}).json()["records"]
+    log = httpx.get(srv.url + "/v1/admin/audit", headers={"Authorization": f"Bearer {TOKEN}"},
+                    timeout=60).json()["records"]
     done = {(r["actor"], r["action"], r["community"]) for r in log}
     assert {("office-ro", "contact_trace", "river-garden"),
             ("staff-river", "report_submitted", "river-garden")} <= done
