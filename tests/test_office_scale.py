@@ -10,6 +10,7 @@ import os
 import random
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -224,3 +225,37 @@ def test_a_gate_gets_one_upload_lane_across_servers(two_servers):
         assert worker.execute("SELECT count(*) FROM entries").fetchone() == (2,)
         probe.close()
     assert [e["seq"] for e in admin.entries(creds.device_id)] == [1, 2]
+
+
+def test_batches_committed_together_are_each_all_or_nothing(tmp_path):
+    """SQLite stores the batches that arrive during a commit together in the next one:
+    a refused batch in that group stores nothing and the others are all stored."""
+    with ServerThread(Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN)) as srv:
+        admin = Admin(srv.url, TOKEN)
+        gates = [enroll(srv.url, admin.enrollment("c", f"g{i}")["token"]) for i in range(9)]
+        for g in gates:
+            assert post(srv, g, 1, 5).status_code == 200
+        group = srv.app.state.server.db._group
+        # As if a commit were under way: every upload queues behind it, then one leads them all.
+        with group._lock:
+            group._leading = True
+        with ThreadPoolExecutor(len(gates)) as pool:
+            # Every third gate skips seq 6: a gap, refused whole; the others send 6..10.
+            answers = [pool.submit(post, srv, g, 7 if i % 3 == 0 else 6, 4 if i % 3 == 0 else 5)
+                       for i, g in enumerate(gates)]
+            deadline = time.monotonic() + 60
+            while len(group._queue) < len(gates) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with group._lock:  # the commit under way ends: hand the lead on, as _lead does
+                group._queue[0].lead = True
+                group._queue[0].done.set()
+            results = [a.result() for a in answers]
+        assert group.largest == len(gates)
+        for i, (g, r) in enumerate(zip(gates, results, strict=True)):
+            stored = [e["seq"] for e in admin.entries(g.device_id)]
+            if i % 3 == 0:
+                assert (r.status_code, r.json()["error"]) == (409, "seq_gap") and stored == [1, 2, 3, 4, 5]
+            else:
+                assert r.json() == {"acked_seq": 10, "stored": 5, "duplicates": 0}
+                assert stored == list(range(1, 11))
+        admin.close()

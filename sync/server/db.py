@@ -172,6 +172,7 @@ class GroupCommit:
         self._queue: list[_Upload] = []
         self._leading = False
         self._lock = threading.Lock()
+        self.largest = 0  # the most batches one commit has held (tests and benchmarks)
 
     def submit(self, job: _Upload) -> dict:
         with self._lock:
@@ -205,6 +206,7 @@ class GroupCommit:
                     else:
                         job.answer = answer
                     t.all("RELEASE upload")
+            self.largest = max(self.largest, len(group))
         except BaseException as exc:  # noqa: BLE001 - handed to every waiter: nothing of the group was stored
             for job in group:  # each waiter raises its own copy of a storage error
                 job.answer = None
