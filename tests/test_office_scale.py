@@ -111,7 +111,7 @@ def test_more_than_one_worker_needs_postgresql(gate, tmp_path):
 
 def test_two_workers_on_one_postgresql_refuse_a_replay_across_them(pg_cluster, tmp_path):
     server = ServerProcess(pg_cluster.new_database("workers"), TOKEN, None, "--workers", "2",
-                           log=tmp_path / "server.log").start()
+                           log=tmp_path / "server.log").start(timeout_s=180)  # two fresh interpreters
     conns: list[socket.socket] = []
     workers: list[int] = []
     served: list[int] = []
