@@ -41,7 +41,7 @@ def workers(text: str) -> int:
 
 
 MAX_WORKERS = 64
-WORKER_ENV = "GATE_SERVER_WORKER"  # the settings a worker process builds its app from (no secret)
+WORKER_ENV = "GATE_SERVER_WORKER"  # the settings a worker builds its app from (not the admin token)
 
 
 def is_postgres(url: str) -> bool:
