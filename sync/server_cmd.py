@@ -4,11 +4,14 @@ The database is a SQLite file by default (no set-up); give a postgresql:// URL f
 a city-sized deployment. The administrator token comes from $GATE_ADMIN_TOKEN or
 --admin-token-file; when neither exists a new token is written to that file (mode
 0600) and only the file's path is logged. Serve TLS with --ssl-certfile/--ssl-keyfile
-or behind a reverse proxy (docs/sync.md).
+or behind a reverse proxy (docs/sync.md). `--workers N` runs N processes on one port,
+on PostgreSQL only: every gate's share of the server is kept in the database there.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import os
 import sys
@@ -27,6 +30,24 @@ def port(text: str) -> int:
     return value
 
 
+def workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"workers are 1..{MAX_WORKERS}, got {value}")
+    return value
+
+
+MAX_WORKERS = 64
+WORKER_ENV = "GATE_SERVER_WORKER"  # the settings a worker builds its app from (not the admin token)
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=os.environ.get("GATE_SERVER_DB", "var/township.db"),
                         help="SQLite file or postgresql:// URL (default: %(default)s)")
@@ -43,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wait this long for a database lock before answering 503")
     parser.add_argument("--report-tz", default="Asia/Shanghai",
                         help="time zone of the daily report's day (default: %(default)s)")
+    parser.add_argument("--workers", type=workers, default=1,
+                        help="worker processes on one port, PostgreSQL only (default: %(default)s; "
+                             "about one per core)")
     parser.add_argument("--ssl-certfile", default=None, help="serve HTTPS with this certificate")
     parser.add_argument("--ssl-keyfile", default=None, help="private key for --ssl-certfile")
 
@@ -50,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def admin_token_path(args) -> Path:
     if args.admin_token_file:
         return Path(args.admin_token_file)
-    if args.db.startswith(("postgresql://", "postgres://")):
+    if is_postgres(args.db):
         return Path("township-admin-token")
     return Path(args.db.removeprefix("sqlite:///")).with_name("admin-token")
 
@@ -69,23 +93,51 @@ def ensure_admin_token(path: Path) -> str:
     return token
 
 
+def worker_app():
+    """The app of one worker process (`--workers N`): uvicorn starts each worker afresh and
+    calls this. The settings come from the parent through WORKER_ENV; the admin token
+    from $GATE_ADMIN_TOKEN or its file, as in the parent, never through the environment."""
+    from sync import auth
+    from sync.server import Settings, create_app
+
+    fields = json.loads(os.environ[WORKER_ENV])
+    token_file = fields.pop("admin_token_file")
+    return create_app(Settings(**fields, admin_token=auth.load_admin_token(token_file)))
+
+
 def run(args) -> int:
     import uvicorn
 
     from sync.server import Settings, create_app
 
-    token = ensure_admin_token(admin_token_path(args))
+    if args.workers > 1 and not is_postgres(args.db):
+        print(f"gate server: --workers {args.workers} needs PostgreSQL (--db postgresql://...): "
+              "a SQLite file takes one writer at a time, and each gate's limits live in the one "
+              "process's memory; run one worker on SQLite", file=sys.stderr)
+        return 2
+    token_path = admin_token_path(args)
+    token = ensure_admin_token(token_path)
     settings = Settings(db_url=args.db, admin_token=token,
                         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
                         report_tz=args.report_tz, busy_timeout_ms=args.busy_timeout_ms,
                         max_db_mb=args.max_db_mb)
-    from sync.server.db import StorageError
+    from sync.server.db import Database, StorageError
     try:
-        app = create_app(settings)
+        if args.workers > 1:  # tables made once, here, before the workers race to make them
+            Database.open(args.db, busy_timeout_ms=args.busy_timeout_ms).close()
+            app = None
+        else:
+            app = create_app(settings)
     except StorageError as exc:
         print(f"gate server: cannot open the database {args.db.split('@')[-1]}: {exc}", file=sys.stderr)
         return 1
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
-                access_log=args.log_level == "debug")
+    common = dict(host=args.host, port=args.port, log_level=args.log_level,
+                  ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                  access_log=args.log_level == "debug")
+    if app is not None:
+        uvicorn.run(app, **common)
+        return 0
+    fields = {k: v for k, v in dataclasses.asdict(settings).items() if k != "admin_token"}
+    os.environ[WORKER_ENV] = json.dumps({**fields, "admin_token_file": str(token_path)})
+    uvicorn.run("sync.server_cmd:worker_app", factory=True, workers=args.workers, **common)
     return 0

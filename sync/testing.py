@@ -55,23 +55,32 @@ class ServerProcess:
         self.log = log
         self.proc: subprocess.Popen | None = None
 
-    def start(self, *extra: str) -> ServerProcess:
+    def start(self, *extra: str, timeout_s: float = 20.0) -> ServerProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "GATE_ADMIN_TOKEN": self.admin_token}
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kiosk.cli", "server", "--db", self.db_url, "--port", str(self.port),
              "--log-level", "warning", *self.extra, *extra], env=env, stdout=out, stderr=out, cwd=ROOT)
         try:
-            wait_http(self.url)
+            wait_http(self.url, timeout_s)
         except TimeoutError:
             self.kill()
             raise
         return self
 
     def kill(self) -> None:
+        """SIGKILL the server and its worker processes (`--workers N`), which would
+        otherwise outlive it."""
         if self.proc and self.proc.poll() is None:
+            workers = [int(d.name) for d in Path("/proc").glob("[0-9]*")
+                       if _parent(d) == self.proc.pid]
             self.proc.kill()
             self.proc.wait(10)
+            for pid in workers:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -80,6 +89,13 @@ class ServerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def _parent(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class PostgresCluster:

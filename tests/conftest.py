@@ -116,6 +116,8 @@ SLOW = {
     "tests/test_office_browser.py": "a real Chromium",
     "tests/test_voice.py": "espeak-ng renders speech",
     "tests/test_server_hardening.py": "a server per test, hostile bodies",
+    "tests/test_office_scale.py::test_two_workers_on_one_postgresql_refuse_a_replay_across_them":
+        "starts gate server with two worker processes",
     "tests/test_thermometer_driver.py": "reconnects and silences waited out on real ptys",
     "tests/test_scan_cmd.py": "gate scan over folders, videos and live sources",
     "tests/test_thermometer_cli.py::test_wrong_protocol_gives_up_after_the_default_timeout": "waits 10 s",

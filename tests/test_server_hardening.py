@@ -253,7 +253,7 @@ def test_workers_sharing_a_database_share_the_nonces(tmp_path):
     """Two server processes' worth of apps on one database: a request replayed to the
     other worker is still refused (nonces in the database, not in memory)."""
     db_url = str(tmp_path / "township.db")
-    settings = Settings(db_url=db_url, admin_token=TOKEN, shared_nonces=True)
+    settings = Settings(db_url=db_url, admin_token=TOKEN, shared_state=True)
     with ServerThread(settings) as one, ServerThread(settings) as two:
         admin = Admin(one.url, TOKEN)
         creds = enroll(one.url, admin.enrollment("c", "g")["token"])

@@ -8,6 +8,7 @@ API turns into 503 + Retry-After, so a gate simply tries again later.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,13 @@ CREATE TABLE IF NOT EXISTS report_submissions (
 CREATE TABLE IF NOT EXISTS alarm_acks (
     entry_id BIGINT PRIMARY KEY, acknowledged_by TEXT NOT NULL, acknowledged_utc TEXT NOT NULL,
     note TEXT);
+-- office-scale: each gate's share, seen by every worker (sync/server/limits.py): requests
+-- per device and signed minute, and when its parsed-bytes bucket is full again.
+CREATE TABLE IF NOT EXISTS request_counts (
+    device_id TEXT NOT NULL, minute BIGINT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (device_id, minute));
+CREATE TABLE IF NOT EXISTS byte_budgets (
+    device_id TEXT PRIMARY KEY, full_at DOUBLE PRECISION NOT NULL);
 """
 ID_PK = {"sqlite": "id INTEGER PRIMARY KEY",
          "postgres": "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
@@ -167,6 +175,88 @@ class Tx:
             self.cur.executemany(self._sql(sql), rows)
 
 
+@dataclass
+class _Upload:
+    """One batch on its way into the database, checked and turned into rows."""
+    device: Device
+    batch: Any
+    now: dt.datetime
+    raw: bytes
+    rows: list[tuple]
+    lo: int
+    hi: int
+    answer: dict | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # woken to commit the next group
+
+
+class GroupCommit:
+    """SQLite: batches that arrive while another commit is under way are stored together
+    in the next transaction, each in its own savepoint, with one fsync for all. Each
+    batch is still all or nothing (a refused one rolls back to its savepoint and gets
+    its own answer), and no batch is answered before the commit that holds it (FULL
+    synchronous). The first to arrive leads: it commits the queue, answers everyone,
+    and hands the lead to the first of those that arrived meanwhile."""
+
+    MAX_GROUP = 64  # batches in one transaction (a group of 500-entry batches: ~30,000 entries)
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._queue: list[_Upload] = []
+        self._leading = False
+        self._lock = threading.Lock()
+        self.largest = 0  # the most batches one commit has held (tests and benchmarks)
+
+    def submit(self, job: _Upload) -> dict:
+        with self._lock:
+            self._queue.append(job)
+            job.lead = not self._leading
+            self._leading = True
+        while not job.lead:
+            job.done.wait()
+            if job.answer is not None or job.error is not None:
+                break
+            job.done.clear()  # woken to lead: the queue is ours now
+        if job.lead:
+            self._lead()
+        if job.error is not None:
+            raise job.error
+        assert job.answer is not None
+        return job.answer
+
+    def _lead(self) -> None:
+        with self._lock:
+            group, self._queue = self._queue[:self.MAX_GROUP], self._queue[self.MAX_GROUP:]
+        try:
+            with self.db.tx(write=True) as t:
+                for job in group:
+                    t.all("SAVEPOINT upload")
+                    try:
+                        answer = self.db._store(t, job)
+                    except Rejected as exc:
+                        t.all("ROLLBACK TO upload")
+                        job.error = exc
+                    else:
+                        job.answer = answer
+                    t.all("RELEASE upload")
+            self.largest = max(self.largest, len(group))
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiter: nothing of the group was stored
+            for job in group:  # each waiter raises its own copy of a storage error
+                job.answer = None
+                job.error = type(exc)(str(exc)) if isinstance(exc, StorageError) else exc
+        finally:
+            with self._lock:
+                if self._queue:
+                    self._queue[0].lead = True
+                    self._queue[0].done.set()
+                else:
+                    self._leading = False
+            for job in group:
+                job.lead = False
+                job.done.set()
+
+
 class Database:
     """Open with `Database.open(url)`: a file path, `sqlite:///path` or `postgresql://...`."""
 
@@ -182,6 +272,7 @@ class Database:
         # instead of SQLite's sleep-and-poll busy handler, which starves some under load.
         self._write_lock = threading.Lock()
         self._nonce_pruned = 0.0
+        self._group = GroupCommit(self)
         if self.dialect == "sqlite":
             self.path = Path(re.sub(r"^sqlite:/{0,2}", "", url) if url.startswith("sqlite:") else url)
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +302,23 @@ class Database:
             for statement in SCHEMA.format(id_pk=ID_PK[db.dialect]).split(";"):
                 if statement.strip():
                     t.all(statement)
+        if db.dialect == "postgres":
+            db._fast_compression()
         return db
+
+    def _fast_compression(self) -> None:
+        """PostgreSQL compresses each batch's JSON (TOAST): with lz4 rather than the
+        default pglz, PostgreSQL spends about a third less CPU per entry stored. Asked once
+        (the ALTER locks the table, so only when not so already); a server built without
+        lz4 keeps pglz."""
+        try:
+            with self.tx(write=True) as t:
+                row = t.one("SELECT attcompression FROM pg_attribute WHERE attrelid = 'batches'::regclass "
+                            "AND attname = 'body'")
+                if row and row[0] != "l":
+                    t.all("ALTER TABLE batches ALTER COLUMN body SET COMPRESSION lz4")
+        except StorageError as exc:
+            log.info("batches stay compressed with pglz: %s", exc)
 
     # -- connections ----------------------------------------------------------------
     def _connect(self):
@@ -241,6 +348,21 @@ class Database:
         if conn is None or (self.dialect == "postgres" and conn.closed):
             conn = self._local.conn = self._connect()
         return conn
+
+    def _forget(self) -> None:
+        """Drop this thread's connection, closed: a PostgreSQL session's advisory locks
+        (an upload's lane) go with it, rather than staying taken by a forgotten object."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is None:
+            return
+        with self._lock:
+            if conn in self._all_conns:
+                self._all_conns.remove(conn)
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - already broken; nothing more to release
+            pass
 
     def close(self) -> None:
         with self._lock:
@@ -286,8 +408,8 @@ class Database:
                     conn.rollback()
                 elif conn.in_transaction:
                     conn.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001 - a dead connection is dropped below
-                self._local.conn = None
+            except Exception:  # noqa: BLE001 - a dead connection is dropped
+                self._forget()
             if isinstance(exc, (Rejected, StorageError)) or not self._is_db_error(exc):
                 raise
             raise self._named(exc) from exc
@@ -310,7 +432,7 @@ class Database:
         if isinstance(exc, sqlite3.IntegrityError) or type(exc).__name__.endswith("Violation"):
             return exc  # a bug, not an outage: let it surface as a 500
         if self.dialect == "postgres":
-            self._local.conn = None  # reconnect next time
+            self._forget()  # reconnect next time
         return StorageError(f"the township database is unavailable ({type(exc).__name__})")
 
     # -- devices and enrollment -----------------------------------------------------
@@ -384,7 +506,8 @@ class Database:
     # -- entries --------------------------------------------------------------------
     def ingest(self, device: Device, batch, now: dt.datetime, raw: bytes = b"") -> dict:
         """Store a batch all or nothing; answer the highest contiguous seq held.
-        `raw` is the batch's JSON as received, kept as the entries' full record."""
+        `raw` is the batch's JSON as received, kept as the entries' full record.
+        On SQLite, batches that arrive together share one commit (`GroupCommit`)."""
         foreign = next((e for e in batch.entries if e.device_id != device.device_id), None)
         if foreign:
             raise Rejected(403, "foreign_entry", f"seq {foreign.seq} belongs to device "
@@ -395,46 +518,69 @@ class Database:
         if batch.priority and any(e.report != "immediate" for e in batch.entries):
             raise Rejected(422, "priority_not_immediate",
                            "a priority batch may carry only report='immediate' entries")
-        rows = self._rows(device, batch, now)
-        lo, hi = min(seqs), max(seqs)
-        now_text = clock.iso(now)
+        job = _Upload(device, batch, now, raw, self._rows(device, batch, now), min(seqs), max(seqs))
+        if self.dialect == "sqlite":
+            return self._group.submit(job)
         with self.tx(write=True) as t:
-            # The UPDATE takes the device's row lock: one batch per device at a time.
-            acked, max_seq = t.row(
-                "UPDATE devices SET last_seen_utc = ?, clock_offset_s = COALESCE(?, clock_offset_s), "
-                "clock_checked_utc = COALESCE(?, clock_checked_utc) WHERE device_id = ? "
-                "RETURNING acked_seq, max_seq",
-                (now_text, self._offset(batch, now), now_text if batch.clock else None,
-                 device.device_id))
-            held = {s: (b, m) for s, b, m in t.all(
-                "SELECT seq, boot_id, monotonic_ns FROM entries WHERE device_id = ? "
-                "AND seq >= ? AND seq <= ?", (device.device_id, lo, hi))}
-            clash = next((e.seq for e in batch.entries
-                          if e.seq in held and held[e.seq] != (e.boot_id, e.monotonic_ns)), None)
-            if clash is not None:
-                raise Rejected(409, "seq_conflict",
-                               f"seq {clash} is already held with a different entry; the gate's "
-                               "numbering restarted (see docs/sync.md, recovery)")
-            new = [r for r in rows if r[1] not in held]
-            if new:
-                (batch_id,) = t.row("INSERT INTO batches (device_id, received_utc, body) VALUES (?, ?, ?) "
-                                    "RETURNING id", (device.device_id, now_text,
-                                                     raw.decode("utf-8", "replace") if raw
-                                                     else batch.model_dump_json()))
-                new = [r + (batch_id,) for r in new]
-            t.many(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
-                   f"({', '.join('?' * len(ENTRY_COLUMNS))}) ON CONFLICT (device_id, seq) DO NOTHING",
-                   new)
-            acked = self._advance(t, device.device_id, acked)
-            if not batch.priority and acked < hi:
-                raise Rejected(409, "seq_gap", f"seq {acked + 1} is missing: the server holds every "
-                               f"seq up to {acked}; send from {acked + 1} on")
-            t.all("UPDATE devices SET acked_seq = ?, max_seq = ? WHERE device_id = ?",
-                  (acked, max(max_seq, hi), device.device_id))
+            return self._store(t, job)
+
+    def _store(self, t: Tx, job: _Upload) -> dict:
+        """The batch's transaction body (its own transaction, or a savepoint of a group)."""
+        device, batch, rows, lo, hi = job.device, job.batch, job.rows, job.lo, job.hi
+        now_text = clock.iso(job.now)
+        # The UPDATE takes the device's row lock: one batch per device at a time, so what
+        # the SELECT below finds held is all that is held until this transaction ends.
+        acked, max_seq = t.row(
+            "UPDATE devices SET last_seen_utc = ?, clock_offset_s = COALESCE(?, clock_offset_s), "
+            "clock_checked_utc = COALESCE(?, clock_checked_utc) WHERE device_id = ? "
+            "RETURNING acked_seq, max_seq",
+            (now_text, self._offset(batch, job.now), now_text if batch.clock else None,
+             device.device_id))
+        held = {s: (b, m) for s, b, m in t.all(
+            "SELECT seq, boot_id, monotonic_ns FROM entries WHERE device_id = ? "
+            "AND seq >= ? AND seq <= ?", (device.device_id, lo, hi))}
+        clash = next((e.seq for e in batch.entries
+                      if e.seq in held and held[e.seq] != (e.boot_id, e.monotonic_ns)), None)
+        if clash is not None:
+            raise Rejected(409, "seq_conflict",
+                           f"seq {clash} is already held with a different entry; the gate's "
+                           "numbering restarted (see docs/sync.md, recovery)")
+        new = [r for r in rows if r[1] not in held]
+        if new:
+            (batch_id,) = t.row("INSERT INTO batches (device_id, received_utc, body) VALUES (?, ?, ?) "
+                                "RETURNING id", (device.device_id, now_text,
+                                                 job.raw.decode("utf-8", "replace") if job.raw
+                                                 else batch.model_dump_json()))
+            new = [r + (batch_id,) for r in new]
+            if t.pg:
+                # COPY: a third of the CPU of row-by-row INSERTs. No ON CONFLICT needed: under
+                # the device's row lock nothing but `held` can be there (a clash would still
+                # fail the whole transaction, never store half a batch).
+                with t.cur.copy(f"COPY entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN") as copy:
+                    for r in new:
+                        copy.write_row(r)
+            else:
+                t.many(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
+                       f"({', '.join('?' * len(ENTRY_COLUMNS))}) ON CONFLICT (device_id, seq) DO NOTHING",
+                       new)
+        acked = self._advance(t, device.device_id, acked, hi)
+        if not batch.priority and acked < hi:
+            raise Rejected(409, "seq_gap", f"seq {acked + 1} is missing: the server holds every "
+                           f"seq up to {acked}; send from {acked + 1} on")
+        t.all("UPDATE devices SET acked_seq = ?, max_seq = ? WHERE device_id = ?",
+              (acked, max(max_seq, hi), device.device_id))
         return {"acked_seq": acked, "stored": len(new), "duplicates": len(rows) - len(new)}
 
     @staticmethod
-    def _advance(t: Tx, device_id: str, acked: int, page: int = 2000) -> int:
+    def _advance(t: Tx, device_id: str, acked: int, hint: int | None = None, page: int = 2000) -> int:
+        """The highest contiguous seq held from `acked` on. With `hint` (a batch's highest
+        seq), first count (acked, hint]: seqs are unique, so a full count means contiguous,
+        and the usual batch moves the ack without reading its seqs back."""
+        if hint is not None and hint > acked:
+            (n,) = t.row("SELECT COUNT(*) FROM entries WHERE device_id = ? AND seq > ? AND seq <= ?",
+                         (device_id, acked, hint))
+            if n == hint - acked:
+                acked = hint
         nxt = acked + 1
         while True:
             found = t.all("SELECT seq FROM entries WHERE device_id = ? AND seq >= ? ORDER BY seq "
@@ -526,18 +672,53 @@ class Database:
         return [bodies[r[batch_at]][r[batch_at + 1]] for r in rows]
 
     # -- request nonces shared between workers ----------------------------------------
-    def add_nonce(self, device_id: str, nonce: str, expires: float, now: float) -> bool:
+    def add_nonce(self, device_id: str, nonce: str, expires: float, now: float,
+                  minute: int | None = None, per_minute: int | None = None) -> bool:
         """Remember a request's nonce until `expires` (epoch s); False when this device
-        already used it. Expired nonces are deleted in bulk every NONCE_PRUNE_S."""
+        already used it. With `per_minute`, count the device's requests in its signed
+        `minute` too: past the bound, 429 `too_many_requests` and nothing is kept.
+        Expired nonces and counts are deleted in bulk every NONCE_PRUNE_S."""
         with self.tx(write=True) as t:
             if self.dialect == "postgres":  # a nonce lost in a crash only reopens its own window
                 t.all("SET LOCAL synchronous_commit = off")
             if now - self._nonce_pruned > NONCE_PRUNE_S:
                 t.all("DELETE FROM nonces WHERE expires < ?", (now,))
+                t.all("DELETE FROM request_counts WHERE minute < ?", (int(now // 60) - 60,))
                 self._nonce_pruned = now
             row = t.one("INSERT INTO nonces VALUES (?, ?, ?) ON CONFLICT (device_id, nonce) DO NOTHING "
                         "RETURNING 1", (device_id, nonce, expires))
+            if row is not None and per_minute is not None and minute is not None:
+                (n,) = t.row("INSERT INTO request_counts VALUES (?, ?, 1) ON CONFLICT (device_id, minute) "
+                             "DO UPDATE SET n = request_counts.n + 1 RETURNING n", (device_id, minute))
+                if n > per_minute:
+                    raise Rejected(429, "too_many_requests", f"more than {per_minute} requests from "
+                                   "this device in 60 s; slow down")
         return row is not None
+
+    # -- one upload per device at a time, across workers (PostgreSQL) ----------------------
+    def take_lane(self, device_id: str) -> tuple | None:
+        """Take the device's upload lane: a session advisory lock on this thread's
+        connection (released by leave_lane, or by PostgreSQL when the connection goes).
+        None when another upload of this device holds it, in any worker."""
+        key = int.from_bytes(hashlib.sha256(b"gate upload lane\0" + device_id.encode()).digest()[:8],
+                             "big", signed=True)
+        with self.tx() as t:
+            (got,) = t.row("SELECT pg_try_advisory_lock(?)", (key,))
+        return (self._local.conn, key) if got else None
+
+    def leave_lane(self, lane: tuple) -> None:
+        conn, key = lane
+        if conn.closed:
+            return  # the lock went with the connection
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            conn.commit()
+        except Exception:  # noqa: BLE001 - closing the connection releases the lock too
+            if getattr(self._local, "conn", None) is conn:
+                self._forget()
+            else:
+                conn.close()
 
     # -- policy and lists -----------------------------------------------------------
     def publish(self, community: str, name: str, body: Any) -> dict:

@@ -1,24 +1,23 @@
 """The township server's dependencies: what a route needs, in one place.
 
-`Server` holds what one app shares between requests (the database, the nonce store, the
-body and parse slots, each device's byte budget); routes reach it with `server(request)`
-or through the `Depends` helpers below."""
+`Server` holds what one app shares between requests (the database, the body and parse
+slots, each gate's share: limits.py); routes reach it with `server(request)` or through
+the `Depends` helpers below."""
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
 import threading
-import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request, Response
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from sync import auth
-from sync.server import accounts, models
+from sync.server import accounts, limits, models
 from sync.server.accounts import ROLES, TOKEN_ACTOR, Actor
 from sync.server.audit import audit
 from sync.server.db import Database, Device
@@ -33,61 +32,30 @@ BATCH = TypeAdapter(models.Batch)
 BODY_DEADLINE_S = 30.0      # a body must arrive within this (no slow-drip bodies)
 
 
-class ByteBudget:
-    """A token bucket of parsed bytes per device: the server's parsing time (which holds
-    the GIL) is shared between gates, so one gate cannot crowd out the others."""
-
-    def __init__(self, burst: int, per_s: float):
-        self.burst, self.per_s = burst, per_s
-        self._left: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def charge(self, device_id: str, nbytes: int, *, refuse: bool = True) -> None:
-        """Take `nbytes` from the device's bucket; with `refuse`, raise 429 (taking
-        nothing) when the bucket does not hold them."""
-        now = time.monotonic()
-        with self._lock:
-            left, then = self._left.get(device_id, (float(self.burst), now))
-            left = min(float(self.burst), left + (now - then) * self.per_s)
-            if refuse and nbytes > left:
-                self._left[device_id] = (left, now)
-                wait = max(1, int((nbytes - left) / self.per_s + 0.999))
-                raise Problem(429, "too_many_bytes", f"this device sent more than the server parses for one "
-                              f"gate; retry in {wait} s", {"Retry-After": str(wait)})
-            self._left[device_id] = (left - nbytes, now)
-
-
-class DatabaseNonces:
-    """The nonce store in the township database, shared by every worker (PostgreSQL,
-    or `shared_nonces=True`): a row per nonce until its timestamp leaves the window."""
-
-    def __init__(self, db: Database):
-        self.db = db
-
-    def add(self, device_id: str, nonce: str, timestamp: float, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
-        return self.db.add_nonce(device_id, nonce, timestamp + auth.SKEW_S, now)
-
-
 @dataclass
 class Server:
     settings: Settings
     db: Database
-    nonces: auth.NonceCache | DatabaseNonces
+    nonces: auth.NonceCache | limits.DatabaseNonces
     bodies: asyncio.Semaphore
     parsing: threading.BoundedSemaphore
-    budget: ByteBudget
-    in_flight: set[str] = field(default_factory=set)  # devices with an upload being stored
-    in_flight_lock: threading.Lock = field(default_factory=threading.Lock)
+    budget: limits.ByteBudget | limits.DatabaseBudget
+    lanes: limits.Lanes | limits.DatabaseLanes  # one upload per device at a time
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> Server:
-        shared = settings.shared_nonces if settings.shared_nonces is not None else db.dialect == "postgres"
+        """Each gate's share (nonces and requests a minute, parsed bytes, the upload lane)
+        in this process's memory, or in the database where every worker sees it."""
+        shared = settings.shared_state if settings.shared_state is not None else db.dialect == "postgres"
+        burst, rate = settings.device_burst_bytes, settings.device_bytes_per_s
         return cls(settings=settings, db=db,
-                   nonces=DatabaseNonces(db) if shared else auth.NonceCache(),
+                   nonces=(limits.DatabaseNonces(db, settings.device_requests_per_min) if shared
+                           else auth.NonceCache(per_device=settings.device_requests_per_min)),
                    bodies=asyncio.Semaphore(settings.body_slots),
                    parsing=threading.BoundedSemaphore(settings.parse_slots),
-                   budget=ByteBudget(settings.device_burst_bytes, settings.device_bytes_per_s))
+                   budget=limits.DatabaseBudget(db, burst, rate) if shared else limits.ByteBudget(burst, rate),
+                   # SQLite has no advisory locks; one process serves it (server_cmd refuses more)
+                   lanes=limits.DatabaseLanes(db) if shared and db.dialect == "postgres" else limits.Lanes())
 
 
 def server(request: Request) -> Server:

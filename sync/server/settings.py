@@ -15,9 +15,11 @@ class Settings:
     report_tz: str = "Asia/Shanghai"
     busy_timeout_ms: int = 5000
     max_db_mb: float | None = None
-    # Nonces in the database (shared between workers) or in this process's memory;
-    # None: in the database on PostgreSQL, in memory on SQLite (one worker).
-    shared_nonces: bool | None = None
+    # Each gate's share (nonces and requests a minute, parsed bytes; on PostgreSQL the
+    # upload lane) in the database, where every worker sees it, or in this process's
+    # memory; None: in the database on PostgreSQL, in memory on SQLite (one worker).
+    shared_state: bool | None = None
+    device_requests_per_min: int = 600  # signed requests per device and minute (429 past it)
     body_slots: int = 16  # bodies being read at once (memory: slots x max_body_bytes)
     parse_slots: int = 2  # batches gunzipped and parsed at once (CPU-bound under the GIL anyway)
     # Bytes of batch JSON one device may have parsed: a burst, then a steady rate. A real

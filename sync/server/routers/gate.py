@@ -79,12 +79,7 @@ async def post_entries(request: Request):
 
     def work():
         gate_device(request, body, device)
-        with s.in_flight_lock:  # one upload per device at a time: one gate, one lane
-            if device.device_id in s.in_flight:
-                raise Problem(429, "upload_in_progress", "this device already has an upload "
-                              "in progress; wait for its answer", {"Retry-After": "1"})
-            s.in_flight.add(device.device_id)
-        try:
+        with s.lanes.hold(device.device_id):  # one upload per device at a time: one gate, one lane
             if not s.parsing.acquire(timeout=s.settings.busy_timeout_ms / 1000):
                 raise StorageError("the server is busy parsing other uploads")
             try:
@@ -99,9 +94,6 @@ async def post_entries(request: Request):
             finally:
                 s.parsing.release()
             return s.db.ingest(device, batch, now, raw)
-        finally:
-            with s.in_flight_lock:
-                s.in_flight.discard(device.device_id)
 
     return await run_in_threadpool(work)
 
