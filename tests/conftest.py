@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -251,3 +252,30 @@ def signer(tmp_path):
     (tmp_path / "trust.json").write_text(json.dumps(
         {"keys": [trust.entry_for(key.public_key(), ["health"], label="township")]}))
     return key
+
+
+@pytest.fixture
+def browser(tmp_path, monkeypatch):
+    """Debian's Chromium, headless, through its chromedriver: never a downloaded browser."""
+    chromium, chromedriver = "/usr/bin/chromium", "/usr/bin/chromedriver"
+    missing = [p for p in (chromium, chromedriver) if not shutil.which(p)]
+    if missing:
+        pytest.fail(f"pages are tested in Debian's Chromium: missing {', '.join(missing)}; "
+                    "run `scripts/system-deps chromium chromium-driver` (make test does)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("selenium is missing: pip install -e '.[test]'")
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never fetch a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,900", "--lang=zh-CN"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+    try:
+        yield driver
+    finally:
+        driver.quit()

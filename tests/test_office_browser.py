@@ -6,11 +6,8 @@ day's XLSX and read it back with openpyxl. Needs Debian's chromium and chromium-
 from __future__ import annotations
 
 import random
-import shutil
 import time
 from pathlib import Path
-
-import pytest
 
 from kiosk.store import Store
 from sync.admin import Admin
@@ -20,33 +17,6 @@ from sync.testing import ServerThread, fill
 
 TOKEN = "test-admin-token-abcdef"
 PASSWORD = "correct horse battery"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
-
-@pytest.fixture
-def browser(tmp_path, monkeypatch):
-    """Debian's Chromium through its chromedriver (as tests/test_queue_screen.py)."""
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    if missing:
-        pytest.fail(f"the office's pages are tested in Debian's Chromium: missing {', '.join(missing)}; "
-                    "run `scripts/system-deps chromium chromium-driver` (make test does)")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("selenium is missing: pip install -e '.[test]'")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never fetch a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,900", "--lang=zh-CN"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def until(driver, script: str, timeout: float = 30.0, what: str = ""):

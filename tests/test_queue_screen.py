@@ -10,11 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 import time
 
 import httpx
-import pytest
 
 from kiosk import clock, config, reasons
 from kiosk.api import ApiServer, create_app, outcome_words, words_for
@@ -22,7 +20,6 @@ from kiosk.codes import issue
 from kiosk.daemon import Daemon, Options
 from kiosk.people import person_ref
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 AMBIENT = 12.0  # a cold morning: the module's body estimate is object - 0.1 * ambient + 4.5
 NORMAL, HIGH = 33.3, 34.3  # object temperatures: 36.6 and 37.6 °C body estimates
 WANG, ZHANG, ZHAO = "110105199001011234", "110105197707073456", "110105199209094567"
@@ -31,32 +28,6 @@ WANG, ZHANG, ZHAO = "110105199001011234", "110105197707073456", "110105199209094
 def code(signer, name: str, id_number: str, colour: str = "green") -> str:
     return issue.health_code(signer, person_ref=person_ref(id_number, "salt"), name=name, colour=colour,
                              issued_at=clock.utc_now() - dt.timedelta(seconds=20))
-
-
-@pytest.fixture
-def browser(tmp_path, monkeypatch):
-    missing = [p for p, pkg in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver"))
-               if not shutil.which(p)]
-    if missing:
-        pytest.fail(f"the queue screen is tested in Debian's Chromium: missing {', '.join(missing)}; "
-                    "run `scripts/system-deps chromium chromium-driver` (make test does)")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("selenium is missing: pip install -e '.[test]'")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never fetch a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,720", "--lang=zh-CN"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 SCREEN = """const t = (id) => document.getElementById(id).textContent;
