@@ -227,6 +227,11 @@ def today(tz: str) -> dt.date:
 
 
 # -- the report --------------------------------------------------------------------------------
+# One community's entries through its gates (a device belongs to one community for good):
+# the (device_id, seq) index finds them, where the day index would walk every community's day.
+_OF_COMMUNITY = " AND device_id IN (SELECT device_id FROM devices WHERE community = ?)"
+
+
 def daily(db: Database, day: dt.date, tz: str, community: str | None = None,
           now: dt.datetime | None = None) -> DailyReport:
     """Every known community (or the one asked for), zeros included; missing when a gate
@@ -251,7 +256,7 @@ def daily(db: Database, day: dt.date, tz: str, community: str | None = None,
                                              synced=_synced(revoked, held[device_id][2], end))
             days[c].gates.append(g)
         rows = t.all("SELECT device_id, community, batch_id, batch_index FROM entries "
-                     "WHERE corrected_utc >= ? AND corrected_utc < ?" + one,
+                     "WHERE corrected_utc >= ? AND corrected_utc < ?" + ("" if community is None else _OF_COMMUNITY),
                      (clock.iso(start), clock.iso(end)) + only)
         for (device_id, c, _b, _i), record in _each_record(t, rows, batch_at=2):
             counted = tally(record)
@@ -443,8 +448,8 @@ def history(db: Database, community: str, last_day: dt.date, days: int, tz: str)
                                                                    0, 0, 0) for i in range(days)}
     with db.tx() as t:
         counts = t.all("SELECT corrected_utc, action, report, batch_id, batch_index FROM entries "
-                       "WHERE community = ? AND corrected_utc >= ? AND corrected_utc < ?",
-                       (community, clock.iso(start), clock.iso(end)))
+                       "WHERE corrected_utc >= ? AND corrected_utc < ?" + _OF_COMMUNITY,
+                       (clock.iso(start), clock.iso(end), community))
         # only immediate reports can be confirmed fevers: read just their records
         for (at, *_), record in _each_record(t, [r for r in counts if r[2] == "immediate"], batch_at=3):
             if "fevers" in tally(record)[0]:
