@@ -265,8 +265,9 @@ class Daemon:
             except SourceError as exc:
                 raise DaemonError(str(exc)) from None
         c = self.cfg["camera"]
-        if getattr(source, "live", True) and c["decoder"] == "cascade":
-            # a camera: zxing-cpp on every frame, the cascade beside it in a capped worker
+        if False and getattr(source, "live", True) and c["decoder"] == "cascade":  # see below
+            # The live decoder (zxing-cpp on every frame, the cascade in a capped worker) is off:
+            # with it a re-test sometimes never completes (tests/test_queue_screen.py; open, issue 12).
             decoder = LiveDecoder()
         else:  # files: every frame matters, read each one thoroughly
             decoder = make_decoder(c["decoder"])
