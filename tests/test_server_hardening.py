@@ -174,6 +174,24 @@ def test_an_oversized_body_is_refused_before_it_is_read_on_every_route(server, g
     assert (r.status_code, r.json()["error"]) == (413, "body_too_large")
 
 
+def test_an_answer_before_the_body_closes_the_connection(server):
+    # Left open, each such connection's buffers stayed in the server after the client
+    # reset it: a stranger opening hundreds a second grew it by 50 KB a connection.
+    for head in (f"PUT /v1/admin/communities/c/lists/residents HTTP/1.1\r\nHost: x\r\n"
+                 f"Content-Length: {300 * 2**20}\r\n\r\n",
+                 f"POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Length: {300 * 2**20}\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+            s.sendall(head.encode() + b"x" * 65536)
+            data = b""
+            while chunk := s.recv(65536):  # the server ends the connection after its answer
+                data += chunk
+        assert b"\r\nconnection: close\r\n" in data.split(b"\r\n\r\n")[0].lower() + b"\r\n"
+    # a request whose body was read keeps its connection for the next one
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        r = http.post("/v1/admin/enrollments", json={"community": "river-garden", "gate": "east"})
+        assert r.status_code == 201 and r.headers.get("connection") != "close"
+
+
 def test_a_gate_request_is_checked_from_its_headers_before_its_body(server, gate_a):
     h = auth.sign_headers(gate_a.key(), "nobody.gate", "POST", "/v1/entries", b"")
     head = "POST /v1/entries HTTP/1.1\nHost: x\nContent-Length: 3000000\n" + "".join(
