@@ -340,6 +340,34 @@ def hostile(work: Path) -> dict:
             "peak": peak, "hwm": hwm, "counts": counts}
 
 
+FUZZ_EXAMPLES = 1000
+
+
+def fuzzed(work: Path) -> dict:
+    """The schema-driven fuzzer of the test suite (tests/test_server_schema_fuzz.py) sent
+    at a server in its own process, whose memory is sampled throughout."""
+    server = ServerProcess(str(work / "fuzz.db"), TOKEN, None, log=work / "fuzz-server.log")
+    server.start()
+    assert server.proc is not None
+    pid, peak = server.proc.pid, 0.0
+    env = {**os.environ, "GATE_FUZZ_URL": server.url, "GATE_FUZZ_TOKEN": TOKEN,
+           "GATE_FUZZ_EXAMPLES": str(FUZZ_EXAMPLES), "GATE_TEST_SEED": "10"}
+    try:
+        t0 = time.monotonic()
+        fuzz = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 str(ROOT / "tests" / "test_server_schema_fuzz.py")], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        while fuzz.poll() is None:
+            peak = max(peak, rss_mb(pid))
+            time.sleep(0.1)
+        out = fuzz.stdout.read() if fuzz.stdout else ""
+        hwm = rss_mb(pid, "VmHWM")
+    finally:
+        server.stop()
+    return {"passed": fuzz.returncode == 0, "s": time.monotonic() - t0, "peak": peak, "hwm": hwm,
+            "tail": out.strip().splitlines()[-1] if out.strip() else ""}
+
+
 def measure(name: str, server: Server, pg_pid: int | None, work: Path, drain_too: bool) -> dict:
     """Ingest rate and CPU per entry, then the 50 gates' latency, on one running server."""
     def cpu() -> float:
@@ -437,6 +465,10 @@ def main() -> int:
           f"the first 64 KiB. Answers to the misbehaving clients: {answers}. The load generator "
           f"shares the server's 2 cores. Targets: hostile p50/p99 within 2x of quiet; server memory "
           f"under 300 MB.")
+    f = fuzzed(work)
+    print(f"\nServer memory under the schema-driven fuzzer (tests/test_server_schema_fuzz.py, "
+          f"{FUZZ_EXAMPLES} examples, seed 10, in {f['s']:.0f} s; {f['tail']}): peak RSS {f['peak']:.0f} MB, "
+          f"VmHWM {f['hwm']:.0f} MB (target under 300 MB).")
     print(f"\nMeasured: `gate server` in its own process (one uvicorn worker unless said, "
           f"synchronous=FULL on SQLite, fsync on PostgreSQL), load generator threads in another on "
           f"127.0.0.1. Server CPU: user + system time of the server's processes and, on PostgreSQL, "

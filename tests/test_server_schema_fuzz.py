@@ -6,6 +6,7 @@ none takes long. Replay a failure with GATE_TEST_SEED=<the seed printed>; more
 examples with GATE_FUZZ_EXAMPLES (200 by default; 150 took 13 s on the shared 2-core dev box)."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -26,7 +27,7 @@ from sync.client import enroll
 from sync.server import Settings
 from sync.testing import ServerThread
 
-TOKEN = "schema-fuzz-admin-token"
+TOKEN = os.environ.get("GATE_FUZZ_TOKEN", "schema-fuzz-admin-token")
 SEED = int(os.environ.get("GATE_TEST_SEED") or random.randrange(2**32))
 SLOW_S = 10.0  # an answer slower than this means the server stalled (the old lost-range bug took hours)
 
@@ -35,14 +36,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("schema-fuzz")
-    with ServerThread(Settings(db_url=str(tmp / "township.db"), admin_token=TOKEN)) as srv:
-        admin = Admin(srv.url, TOKEN)
-        creds = enroll(srv.url, admin.enrollment("fuzz", "east")["token"])
+    """A server in this process, or the one at GATE_FUZZ_URL with the admin token in
+    GATE_FUZZ_TOKEN (bench/bench_sync.py measures that server's memory under the fuzzer)."""
+    url = os.environ.get("GATE_FUZZ_URL")
+    with contextlib.ExitStack() as stack:
+        if not url:
+            tmp = tmp_path_factory.mktemp("schema-fuzz")
+            url = stack.enter_context(ServerThread(Settings(db_url=str(tmp / "township.db"),
+                                                            admin_token=TOKEN))).url
+        admin = stack.enter_context(contextlib.closing(Admin(url, TOKEN)))
+        creds = enroll(url, admin.enrollment("fuzz", "east")["token"])
         admin.set_policy("fuzz", risk_level="low")
-        with httpx.Client(base_url=srv.url, timeout=60) as http:
-            yield srv, creds, http
-        admin.close()
+        yield creds, stack.enter_context(httpx.Client(base_url=url, timeout=60))
 
 
 def _operations():
@@ -97,7 +102,7 @@ def send(http: httpx.Client, creds, case, rng: random.Random) -> httpx.Response:
           suppress_health_check=list(HealthCheck))
 @given(case=CASES, data=st.data())
 def test_every_operation_answers_a_named_4xx_or_success_and_quickly(world, case, data):
-    srv, creds, http = world
+    creds, http = world
     print(f"seed {SEED} (replay: GATE_TEST_SEED={SEED})")
     rng = random.Random(data.draw(st.integers(0, 2**32)))
     t0 = time.perf_counter()
