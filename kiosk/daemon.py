@@ -265,7 +265,7 @@ class Daemon:
             except SourceError as exc:
                 raise DaemonError(str(exc)) from None
         c = self.cfg["camera"]
-        if False and getattr(source, "live", True) and c["decoder"] == "cascade":  # see below
+        if os.environ.get("GATE_LIVE_DEBUG") and getattr(source, "live", True) and c["decoder"] == "cascade":
             # The live decoder (zxing-cpp on every frame, the cascade in a capped worker) is off:
             # with it a re-test sometimes never completes (tests/test_queue_screen.py; open, issue 12).
             decoder = LiveDecoder()

@@ -36,15 +36,17 @@ return {colour: document.body.className, headline: t("headline"), temperature: t
         text: document.body.innerText};"""
 
 
-def screen_shows(driver, timeout: float = 30.0, **want) -> dict:
-    """Poll what the page shows until every wanted field matches (a str equal, a compiled regex found)."""
+def screen_shows(driver, timeout: float = 30.0, events: list | None = None, **want) -> dict:
+    """Poll what the page shows until every wanted field matches (a str equal, a compiled
+    regex found); on failure, say what the checkpoint did last (`events`, when given)."""
     deadline, seen = time.monotonic() + timeout, {}
     while time.monotonic() < deadline:
         seen = driver.execute_script(SCREEN)
         if all(v.search(seen[k]) if isinstance(v, re.Pattern) else seen[k] == v for k, v in want.items()):
             return seen
         time.sleep(0.05)
-    raise AssertionError(f"the screen never showed {want}; it shows {seen}")
+    last = "".join(f"\n  {e}" for e in (events or [])[-40:])
+    raise AssertionError(f"the screen never showed {want}; it shows {seen}; the checkpoint's last events:{last}")
 
 
 def test_the_queue_screen_in_chromium(tmp_path, signer, browser):
@@ -55,15 +57,17 @@ def test_the_queue_screen_in_chromium(tmp_path, signer, browser):
                                  trust=str(tmp_path / "trust.json"), api_socket=str(tmp_path / "api.sock"),
                                  api_tcp="127.0.0.1:0"))
     daemon.start()
+    events: list[dict] = []
+    daemon.checkpoint.subscribe(events.append)
     restarted: ApiServer | None = None
     try:
         browser.get(daemon.api.url + "/")
-        screen_shows(browser, colour="idle", headline="请出示健康码", offline=False)
+        screen_shows(browser, events=events, colour="idle", headline="请出示健康码", offline=False)
 
         # a resident with a green code and a normal temperature
         daemon.emulator.values = [(NORMAL, AMBIENT)]
         daemon.camera_sim.show(code(signer, "王小明", WANG), seconds=3.0)
-        seen = screen_shows(browser, colour="green", headline="请通行")
+        seen = screen_shows(browser, events=events, colour="green", headline="请通行")
         body_c = daemon.store.entries()[-1].readings[-1]["body_c"]
         assert seen["temperature"] == f"体温 {body_c:.1f}℃" and 36.0 < body_c < 37.3
         assert seen["reason"] == "健康码绿码，体温正常" and seen["next"] == "请戴好口罩通行"
@@ -74,29 +78,29 @@ def test_the_queue_screen_in_chromium(tmp_path, signer, browser):
 
         # a red code: refused at once, with the reason and what to do
         daemon.camera_sim.show(code(signer, "张伟", ZHANG, colour="red"), seconds=3.0)
-        seen = screen_shows(browser, colour="red", headline="暂不能进入")
+        seen = screen_shows(browser, events=events, colour="red", headline="暂不能进入")
         assert seen["reason"] == "健康码为红码" and "稍候" in seen["next"] and seen["temperature"] == ""
         browser.save_screenshot(str(tmp_path / "refuse.png"))
 
         # a first high reading asks for 复测 and shows it; a normal second one lets the person in
         daemon.emulator.values = [(HIGH, AMBIENT)]
         daemon.camera_sim.show(code(signer, "赵敏", ZHAO), seconds=3.0)
-        seen = screen_shows(browser, colour="yellow", headline="请复测")
+        seen = screen_shows(browser, events=events, colour="yellow", headline="请复测")
         assert re.fullmatch(r"体温 37\.\d℃", seen["temperature"]) and float(seen["temperature"][3:7]) >= 37.3
         assert "偏高" in seen["reason"] and "休息" in seen["next"]
         browser.save_screenshot(str(tmp_path / "retest.png"))
         daemon.emulator.values = [(NORMAL, AMBIENT)]
-        screen_shows(browser, colour="green", headline="请通行", temperature=re.compile(r"^体温 36\.\d℃$"))
+        screen_shows(browser, events=events, colour="green", headline="请通行", temperature=re.compile(r"^体温 36\.\d℃$"))
 
         # the gate's API goes away: the screen stops showing the last outcome and says it is connecting
         daemon.api.stop()
-        seen = screen_shows(browser, colour="offline", offline=True, headline="请稍候")
+        seen = screen_shows(browser, events=events, colour="offline", offline=True, headline="请稍候")
         assert "正在连接" in seen["text"]
         browser.save_screenshot(str(tmp_path / "offline.png"))
         # ... and comes back by itself when the API is up again on the same address
         restarted = ApiServer(create_app(daemon.checkpoint, daemon.status, "zh", people=daemon.people,
                                          reader=daemon.reader), tcp=daemon.api.tcp).start()
-        screen_shows(browser, offline=False, colour="green", headline="请通行")
+        screen_shows(browser, events=events, offline=False, colour="green", headline="请通行")
         assert [e.action for e in daemon.store.entries()] == ["admit", "refuse", "admit"]
     finally:
         if restarted is not None:
