@@ -300,6 +300,10 @@ class Checkpoint:
         self.phase = phase
         if self.subject is not None:
             self.subject.phase_since = self.clock.monotonic()
+        # A listener that reads state() on this event (the queue screen's stream, from its own
+        # thread) must see this phase, not the one at the start of the turn: a stale snapshot
+        # once put 请测温 back over a decision and left it there.
+        self._snapshot = self._state()
         self._emit("state", phase=phase)
 
     # -- inputs, handled on the checkpoint's thread ---------------------------------------

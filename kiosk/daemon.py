@@ -265,9 +265,8 @@ class Daemon:
             except SourceError as exc:
                 raise DaemonError(str(exc)) from None
         c = self.cfg["camera"]
-        if os.environ.get("GATE_LIVE_DEBUG") and getattr(source, "live", True) and c["decoder"] == "cascade":
-            # The live decoder (zxing-cpp on every frame, the cascade in a capped worker) is off:
-            # with it a re-test sometimes never completes (tests/test_queue_screen.py; open, issue 12).
+        if getattr(source, "live", True) and c["decoder"] == "cascade":
+            # a camera: zxing-cpp on every frame, the cascade in a capped worker beside it
             decoder = LiveDecoder()
         else:  # files: every frame matters, read each one thoroughly
             decoder = make_decoder(c["decoder"])

@@ -57,6 +57,7 @@ class Voice:
         self._stop = threading.Event()
         self._complained: set[str] = set()
         self._count = 0
+        self.finished = 0  # prompts whose process is over: spoken, cut or failed
         self._thread: threading.Thread | None = None
 
     # -- from the checkpoint's thread: never blocks -------------------------------------------
@@ -151,6 +152,7 @@ class Voice:
             self._complain(f"os:{argv[0]}", f"cannot run {argv[0]}: {exc.strerror}")
         finally:
             self._current = None
+            self.finished += 1
 
     def _complain(self, kind: str, message: str) -> None:
         """Once per kind of failure: a gate that cannot speak says so once, not per person."""

@@ -161,6 +161,24 @@ def test_first_high_reading_is_retested_and_a_normal_second_admits(gate):
     assert d["action"] == "admit" and d["readings_c"] == [pytest.approx(37.6), pytest.approx(36.6)]
 
 
+def test_a_listener_reading_the_state_on_a_state_event_sees_that_phase(gate):
+    # The queue screen's stream words each state event from state(), on its own thread; it
+    # once read the snapshot of the turn's start and put 请测温 back over the decision.
+    cp, events = run(gate)
+    seen: list[tuple[str, str]] = []
+    cp.subscribe(lambda e: seen.append((e["phase"], cp.state()["phase"])) if e["type"] == "state" else None)
+    ref, text = gate.code("李华")
+    gate.resident(ref)
+    gate.stand(HOT)
+    cp.code_read(text)
+    wait_for(lambda: cp.phase == RETEST)
+    gate.stand(NORMAL)
+    wait_for(lambda: decisions(events))
+    wait_for(lambda: cp.phase == WAITING)
+    assert [p for p, _ in seen] == [MEASURING, RETEST, DECIDED, WAITING]
+    assert all(event == state for event, state in seen), seen
+
+
 def test_confirmed_fever_isolates_and_reports_at_once(gate):
     cp, events = run(gate)
     ref, text = gate.code("赵敏")
