@@ -9,7 +9,9 @@
 2. Subjects per second: decoded code texts straight into the checkpoint (no camera), the
    same always-fresh thermometer, outcome time 0: the gate's own work per person.
 3. The daemon's memory: `gate run --camera sim --port sim` in a process of its own, after
-   50 people; VmHWM (peak) and VmRSS from /proc.
+   50 people; VmHWM (peak) and VmRSS from /proc; and the proportional set size (Pss:
+   shared library pages counted once) of the daemon and its children together (the
+   live decoder's cascade worker is a process of its own).
 """
 from __future__ import annotations
 
@@ -140,6 +142,22 @@ def throughput(store: Store, verifier: Verifier, codes: list[str]) -> float:
     return len(codes) / elapsed
 
 
+def kb(pid: int, name: str, field: str) -> float:
+    """A /proc/PID/<name> field, in MB."""
+    for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out += [int(child), *children(int(child))]
+    return out
+
+
 def daemon_memory(tmp: Path, trust_file: Path) -> dict[str, float]:
     (tmp / "empty.toml").write_text("")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GATE_CONFIG": str(tmp / "empty.toml"),
@@ -160,9 +178,12 @@ def daemon_memory(tmp: Path, trust_file: Path) -> dict[str, float]:
             time.sleep(0.05)
         client.get("/v1/state")
         client.close()
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        mem = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status.splitlines()
-               if line.startswith(("VmRSS", "VmHWM"))}
+        mem = {"VmHWM": kb(proc.pid, "status", "VmHWM"), "VmRSS": kb(proc.pid, "status", "VmRSS"),
+               "Pss": 0.0, "others": 0.0}
+        for pid in [proc.pid, *children(proc.pid)]:  # the live decoder's cascade worker, its tracker
+            pss = kb(pid, "smaps_rollup", "Pss")
+            mem["Pss"] += pss
+            mem["others"] += pss if pid != proc.pid else 0.0
     finally:
         proc.terminate()
         proc.wait(20)
@@ -202,12 +223,16 @@ def main() -> None:
           f"p50 / p95 / max | {statistics.median(latency):.0f} / {pct(latency, 0.95):.0f} / {max(latency):.0f} ms "
           f"| p95 ≤ 150 ms |")
     print(f"| subjects per second, {SUBJECTS} codes straight into the checkpoint | {rate:.0f} /s | ≥ 10 /s |")
-    print(f"| `gate run` on simulated devices after 50 people: peak / current RSS | "
-          f"{mem.get('VmHWM', 0):.0f} / {mem.get('VmRSS', 0):.0f} MB | ≤ 150 MB |")
+    print(f"| `gate run` on simulated devices after 50 people: the daemon's peak / current RSS | "
+          f"{mem['VmHWM']:.0f} / {mem['VmRSS']:.0f} MB | ≤ 150 MB |")
+    print(f"| ... with its child processes (the live decoder's cascade worker and multiprocessing's "
+          f"resource tracker: {mem['others']:.0f} MB of it), proportional set size (shared pages counted "
+          f"once) | {mem['Pss']:.0f} MB | ≤ 150 MB |")
     print(f"\nScan to decision runs from the capture of the first frame that holds the code: it includes "
           f"that frame's decode (and any frame before it the cascade could not read), verifying, the look-up, "
           f"the decision and the entry's fsync. Load average {load0:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores. Look-up times: see List look-ups.")
 
 
-main()
+if __name__ == "__main__":
+    main()
