@@ -255,8 +255,11 @@ class ScreenOnlyOverTcp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and over_tcp(scope) and not (
                 scope["method"] in ("GET", "HEAD") and scope["path"] in SCREEN_ROUTES):
+            # closed after the answer: the body was never read (and a stranger resetting such
+            # connections would otherwise leave uvicorn holding each one's buffers for a while)
             response = JSONResponse({"error": "screen_only", "detail": "this address serves the queue screen only; "
-                                     "the API is on the gate's Unix socket"}, status_code=403)
+                                     "the API is on the gate's Unix socket"}, status_code=403,
+                                    headers={"Connection": "close"})
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

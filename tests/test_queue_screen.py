@@ -145,6 +145,7 @@ def test_the_tcp_address_serves_the_screen_and_nothing_about_anyone(tmp_path, si
                                    ("GET", "/openapi.json", None)):
             r = tcp.request(method, path, json=body)
             assert r.status_code == 403 and r.json()["error"] == "screen_only", (path, r.text)
+            assert r.headers["connection"] == "close"  # its body is never read
         assert local.get("/v1/state").status_code == 200  # the socket has it all
         daemon.emulator.values = [(NORMAL, AMBIENT)]
         with tcp.stream("GET", "/v1/events") as screen, local.stream("GET", "/v1/events") as console:
