@@ -2,8 +2,12 @@
 
 An administrator request without the token or a live session cookie is refused, and any body over its route's
 limit, before a byte of the body is read (a gate's signature headers are checked before
-its body is read, in deps.py). Bounds: docs/sync.md."""
+its body is read, in deps.py). Such an answer waits while the rest of a body within the
+limit is read and dropped (a client still sending gets its answer, not a reset), else
+closes the connection. Bounds: docs/sync.md."""
 from __future__ import annotations
+
+import asyncio
 
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +22,7 @@ from sync.server.errors import BodyTooLarge, Problem, problem
 from sync.server.settings import Settings
 
 SMALL_BODY = 64 * 1024      # every route but uploads of entries and lists
+DRAIN_S = 2.0               # an answer sent before the body: the rest is read and dropped this long at most
 
 
 def body_limit(settings: Settings, method: str, path: str) -> int:
@@ -74,29 +79,52 @@ class Gatekeeper:
             await self.app(scope, receive, send)
             return
         path, headers = scope["path"], Headers(scope=scope)
+        limit = body_limit(self.settings, scope["method"], path)
         declared = headers.get("content-length")
-        # Until the body has been read to its end the connection cannot carry another
-        # request: an answer sent before then closes it. (Left open, uvicorn keeps each
-        # such connection's buffers for its keep-alive time after the client resets it:
-        # a stranger opening hundreds a second grew the server by 50 KB each.)
+        too_big = declared is not None and (not declared.isascii() or not declared.isdigit()
+                                            or len(declared) > 18 or int(declared) > limit)
         body_done = declared in (None, "0") and "transfer-encoding" not in headers
+        received = 0
 
-        async def closing(message: Message) -> None:
+        async def drained() -> bool:
+            """Read and drop the rest of a body the answer did not need (within the route's
+            limit and DRAIN_S): closing a connection with unread data resets it, and a client
+            still sending may then never see the answer."""
+            nonlocal received
+            if too_big:
+                return False
+            try:
+                async with asyncio.timeout(DRAIN_S):
+                    while received <= limit:
+                        message = await receive()
+                        if message["type"] != "http.request":
+                            return False
+                        received += len(message.get("body", b""))
+                        if not message.get("more_body", False):
+                            return received <= limit
+            except TimeoutError:
+                pass
+            return False
+
+        async def answer(message: Message) -> None:
+            nonlocal body_done
             if message["type"] == "http.response.start" and not body_done:
-                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+                body_done = await drained()
+                if not body_done:
+                    # The connection cannot carry another request. (Left open, uvicorn keeps each
+                    # one's buffers for its keep-alive time after the client resets it: a stranger
+                    # opening hundreds a second grew the server by 50 KB each, to 1.6 GB.)
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         if path == "/v1/admin" or path.startswith("/v1/admin/"):
             refusal = await self.who(scope, headers)
             if refusal is not None:
-                await refusal(scope, receive, closing)
+                await refusal(scope, receive, answer)
                 return
-        limit = body_limit(self.settings, scope["method"], path)
-        if declared is not None and (not declared.isascii() or not declared.isdigit()
-                                     or len(declared) > 18 or int(declared) > limit):
-            await problem(413, "body_too_large", f"the body is over {limit} bytes")(scope, receive, closing)
+        if too_big:
+            await problem(413, "body_too_large", f"the body is over {limit} bytes")(scope, receive, answer)
             return
-        received = 0
 
         async def limited() -> Message:
             nonlocal received, body_done
@@ -108,4 +136,4 @@ class Gatekeeper:
                 body_done = body_done or not message.get("more_body", False)
             return message
 
-        await self.app(scope, limited, closing)
+        await self.app(scope, limited, answer)
