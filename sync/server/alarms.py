@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from kiosk import clock
-from sync.server.db import Database, Rejected
+from sync.server.db import AuditStep, Database, Rejected
 
 POLL_S = 0.2            # how often an open stream looks for new alarms
 MAX_STREAMS = 100       # open streams per worker (each polls the database)
@@ -55,7 +55,8 @@ def community_of(db: Database, alarm_id: int) -> str | None:
     return row[0] if row else None
 
 
-def acknowledge(db: Database, alarm_id: int, by: str, note: str | None = None) -> dict[str, Any]:
+def acknowledge(db: Database, alarm_id: int, by: str, note: str | None = None,
+                audit: AuditStep | None = None) -> dict[str, Any]:
     """Record who acknowledged the alarm and when; the first acknowledgement stands
     (acknowledging again answers the one recorded)."""
     if note is not None and len(note) > MAX_NOTE:
@@ -68,7 +69,10 @@ def acknowledge(db: Database, alarm_id: int, by: str, note: str | None = None) -
               (alarm_id, by, now, note))
         by, when, note = t.row("SELECT acknowledged_by, acknowledged_utc, note FROM alarm_acks "
                                "WHERE entry_id = ?", (alarm_id,))
-    return {"id": alarm_id, "acknowledged_by": by, "acknowledged_utc": when, "note": note}
+        done = {"id": alarm_id, "acknowledged_by": by, "acknowledged_utc": when, "note": note}
+        if audit:
+            audit(t, done)
+    return done
 
 
 def newest(db: Database) -> int:

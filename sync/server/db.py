@@ -16,7 +16,7 @@ import re
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +173,11 @@ class Tx:
     def many(self, sql: str, rows: Sequence[Sequence]) -> None:
         if rows:
             self.cur.executemany(self._sql(sql), rows)
+
+
+# The audit row of a change, written inside the change's transaction with what the change
+# answers (sync/server/audit.py `step`): both are stored, or neither.
+AuditStep = Callable[[Tx, Any], None]
 
 
 @dataclass
@@ -466,13 +471,15 @@ class Database:
                                f"{row[1]!r} of {row[0]!r}; choose another device id")
 
     def create_enrollment(self, token_hash: str, device_id: str, community: str, gate: str,
-                          expires: dt.datetime) -> None:
+                          expires: dt.datetime, audit: AuditStep | None = None) -> None:
         now = clock.iso(clock.utc_now())
         with self.tx(write=True) as t:
             self._same_device(t, device_id, community, gate)
             self._touch_community(t, community, now, bump=False)
             t.all("INSERT INTO enrollments VALUES (?, ?, ?, ?, ?, ?, NULL)",
                   (token_hash, device_id, community, gate, now, clock.iso(expires)))
+            if audit:
+                audit(t, None)
 
     def enroll(self, token_hash: str, public_key: str) -> Device:
         """Use an enrollment token once; (re-)register the device with its key."""
@@ -497,10 +504,12 @@ class Database:
         assert device is not None  # just written
         return device
 
-    def revoke(self, device_id: str) -> bool:
+    def revoke(self, device_id: str, audit: AuditStep | None = None) -> bool:
         with self.tx(write=True) as t:
             row = t.one("UPDATE devices SET status = 'revoked', revoked_utc = ? WHERE device_id = ? "
                         "RETURNING device_id", (clock.iso(clock.utc_now()), device_id))
+            if row is not None and audit:
+                audit(t, device_id)
         return row is not None
 
     # -- entries --------------------------------------------------------------------
@@ -721,7 +730,7 @@ class Database:
                 conn.close()
 
     # -- policy and lists -----------------------------------------------------------
-    def publish(self, community: str, name: str, body: Any) -> dict:
+    def publish(self, community: str, name: str, body: Any, audit: AuditStep | None = None) -> dict:
         if name not in DOCUMENTS:
             raise Rejected(404, "unknown_list", f"unknown list {name!r}; known: {', '.join(LISTS)}")
         text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -735,7 +744,10 @@ class Database:
             t.all("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (community, name) DO "
                   "UPDATE SET version = excluded.version, etag = excluded.etag, body = excluded.body, "
                   "updated_utc = excluded.updated_utc", (community, name, version, etag, text, now))
-        return {"community": community, "name": name, "version": version, "etag": etag}
+            published = {"community": community, "name": name, "version": version, "etag": etag}
+            if audit:
+                audit(t, published)
+        return published
 
     def manifest(self, community: str) -> dict:
         with self.tx() as t:

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kiosk import wire
 from sync.server import alarms, exports, models, reports, tracing
-from sync.server.audit import audit
+from sync.server.audit import audit, step
 from sync.server.db import Database, StorageError
 from sync.server.deps import Actor, allow_change, allow_read, changer, database, reader, server, township
 from sync.server.errors import Problem
@@ -77,9 +77,9 @@ def submit_report(request: Request, req: models.SubmitReport, community: str = P
                   tz: str | None = TZ, actor: Actor = Depends(changer), db: Database = Depends(database)):
     """The community's staff submit the day's report (zero or not), signed with the shift
     leader's name. Refused (409) while the day is not over or a gate has not synced past it."""
-    done = reports.submit(db, community, req.day, _tz(request, tz), actor.name, req.leader, req.note)
-    audit(db, actor, "report_submitted", community, {"day": done.day, "leader": done.leader, "late": done.late})
-    return done
+    return reports.submit(db, community, req.day, _tz(request, tz), actor.name, req.leader, req.note,
+                          audit=step(actor, "report_submitted", community, lambda done: {
+                              "day": done.day, "leader": done.leader, "late": done.late}))
 
 
 @router.get("/reports/chart/{community}", response_class=Response, responses={
@@ -130,9 +130,8 @@ def acknowledge(alarm_id: int = Path(ge=1, le=MAX_ID), req: models.Acknowledge |
     if community is None:
         raise Problem(404, "unknown_alarm", f"no alarm #{alarm_id}")
     allow_change(actor, community)
-    done = alarms.acknowledge(db, alarm_id, actor.name, req.note if req else None)
-    audit(db, actor, "alarm_acknowledged", community, {"alarm": alarm_id})
-    return done
+    return alarms.acknowledge(db, alarm_id, actor.name, req.note if req else None,
+                              step(actor, "alarm_acknowledged", community, {"alarm": alarm_id}))
 
 
 @router.get("/alarms/stream", response_class=StreamingResponse, responses={
