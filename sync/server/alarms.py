@@ -4,9 +4,10 @@ with who and when.
 
 An alarm is an entry with report = 'immediate' (the partial index entries_immediate finds
 them); its acknowledgement is a row in alarm_acks. The live feed (routers/reports.py,
-GET /v1/admin/alarms/stream) asks `since()` every POLL_S in each open stream: every
-worker reads the same database, so an alarm a gate posted to any worker reaches every
-open dashboard.
+GET /v1/admin/alarms/stream) asks `since()` as soon as the commit of an immediate report
+rings `Database.alarm_bell` (LISTEN/NOTIFY across workers on PostgreSQL), and every POLL_S
+in any case: every worker reads the same database, so an alarm a gate posted to any
+worker reaches every open dashboard.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 from kiosk import clock
 from sync.server.db import AuditStep, Database, Rejected
 
-POLL_S = 0.2            # how often an open stream looks for new alarms
+POLL_S = 0.5            # an open stream looks this often even when no commit woke it
 MAX_STREAMS = 100       # open streams per worker (each polls the database)
 MAX_NOTE = 200
 

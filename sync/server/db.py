@@ -7,6 +7,7 @@ API turns into 503 + Retry-After, so a gate simply tries again later.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -262,6 +263,47 @@ class GroupCommit:
                 job.done.set()
 
 
+class AlarmBell:
+    """Wakes this process's open alarm streams as soon as an immediate report is committed:
+    here (SQLite: one process), or by any worker (PostgreSQL: LISTEN/NOTIFY on ALARM_CHANNEL,
+    heard by one listening connection per worker, opened with the first stream). The streams
+    still look every alarms.POLL_S, in case a notification is lost with a connection."""
+
+    def __init__(self) -> None:
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._lock = threading.Lock()
+        self.rung = 0  # times rung: a stream notes it before looking, so no ring is missed
+
+    def ring(self) -> None:
+        with self._lock:
+            self.rung += 1
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that loop has closed; its stream is gone
+                pass
+
+    async def wait(self, timeout_s: float, seen: int) -> None:
+        """Until the bell rings (at once if it rang since `seen`) or timeout_s passes."""
+        me = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            if self.rung != seen:
+                return
+            self._waiters.add(me)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await me[1].wait()
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(me)
+
+
+ALARM_CHANNEL = "gate_alarm"
+
+
 class Database:
     """Open with `Database.open(url)`: a file path, `sqlite:///path` or `postgresql://...`."""
 
@@ -278,6 +320,9 @@ class Database:
         self._write_lock = threading.Lock()
         self._nonce_pruned = 0.0
         self._group = GroupCommit(self)
+        self.alarm_bell = AlarmBell()
+        self._listening = False
+        self._closed = threading.Event()
         if self.dialect == "sqlite":
             self.path = Path(re.sub(r"^sqlite:/{0,2}", "", url) if url.startswith("sqlite:") else url)
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -370,6 +415,7 @@ class Database:
             pass
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             for conn in self._all_conns:
                 try:
@@ -529,7 +575,10 @@ class Database:
                            "a priority batch may carry only report='immediate' entries")
         job = _Upload(device, batch, now, raw, self._rows(device, batch, now), min(seqs), max(seqs))
         if self.dialect == "sqlite":
-            return self._group.submit(job)
+            answer = self._group.submit(job)
+            if answer["stored"] and any(e.report == "immediate" for e in batch.entries):
+                self.alarm_bell.ring()  # committed: the open streams read it now
+            return answer
         with self.tx(write=True) as t:
             return self._store(t, job)
 
@@ -568,6 +617,8 @@ class Database:
                 with t.cur.copy(f"COPY entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN") as copy:
                     for r in new:
                         copy.write_row(r)
+                if any(r[10] == "immediate" for r in new):  # heard by every worker at the commit
+                    t.all(f"NOTIFY {ALARM_CHANNEL}")
             else:
                 t.many(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
                        f"({', '.join('?' * len(ENTRY_COLUMNS))}) ON CONFLICT (device_id, seq) DO NOTHING",
@@ -679,6 +730,34 @@ class Database:
                                    chunk):
                 bodies[bid] = json.loads(body)["entries"]
         return [bodies[r[batch_at]][r[batch_at + 1]] for r in rows]
+
+    # -- alarms committed by any worker (PostgreSQL) ------------------------------------------
+    def listen_for_alarms(self) -> None:
+        """Ring `alarm_bell` when any worker commits an immediate report: one thread and
+        connection per process, started once (with the first open stream), reconnecting
+        after a lost connection. SQLite rings it from `ingest` (one process)."""
+        if self.dialect != "postgres":
+            return
+        with self._lock:
+            if self._listening:
+                return
+            self._listening = True
+        threading.Thread(target=self._listen, name="alarm-listener", daemon=True).start()
+
+    def _listen(self) -> None:
+        import psycopg
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {ALARM_CHANNEL}")
+                    self.alarm_bell.ring()  # anything committed while not listening: look now
+                    while not self._closed.is_set():  # close() ends it within a second
+                        for _ in conn.notifies(timeout=1.0):
+                            self.alarm_bell.ring()
+            except psycopg.Error as exc:
+                if not self._closed.is_set():
+                    log.warning("alarm listener: %s; the streams poll until it is back", type(exc).__name__)
+            self._closed.wait(1.0)
 
     # -- request nonces shared between workers ----------------------------------------
     def add_nonce(self, device_id: str, nonce: str, expires: float, now: float,
