@@ -611,7 +611,9 @@ class Database:
             "RETURNING acked_seq, max_seq",
             (now_text, self._offset(batch, job.now), now_text if batch.clock else None,
              device.device_id))
-        held = {s: (b, m) for s, b, m in t.all(
+        # max_seq is the highest seq ever stored for the device: a batch wholly above it (the
+        # usual next batch) holds nothing already here, and no read is needed to know it.
+        held = {} if lo > max_seq else {s: (b, m) for s, b, m in t.all(
             "SELECT seq, boot_id, monotonic_ns FROM entries WHERE device_id = ? "
             "AND seq >= ? AND seq <= ?", (device.device_id, lo, hi))}
         clash = next((e.seq for e in batch.entries
@@ -640,7 +642,7 @@ class Database:
                 t.many(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
                        f"({', '.join('?' * len(ENTRY_COLUMNS))}) ON CONFLICT (device_id, seq) DO NOTHING",
                        new)
-        acked = self._advance(t, device.device_id, acked, hi)
+        acked = self._advance(t, device.device_id, acked, hi, beyond=max_seq > hi)
         if not batch.priority and acked < hi:
             raise Rejected(409, "seq_gap", f"seq {acked + 1} is missing: the server holds every "
                            f"seq up to {acked}; send from {acked + 1} on")
@@ -649,14 +651,18 @@ class Database:
         return {"acked_seq": acked, "stored": len(new), "duplicates": len(rows) - len(new)}
 
     @staticmethod
-    def _advance(t: Tx, device_id: str, acked: int, hint: int | None = None, page: int = 2000) -> int:
+    def _advance(t: Tx, device_id: str, acked: int, hint: int | None = None, page: int = 2000,
+                 beyond: bool = True) -> int:
         """The highest contiguous seq held from `acked` on. With `hint` (a batch's highest
         seq), first count (acked, hint]: seqs are unique, so a full count means contiguous,
-        and the usual batch moves the ack without reading its seqs back."""
+        and the usual batch moves the ack without reading its seqs back. `beyond` False:
+        nothing above `hint` is stored (the device's max_seq), so a full count is the answer."""
         if hint is not None and hint > acked:
             (n,) = t.row("SELECT COUNT(*) FROM entries WHERE device_id = ? AND seq > ? AND seq <= ?",
                          (device_id, acked, hint))
             if n == hint - acked:
+                if not beyond:
+                    return hint
                 acked = hint
         nxt = acked + 1
         while True:
@@ -826,9 +832,15 @@ class Database:
         if conn.closed:
             return  # the lock went with the connection
         try:
+            idle = conn.info.transaction_status == _pg_idle()
+            if idle:
+                conn.autocommit = True  # one round trip: no BEGIN or COMMIT around it
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
-            conn.commit()
+            if idle:
+                conn.autocommit = False
+            else:
+                conn.commit()
         except Exception:  # noqa: BLE001 - closing the connection releases the lock too
             if getattr(self._local, "conn", None) is conn:
                 self._forget()
