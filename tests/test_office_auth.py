@@ -16,9 +16,10 @@ from argon2 import PasswordHasher
 
 from kiosk import clock
 from sync import auth
-from sync.admin import Admin
+from sync.admin import Admin, AdminError
 from sync.client import enroll, wire
 from sync.server import Settings, accounts
+from sync.server.db import Database
 from sync.server.errors import Problem
 from sync.testing import ServerThread, batch_body, sample_entry, signed_request
 
@@ -364,6 +365,70 @@ def test_passwords_are_never_stored_or_logged_in_clear(tmp_path, caplog):
 
 
 # -- the audit log -----------------------------------------------------------------------
+def refuse_audit_rows(db_url: str, refuse: bool) -> None:
+    """Make the database itself refuse (or again take) every new audit row: a trigger."""
+    db = Database.open(db_url)
+    try:
+        with db.tx(write=True) as t:
+            if db.dialect == "sqlite":
+                t.all("DROP TRIGGER IF EXISTS no_audit")
+                if refuse:
+                    t.all("CREATE TRIGGER no_audit BEFORE INSERT ON audit_log BEGIN "
+                          "SELECT RAISE(ABORT, 'audit refused'); END")
+            else:
+                t.all("DROP TRIGGER IF EXISTS no_audit ON audit_log")
+                if refuse:
+                    t.all("CREATE OR REPLACE FUNCTION no_audit() RETURNS trigger LANGUAGE plpgsql AS "
+                          "$$ BEGIN RAISE EXCEPTION 'audit refused'; END $$")
+                    t.all("CREATE TRIGGER no_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION no_audit()")
+    finally:
+        db.close()
+
+
+def test_a_change_and_its_audit_row_are_stored_both_or_neither(server, db_url):
+    office = add_staff(server, "zhao")
+    office.set_policy("pine-court", risk_level="low")
+    office.put_list("pine-court", "guards", [{"id": "G01", "masked_name": "王*"}])
+    creds = enroll(server.url, office.enrollment("pine-court", "north")["token"])
+    post_alarm(server, creds)
+    [alarm] = office.alarms(open_only=True)["alarms"]
+    before = audit_rows(server)
+    http = office.http
+
+    # The database refuses the audit row: the change it records is not stored either.
+    refuse_audit_rows(db_url, True)
+    for method, path, body in [
+            ("PUT", "/v1/admin/communities/pine-court/policy", {"risk_level": "high"}),
+            ("PUT", "/v1/admin/communities/pine-court/lists/guards", {"rows": []}),
+            ("POST", "/v1/admin/enrollments", {"community": "pine-court", "gate": "south"}),
+            ("POST", f"/v1/admin/devices/{creds.device_id}/revoke", None),
+            ("POST", f"/v1/admin/alarms/{alarm['id']}/acknowledge", {"note": "已处理"}),
+            ("POST", "/v1/admin/users/zhao/disable", None),
+            ("POST", "/v1/admin/users", {"username": "wu", "password": "wu-staff-pass-戊", "role": "readonly"})]:
+        r = http.request(method, path, json=body, headers={"Connection": "close"})  # uvicorn closes it after a fault
+        assert (r.status_code, r.json()["error"]) in ((500, "server_fault"), (503, "storage_unavailable")), r.text
+    refuse_audit_rows(db_url, False)
+    assert audit_rows(server) == before
+    policy = signed_request(server.url, creds, "GET", "/v1/policy").json()
+    assert policy["policy"]["risk_level"] == "low"  # the gate still gets the level before the refused change
+    assert signed_request(server.url, creds, "GET", "/v1/lists/guards").json()["rows"] == [
+        {"id": "G01", "masked_name": "王*"}]
+    assert [d["status"] for d in office.devices()] == ["active"]
+    assert [a["id"] for a in office.alarms(open_only=True)["alarms"]] == [alarm["id"]]
+    assert {u["username"]: u["disabled_utc"] for u in office.users()} == {"zhao": None}
+    db = Database.open(db_url)
+    with db.tx() as t:
+        assert t.all("SELECT gate FROM enrollments") == [("north",)]
+    db.close()
+
+    # A change the database takes is stored with its row; one it refuses (a device id of
+    # another gate) leaves no row.
+    office.set_policy("pine-court", risk_level="high")
+    with pytest.raises(AdminError, match="device_id_taken"):
+        office.enrollment("river-garden", "east", device_id=creds.device_id)
+    rows = audit_rows(server)
+    assert [(r["action"], r["community"], r["detail"].get("risk_level")) for r in rows[:len(rows) - len(before)]] == [
+        ("risk_level", "pine-court", "high")]
 def test_every_change_is_in_the_audit_log_with_who_and_when(server):
     office = add_staff(server)
     start = clock.utc_now() - dt.timedelta(seconds=1)

@@ -487,17 +487,14 @@ def read_events(response: httpx.Response, got: list[dict], ready: threading.Even
             return
 
 
-def test_an_alarm_reaches_an_open_stream_from_another_worker(served, db_url):
-    """A gate posts to one server process's worker; the dashboard's stream is open on
-    another's: nothing but the shared database carries the alarm."""
-    srv, admin, _, _ = served
+def post_and_listen(srv, to, admin: Admin) -> list[dict]:
+    """Open the alarm stream on `srv`, post an immediate report to `to`: what arrived."""
     got: list[dict] = []
     ready = threading.Event()
-    with ServerThread(Settings(db_url=db_url, admin_token=TOKEN)) as other, \
-            httpx.Client(timeout=httpx.Timeout(10.0)) as client, client.stream(
-                "GET", srv.url + "/v1/admin/alarms/stream", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+    with httpx.Client(timeout=httpx.Timeout(10.0)) as client, client.stream(
+            "GET", srv.url + "/v1/admin/alarms/stream", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-        creds = enroll(other.url, admin.enrollment("river-garden", "south")["token"])
+        creds = enroll(to.url, admin.enrollment("river-garden", "south")["token"])
         reader = threading.Thread(target=read_events, args=(r, got, ready), daemon=True)
         reader.start()
         assert ready.wait(10)  # the stream is open (its first line arrived)
@@ -505,12 +502,36 @@ def test_an_alarm_reaches_an_open_stream_from_another_worker(served, db_url):
                  "boot_id": "b", "monotonic_ns": 1, "clock_synced": True, "gate": "south", "direction": "in",
                  "subject_kind": "resident", "action": "isolate", "report": "immediate",
                  "reasons": ["fever_confirmed"], "masked_name": "李*"}
-        posted = signed_request(other.url, creds, "POST", "/v1/entries", batch_body([alarm], priority=True),
+        posted = signed_request(to.url, creds, "POST", "/v1/entries", batch_body([alarm], priority=True),
                                 gzip_body=True)
         assert posted.status_code == 200, posted.text
         reader.join(10)
+    return got
+
+
+def test_an_alarm_reaches_an_open_stream_from_another_worker(served, db_url):
+    """A gate posts to one server process's worker; the dashboard's stream is open on
+    another's: nothing but the shared database carries the alarm."""
+    srv, admin, _, _ = served
+    with ServerThread(Settings(db_url=db_url, admin_token=TOKEN)) as other:
+        got = post_and_listen(srv, other, admin)
     assert len(got) == 1 and got[0]["reasons"] == ["fever_confirmed"] and got[0]["gate"] == "south"
     assert got[0]["masked_name"] == "李*" and got[0]["acknowledged_by"] is None
+
+
+def test_the_commit_of_an_alarm_wakes_the_open_streams(served, db_url, monkeypatch):
+    """The streams would not look again for two minutes: the alarm arrives because its
+    commit woke them (SQLite: the one server process; PostgreSQL: another worker's commit,
+    through LISTEN/NOTIFY)."""
+    from sync.server import alarms
+    monkeypatch.setattr(alarms, "POLL_S", 120.0)
+    srv, admin, _, _ = served
+    if served[2].db.dialect == "sqlite":  # one process serves a SQLite file
+        got = post_and_listen(srv, srv, admin)
+    else:
+        with ServerThread(Settings(db_url=db_url, admin_token=TOKEN)) as other:
+            got = post_and_listen(srv, other, admin)
+    assert [(a["gate"], a["reasons"]) for a in got] == [("south", ["fever_confirmed"])]
 
 
 def test_open_streams_are_bounded_and_a_closed_one_frees_its_slot(served, monkeypatch):

@@ -279,6 +279,33 @@ def test_a_device_that_sends_too_fast_is_told_to_slow_down():
     assert cache.add("other", "n9", 1000.0, now=1000.0)  # other gates are not held up
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_nonces_shared_in_the_database_refuse_replays_and_a_device_too_fast(backend, tmp_path, request):
+    from sync.server.db import Database, Rejected
+    from sync.server.errors import Problem
+    from sync.server.limits import DatabaseBudget, DatabaseNonces
+    url = (str(tmp_path / "township.db") if backend == "sqlite"
+           else request.getfixturevalue("pg_cluster").new_database(f"n{random.getrandbits(48):x}"))
+    db = Database.open(url)
+    try:
+        nonces = DatabaseNonces(db, per_device=3)
+        assert [nonces.add("d", f"n{n}", 1000.0, now=1000.0) for n in range(3)] == [True] * 3
+        assert nonces.add("d", "n1", 1000.0, now=1000.0) is False  # a replay
+        with pytest.raises(Rejected) as err:
+            nonces.add("d", "n9", 1000.0, now=1000.0)
+        assert (err.value.status, err.value.reason) == (429, "too_many_requests")
+        assert nonces.add("d", "n9", 1060.0, now=1060.0)  # refused: not kept; the next minute counts anew
+        assert nonces.add("other", "n9", 1000.0, now=1000.0)  # other gates are not held up
+        budget = DatabaseBudget(db, burst=1000, per_s=1.0)
+        budget.charge("d", 800)
+        with pytest.raises(Problem) as too_much:
+            budget.charge("d", 800)
+        assert (too_much.value.status, too_much.value.reason) == (429, "too_many_bytes")
+        budget.charge("d", 100)  # the refused charge took nothing
+    finally:
+        db.close()
+
+
 def test_workers_sharing_a_database_share_the_nonces(tmp_path):
     """Two server processes' worth of apps on one database: a request replayed to the
     other worker is still refused (nonces in the database, not in memory)."""

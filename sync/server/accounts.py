@@ -23,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from kiosk import clock
 from sync import auth
-from sync.server.db import Database
+from sync.server.db import AuditStep, Database
 from sync.server.errors import Problem
 from sync.server.settings import Settings
 
@@ -126,7 +126,8 @@ def check_role(role: str, community: str | None) -> None:
 
 # -- users ----------------------------------------------------------------------------------
 
-def add_user(db: Database, username: str, password: str, role: str, community: str | None = None) -> dict:
+def add_user(db: Database, username: str, password: str, role: str, community: str | None = None,
+             audit: AuditStep | None = None) -> dict:
     check_username(username)
     check_password(password)
     check_role(role, community)
@@ -136,6 +137,8 @@ def add_user(db: Database, username: str, password: str, role: str, community: s
         row = t.one("INSERT INTO users (username, role, community, password_hash, created_utc, "
                     "password_changed_utc) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING "
                     "RETURNING username", (username, role, community, digest, now, now))
+        if row is not None and audit:
+            audit(t, username)
     if row is None:
         raise Problem(409, "user_exists", f"user {username!r} already exists")
     return user(db, username) or {}
@@ -156,22 +159,26 @@ def users(db: Database) -> list[dict]:
     return [dict(zip(USER_COLUMNS, r, strict=True)) for r in rows]
 
 
-def disable_user(db: Database, username: str) -> bool:
+def disable_user(db: Database, username: str, audit: AuditStep | None = None) -> bool:
     """The user can no longer sign in; their open sessions end now."""
     with db.tx(write=True) as t:
         row = t.one("UPDATE users SET disabled_utc = COALESCE(disabled_utc, ?) WHERE username = ? "
                     "RETURNING username", (clock.iso(clock.utc_now()), username))
         t.all("DELETE FROM sessions WHERE username = ?", (username,))
+        if row is not None and audit:
+            audit(t, username)
     return row is not None
 
 
-def enable_user(db: Database, username: str) -> bool:
+def enable_user(db: Database, username: str, audit: AuditStep | None = None) -> bool:
     with db.tx(write=True) as t:
         row = t.one("UPDATE users SET disabled_utc = NULL WHERE username = ? RETURNING username", (username,))
+        if row is not None and audit:
+            audit(t, username)
     return row is not None
 
 
-def set_password(db: Database, username: str, password: str) -> bool:
+def set_password(db: Database, username: str, password: str, audit: AuditStep | None = None) -> bool:
     """A new password; every open session of the user ends (a reset after a leak)."""
     check_password(password)
     digest = hash_password(password)
@@ -179,6 +186,8 @@ def set_password(db: Database, username: str, password: str) -> bool:
         row = t.one("UPDATE users SET password_hash = ?, password_changed_utc = ? WHERE username = ? "
                     "RETURNING username", (digest, clock.iso(clock.utc_now()), username))
         t.all("DELETE FROM sessions WHERE username = ?", (username,))
+        if row is not None and audit:
+            audit(t, username)
     return row is not None
 
 

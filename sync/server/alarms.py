@@ -4,18 +4,19 @@ with who and when.
 
 An alarm is an entry with report = 'immediate' (the partial index entries_immediate finds
 them); its acknowledgement is a row in alarm_acks. The live feed (routers/reports.py,
-GET /v1/admin/alarms/stream) asks `since()` every POLL_S in each open stream: every
-worker reads the same database, so an alarm a gate posted to any worker reaches every
-open dashboard.
+GET /v1/admin/alarms/stream) asks `since()` as soon as the commit of an immediate report
+rings `Database.alarm_bell` (LISTEN/NOTIFY across workers on PostgreSQL), and every POLL_S
+in any case: every worker reads the same database, so an alarm a gate posted to any
+worker reaches every open dashboard.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from kiosk import clock
-from sync.server.db import Database, Rejected
+from sync.server.db import AuditStep, Database, Rejected
 
-POLL_S = 0.2            # how often an open stream looks for new alarms
+POLL_S = 0.5            # an open stream looks this often even when no commit woke it
 MAX_STREAMS = 100       # open streams per worker (each polls the database)
 MAX_NOTE = 200
 
@@ -55,7 +56,8 @@ def community_of(db: Database, alarm_id: int) -> str | None:
     return row[0] if row else None
 
 
-def acknowledge(db: Database, alarm_id: int, by: str, note: str | None = None) -> dict[str, Any]:
+def acknowledge(db: Database, alarm_id: int, by: str, note: str | None = None,
+                audit: AuditStep | None = None) -> dict[str, Any]:
     """Record who acknowledged the alarm and when; the first acknowledgement stands
     (acknowledging again answers the one recorded)."""
     if note is not None and len(note) > MAX_NOTE:
@@ -68,7 +70,10 @@ def acknowledge(db: Database, alarm_id: int, by: str, note: str | None = None) -
               (alarm_id, by, now, note))
         by, when, note = t.row("SELECT acknowledged_by, acknowledged_utc, note FROM alarm_acks "
                                "WHERE entry_id = ?", (alarm_id,))
-    return {"id": alarm_id, "acknowledged_by": by, "acknowledged_utc": when, "note": note}
+        done = {"id": alarm_id, "acknowledged_by": by, "acknowledged_utc": when, "note": note}
+        if audit:
+            audit(t, done)
+    return done
 
 
 def newest(db: Database) -> int:

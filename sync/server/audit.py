@@ -1,19 +1,22 @@
 """The audit log: every change made through the township server, with who made it and when.
 
-`audit(db, actor, action, community, detail)` writes one row; pass a `Tx` to write it in
-the same transaction as the change itself, or the `Database` to write it on its own right
-after the change. Actions in use (docs/township.md, "Accounts and roles"):
-risk_level, list_upload, enrollment_token, device_revoked, user_added, user_disabled,
-user_enabled, password_set, signed_in, signed_out; other areas add their own
-(alarm_acknowledged, report_submitted, contact_trace)."""
+A change and its audit row are one transaction: stored both, or neither. The functions
+that change something take `audit=step(actor, action, community, detail)` and write the
+row inside their own transaction (a crash between the two never loses the audit).
+`audit(db, ...)` writes a row on its own, for what changes nothing (signed in, a trace).
+Actions in use (docs/township.md, "Accounts and roles"): risk_level, list_upload,
+enrollment_token, device_revoked, user_added, user_disabled, user_enabled, password_set,
+signed_in, signed_out; other areas add their own (alarm_acknowledged, report_submitted,
+contact_trace)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from kiosk import clock
 from sync.server.accounts import Actor
-from sync.server.db import Database, Tx
+from sync.server.db import AuditStep, Database, Tx
 
 MAX_DETAIL = 2000    # characters of JSON per row
 MAX_ACTION = 64
@@ -35,6 +38,15 @@ def audit(db: Database | Tx, actor: Actor, action: str, community: str | None = 
     else:
         with db.tx(write=True) as t:
             t.all(sql, row)
+
+
+def step(actor: Actor, action: str, community: str | None = None,
+         detail: dict[str, Any] | Callable[[Any], dict[str, Any]] | None = None) -> AuditStep:
+    """The audit row as the last step of the change's own transaction. `detail` may be a
+    function of what the change answers (a version known only inside the transaction)."""
+    def write(t: Tx, done: Any) -> None:
+        audit(t, actor, action, community, detail(done) if callable(detail) else detail)
+    return write
 
 
 def records(db: Database, *, before: int | None = None, limit: int = 100,

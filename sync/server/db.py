@@ -7,6 +7,7 @@ API turns into 503 + Retry-After, so a gate simply tries again later.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -16,7 +17,7 @@ import re
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,9 @@ ENTRY_COLUMNS = ("device_id", "seq", "community", "gate", "created_utc", "correc
                  "batch_index", "batch_id")
 DOCUMENTS = ("policy",) + LISTS
 NONCE_PRUNE_S = 30.0  # delete expired nonces in bulk at most this often
+# PostgreSQL: this transaction's commit does not wait for the disk (SET LOCAL inside a
+# statement, saving a round trip); for what a crash may lose: a nonce, a byte budget.
+QUICK_COMMIT = "set_config('synchronous_commit', 'off', true)"
 CLOCK_TRUST_S = 60.0  # a "synchronised" entry further than this from the monotonic estimate is re-dated
 
 
@@ -145,6 +149,11 @@ class Device:
     max_seq: int
 
 
+def _pg_idle():
+    from psycopg import pq
+    return pq.TransactionStatus.IDLE
+
+
 class Tx:
     """A transaction: `?` placeholders on every backend."""
 
@@ -173,6 +182,11 @@ class Tx:
     def many(self, sql: str, rows: Sequence[Sequence]) -> None:
         if rows:
             self.cur.executemany(self._sql(sql), rows)
+
+
+# The audit row of a change, written inside the change's transaction with what the change
+# answers (sync/server/audit.py `step`): both are stored, or neither.
+AuditStep = Callable[[Tx, Any], None]
 
 
 @dataclass
@@ -257,6 +271,47 @@ class GroupCommit:
                 job.done.set()
 
 
+class AlarmBell:
+    """Wakes this process's open alarm streams as soon as an immediate report is committed:
+    here (SQLite: one process), or by any worker (PostgreSQL: LISTEN/NOTIFY on ALARM_CHANNEL,
+    heard by one listening connection per worker, opened with the first stream). The streams
+    still look every alarms.POLL_S, in case a notification is lost with a connection."""
+
+    def __init__(self) -> None:
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._lock = threading.Lock()
+        self.rung = 0  # times rung: a stream notes it before looking, so no ring is missed
+
+    def ring(self) -> None:
+        with self._lock:
+            self.rung += 1
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that loop has closed; its stream is gone
+                pass
+
+    async def wait(self, timeout_s: float, seen: int) -> None:
+        """Until the bell rings (at once if it rang since `seen`) or timeout_s passes."""
+        me = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            if self.rung != seen:
+                return
+            self._waiters.add(me)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await me[1].wait()
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(me)
+
+
+ALARM_CHANNEL = "gate_alarm"
+
+
 class Database:
     """Open with `Database.open(url)`: a file path, `sqlite:///path` or `postgresql://...`."""
 
@@ -273,6 +328,9 @@ class Database:
         self._write_lock = threading.Lock()
         self._nonce_pruned = 0.0
         self._group = GroupCommit(self)
+        self.alarm_bell = AlarmBell()
+        self._listening = False
+        self._closed = threading.Event()
         if self.dialect == "sqlite":
             self.path = Path(re.sub(r"^sqlite:/{0,2}", "", url) if url.startswith("sqlite:") else url)
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -365,6 +423,7 @@ class Database:
             pass
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             for conn in self._all_conns:
                 try:
@@ -394,14 +453,20 @@ class Database:
             conn = self._conn()
         except Exception as exc:
             raise self._named(exc) from exc
+        # PostgreSQL reads run without BEGIN and COMMIT (two round trips fewer): under READ
+        # COMMITTED each statement takes its own snapshot inside a transaction anyway.
+        bare = not write and self.dialect == "postgres" and conn.info.transaction_status == _pg_idle()
         try:
             if self.dialect == "sqlite":
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 cur = conn.cursor()
             else:
+                if bare:
+                    conn.autocommit = True
                 cur = conn.cursor()
             yield Tx(cur, self.dialect)
-            conn.commit() if self.dialect == "postgres" else conn.execute("COMMIT")
+            if not bare:
+                conn.commit() if self.dialect == "postgres" else conn.execute("COMMIT")
         except BaseException as exc:
             try:
                 if self.dialect == "postgres":
@@ -413,6 +478,9 @@ class Database:
             if isinstance(exc, (Rejected, StorageError)) or not self._is_db_error(exc):
                 raise
             raise self._named(exc) from exc
+        finally:
+            if bare and not conn.closed:
+                conn.autocommit = False
 
     def _is_db_error(self, exc: BaseException) -> bool:
         if isinstance(exc, sqlite3.Error):
@@ -466,13 +534,15 @@ class Database:
                                f"{row[1]!r} of {row[0]!r}; choose another device id")
 
     def create_enrollment(self, token_hash: str, device_id: str, community: str, gate: str,
-                          expires: dt.datetime) -> None:
+                          expires: dt.datetime, audit: AuditStep | None = None) -> None:
         now = clock.iso(clock.utc_now())
         with self.tx(write=True) as t:
             self._same_device(t, device_id, community, gate)
             self._touch_community(t, community, now, bump=False)
             t.all("INSERT INTO enrollments VALUES (?, ?, ?, ?, ?, ?, NULL)",
                   (token_hash, device_id, community, gate, now, clock.iso(expires)))
+            if audit:
+                audit(t, None)
 
     def enroll(self, token_hash: str, public_key: str) -> Device:
         """Use an enrollment token once; (re-)register the device with its key."""
@@ -497,10 +567,12 @@ class Database:
         assert device is not None  # just written
         return device
 
-    def revoke(self, device_id: str) -> bool:
+    def revoke(self, device_id: str, audit: AuditStep | None = None) -> bool:
         with self.tx(write=True) as t:
             row = t.one("UPDATE devices SET status = 'revoked', revoked_utc = ? WHERE device_id = ? "
                         "RETURNING device_id", (clock.iso(clock.utc_now()), device_id))
+            if row is not None and audit:
+                audit(t, device_id)
         return row is not None
 
     # -- entries --------------------------------------------------------------------
@@ -520,7 +592,10 @@ class Database:
                            "a priority batch may carry only report='immediate' entries")
         job = _Upload(device, batch, now, raw, self._rows(device, batch, now), min(seqs), max(seqs))
         if self.dialect == "sqlite":
-            return self._group.submit(job)
+            answer = self._group.submit(job)
+            if answer["stored"] and any(e.report == "immediate" for e in batch.entries):
+                self.alarm_bell.ring()  # committed: the open streams read it now
+            return answer
         with self.tx(write=True) as t:
             return self._store(t, job)
 
@@ -536,7 +611,9 @@ class Database:
             "RETURNING acked_seq, max_seq",
             (now_text, self._offset(batch, job.now), now_text if batch.clock else None,
              device.device_id))
-        held = {s: (b, m) for s, b, m in t.all(
+        # max_seq is the highest seq ever stored for the device: a batch wholly above it (the
+        # usual next batch) holds nothing already here, and no read is needed to know it.
+        held = {} if lo > max_seq else {s: (b, m) for s, b, m in t.all(
             "SELECT seq, boot_id, monotonic_ns FROM entries WHERE device_id = ? "
             "AND seq >= ? AND seq <= ?", (device.device_id, lo, hi))}
         clash = next((e.seq for e in batch.entries
@@ -559,11 +636,13 @@ class Database:
                 with t.cur.copy(f"COPY entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN") as copy:
                     for r in new:
                         copy.write_row(r)
+                if any(r[10] == "immediate" for r in new):  # heard by every worker at the commit
+                    t.all(f"NOTIFY {ALARM_CHANNEL}")
             else:
                 t.many(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
                        f"({', '.join('?' * len(ENTRY_COLUMNS))}) ON CONFLICT (device_id, seq) DO NOTHING",
                        new)
-        acked = self._advance(t, device.device_id, acked, hi)
+        acked = self._advance(t, device.device_id, acked, hi, beyond=max_seq > hi)
         if not batch.priority and acked < hi:
             raise Rejected(409, "seq_gap", f"seq {acked + 1} is missing: the server holds every "
                            f"seq up to {acked}; send from {acked + 1} on")
@@ -572,14 +651,18 @@ class Database:
         return {"acked_seq": acked, "stored": len(new), "duplicates": len(rows) - len(new)}
 
     @staticmethod
-    def _advance(t: Tx, device_id: str, acked: int, hint: int | None = None, page: int = 2000) -> int:
+    def _advance(t: Tx, device_id: str, acked: int, hint: int | None = None, page: int = 2000,
+                 beyond: bool = True) -> int:
         """The highest contiguous seq held from `acked` on. With `hint` (a batch's highest
         seq), first count (acked, hint]: seqs are unique, so a full count means contiguous,
-        and the usual batch moves the ack without reading its seqs back."""
+        and the usual batch moves the ack without reading its seqs back. `beyond` False:
+        nothing above `hint` is stored (the device's max_seq), so a full count is the answer."""
         if hint is not None and hint > acked:
             (n,) = t.row("SELECT COUNT(*) FROM entries WHERE device_id = ? AND seq > ? AND seq <= ?",
                          (device_id, acked, hint))
             if n == hint - acked:
+                if not beyond:
+                    return hint
                 acked = hint
         nxt = acked + 1
         while True:
@@ -671,6 +754,34 @@ class Database:
                 bodies[bid] = json.loads(body)["entries"]
         return [bodies[r[batch_at]][r[batch_at + 1]] for r in rows]
 
+    # -- alarms committed by any worker (PostgreSQL) ------------------------------------------
+    def listen_for_alarms(self) -> None:
+        """Ring `alarm_bell` when any worker commits an immediate report: one thread and
+        connection per process, started once (with the first open stream), reconnecting
+        after a lost connection. SQLite rings it from `ingest` (one process)."""
+        if self.dialect != "postgres":
+            return
+        with self._lock:
+            if self._listening:
+                return
+            self._listening = True
+        threading.Thread(target=self._listen, name="alarm-listener", daemon=True).start()
+
+    def _listen(self) -> None:
+        import psycopg
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {ALARM_CHANNEL}")
+                    self.alarm_bell.ring()  # anything committed while not listening: look now
+                    while not self._closed.is_set():  # close() ends it within a second
+                        for _ in conn.notifies(timeout=1.0):
+                            self.alarm_bell.ring()
+            except psycopg.Error as exc:
+                if not self._closed.is_set():
+                    log.warning("alarm listener: %s; the streams poll until it is back", type(exc).__name__)
+            self._closed.wait(1.0)
+
     # -- request nonces shared between workers ----------------------------------------
     def add_nonce(self, device_id: str, nonce: str, expires: float, now: float,
                   minute: int | None = None, per_minute: int | None = None) -> bool:
@@ -679,21 +790,31 @@ class Database:
         `minute` too: past the bound, 429 `too_many_requests` and nothing is kept.
         Expired nonces and counts are deleted in bulk every NONCE_PRUNE_S."""
         with self.tx(write=True) as t:
-            if self.dialect == "postgres":  # a nonce lost in a crash only reopens its own window
-                t.all("SET LOCAL synchronous_commit = off")
             if now - self._nonce_pruned > NONCE_PRUNE_S:
                 t.all("DELETE FROM nonces WHERE expires < ?", (now,))
                 t.all("DELETE FROM request_counts WHERE minute < ?", (int(now // 60) - 60,))
                 self._nonce_pruned = now
-            row = t.one("INSERT INTO nonces VALUES (?, ?, ?) ON CONFLICT (device_id, nonce) DO NOTHING "
-                        "RETURNING 1", (device_id, nonce, expires))
-            if row is not None and per_minute is not None and minute is not None:
-                (n,) = t.row("INSERT INTO request_counts VALUES (?, ?, 1) ON CONFLICT (device_id, minute) "
-                             "DO UPDATE SET n = request_counts.n + 1 RETURNING n", (device_id, minute))
-                if n > per_minute:
-                    raise Rejected(429, "too_many_requests", f"more than {per_minute} requests from "
-                                   "this device in 60 s; slow down")
-        return row is not None
+            counting = per_minute is not None and minute is not None
+            if t.pg:
+                # One statement (a round trip, not three): the nonce, the count when it is new,
+                # and no fsync at commit: a nonce lost in a crash only reopens its own window.
+                _, fresh, n = t.row(
+                    f"WITH quick AS (SELECT {QUICK_COMMIT}), fresh AS (INSERT INTO nonces VALUES (?, ?, ?) "
+                    "ON CONFLICT (device_id, nonce) DO NOTHING RETURNING 1), counted AS (INSERT INTO "
+                    "request_counts SELECT ?, ?, 1 FROM fresh WHERE ? ON CONFLICT (device_id, minute) "
+                    "DO UPDATE SET n = request_counts.n + 1 RETURNING n) "
+                    "SELECT (SELECT COUNT(*) FROM quick), EXISTS (SELECT 1 FROM fresh), (SELECT n FROM counted)",
+                    (device_id, nonce, expires, device_id, minute or 0, counting))
+            else:
+                fresh = t.one("INSERT INTO nonces VALUES (?, ?, ?) ON CONFLICT (device_id, nonce) DO NOTHING "
+                              "RETURNING 1", (device_id, nonce, expires)) is not None
+                n = (t.row("INSERT INTO request_counts VALUES (?, ?, 1) ON CONFLICT (device_id, minute) "
+                           "DO UPDATE SET n = request_counts.n + 1 RETURNING n", (device_id, minute))[0]
+                     if fresh and counting else None)
+            if n is not None and per_minute is not None and n > per_minute:
+                raise Rejected(429, "too_many_requests", f"more than {per_minute} requests from "
+                               "this device in 60 s; slow down")
+        return bool(fresh)
 
     # -- one upload per device at a time, across workers (PostgreSQL) ----------------------
     def take_lane(self, device_id: str) -> tuple | None:
@@ -711,9 +832,15 @@ class Database:
         if conn.closed:
             return  # the lock went with the connection
         try:
+            idle = conn.info.transaction_status == _pg_idle()
+            if idle:
+                conn.autocommit = True  # one round trip: no BEGIN or COMMIT around it
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
-            conn.commit()
+            if idle:
+                conn.autocommit = False
+            else:
+                conn.commit()
         except Exception:  # noqa: BLE001 - closing the connection releases the lock too
             if getattr(self._local, "conn", None) is conn:
                 self._forget()
@@ -721,7 +848,7 @@ class Database:
                 conn.close()
 
     # -- policy and lists -----------------------------------------------------------
-    def publish(self, community: str, name: str, body: Any) -> dict:
+    def publish(self, community: str, name: str, body: Any, audit: AuditStep | None = None) -> dict:
         if name not in DOCUMENTS:
             raise Rejected(404, "unknown_list", f"unknown list {name!r}; known: {', '.join(LISTS)}")
         text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -735,7 +862,10 @@ class Database:
             t.all("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (community, name) DO "
                   "UPDATE SET version = excluded.version, etag = excluded.etag, body = excluded.body, "
                   "updated_utc = excluded.updated_utc", (community, name, version, etag, text, now))
-        return {"community": community, "name": name, "version": version, "etag": etag}
+            published = {"community": community, "name": name, "version": version, "etag": etag}
+            if audit:
+                audit(t, published)
+        return published
 
     def manifest(self, community: str) -> dict:
         with self.tx() as t:

@@ -53,6 +53,13 @@ def install(app: FastAPI) -> None:
         log.warning("storage: %s on %s", exc, request.url.path)
         return problem(503, exc.reason, f"{exc}; try again later", {"Retry-After": "5"})
 
+    @app.exception_handler(Exception)
+    async def _on_fault(request: Request, exc: Exception):
+        """A fault of the server (a bug, or the database refusing what it should take): the
+        request's transaction was rolled back; named in one line, the traceback in the log."""
+        return problem(500, "server_fault", f"the server failed ({type(exc).__name__}); nothing of this "
+                       "request was stored; the server's log says why")
+
     @app.exception_handler(BodyTooLarge)
     async def _on_too_large(request: Request, exc: BodyTooLarge):
         return problem(413, "body_too_large", str(exc.detail))

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sync import auth
-from sync.server.db import Database
+from sync.server.db import QUICK_COMMIT, Database
 from sync.server.errors import Problem
 
 
@@ -108,10 +108,12 @@ class DatabaseBudget:
         now, cost, depth = time.time(), nbytes / self.per_s, self.burst / self.per_s
         try:
             with self.db.tx(write=True) as t:
-                if t.pg:  # a charge lost in a crash only refills one gate's bucket early
-                    t.all("SET LOCAL synchronous_commit = off")
+                # PostgreSQL: a charge lost in a crash only refills one gate's bucket early (no
+                # fsync at commit, asked for inside the statement: one round trip fewer)
+                quick = f"WITH quick AS (SELECT {QUICK_COMMIT}) " if t.pg else ""
                 (full_at,) = t.row(
-                    "INSERT INTO byte_budgets (device_id, full_at) VALUES (?, ?) "
+                    f"{quick}INSERT INTO byte_budgets (device_id, full_at) SELECT ?, ?"
+                    f"{' FROM quick' if t.pg else ''} WHERE true "
                     "ON CONFLICT (device_id) DO UPDATE SET full_at = CASE WHEN byte_budgets.full_at > ? "
                     "THEN byte_budgets.full_at ELSE ? END + ? RETURNING full_at",
                     (device_id, now + cost, now, now, cost))

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kiosk import clock, reasons, wire
-from sync.server.db import Database, Rejected, Tx
+from sync.server.db import AuditStep, Database, Rejected, Tx
 
 # The figures, in the order of the report's columns: (Chinese header, English header, unit).
 FIGURES: dict[str, tuple[str, str, str]] = {
@@ -391,7 +391,7 @@ def _submissions(t: Tx, day: dt.date, community: str | None) -> Iterable[tuple[s
 
 
 def submit(db: Database, community: str, day: dt.date, tz: str, submitted_by: str, leader: str,
-           note: str | None = None, now: dt.datetime | None = None) -> Submission:
+           note: str | None = None, now: dt.datetime | None = None, audit: AuditStep | None = None) -> Submission:
     """The community's staff submit the day's report, zero or not, signed with the shift
     leader's name. Refused while the day is not over or a gate has not synced past its
     end (the figures would be incomplete). Submitting again replaces the submission."""
@@ -419,8 +419,11 @@ def submit(db: Database, community: str, day: dt.date, tz: str, submitted_by: st
               "note = excluded.note, submitted_utc = excluded.submitted_utc, late = excluded.late, "
               "figures = excluded.figures",
               (community, day.isoformat(), submitted_by, leader, note, clock.iso(now), int(late), figures))
-    return Submission(community=community, day=day.isoformat(), submitted_by=submitted_by, leader=leader,
-                      note=note, submitted_utc=clock.iso(now), late=late, figures=found.signed())
+        done = Submission(community=community, day=day.isoformat(), submitted_by=submitted_by, leader=leader,
+                          note=note, submitted_utc=clock.iso(now), late=late, figures=found.signed())
+        if audit:
+            audit(t, done)
+    return done
 
 
 # -- history and the chart ----------------------------------------------------------------------

@@ -29,24 +29,24 @@ def list_users(request: Request, actor: Actor = Depends(township)):
 @router.post("/users", response_model=models.User, status_code=201)
 async def add_user(new: models.NewUser, request: Request, actor: Actor = Depends(township_admin)):
     db = server(request).db
-    user = await run_in_threadpool(accounts.add_user, db, new.username, new.password, new.role, new.community)
-    audit.audit(db, actor, "user_added", new.community, {"username": new.username, "role": new.role})
-    return user
+    return await run_in_threadpool(accounts.add_user, db, new.username, new.password, new.role, new.community,
+                                   audit.step(actor, "user_added", new.community,
+                                              {"username": new.username, "role": new.role}))
 
 
 @router.post("/users/{username}/disable", response_model=models.User)
 async def disable_user(request: Request, username: str = USER_PATH, actor: Actor = Depends(township_admin)):
     db = server(request).db
-    _known(accounts.disable_user(db, username), username)
-    audit.audit(db, actor, "user_disabled", None, {"username": username})
+    _known(accounts.disable_user(db, username, audit.step(actor, "user_disabled", None, {"username": username})),
+           username)
     return accounts.user(db, username)
 
 
 @router.post("/users/{username}/enable", response_model=models.User)
 async def enable_user(request: Request, username: str = USER_PATH, actor: Actor = Depends(township_admin)):
     db = server(request).db
-    _known(accounts.enable_user(db, username), username)
-    audit.audit(db, actor, "user_enabled", None, {"username": username})
+    _known(accounts.enable_user(db, username, audit.step(actor, "user_enabled", None, {"username": username})),
+           username)
     return accounts.user(db, username)
 
 
@@ -55,8 +55,8 @@ async def set_password(body: models.NewPassword, request: Request, username: str
                        actor: Actor = Depends(township_admin)):
     """A new password for a user; their open sessions end."""
     db = server(request).db
-    _known(await run_in_threadpool(accounts.set_password, db, username, body.password), username)
-    audit.audit(db, actor, "password_set", None, {"username": username})
+    _known(await run_in_threadpool(accounts.set_password, db, username, body.password,
+                                   audit.step(actor, "password_set", None, {"username": username})), username)
     return accounts.user(db, username)
 
 

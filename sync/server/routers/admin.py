@@ -13,7 +13,7 @@ from kiosk import clock, wire
 from kiosk.wire import LISTS
 from sync import auth
 from sync.server import models
-from sync.server.audit import audit
+from sync.server.audit import step
 from sync.server.db import Database
 from sync.server.deps import (
     Actor,
@@ -40,9 +40,9 @@ def create_enrollment(req: models.EnrollmentRequest, db: Database = Depends(data
     token = auth.new_token()
     device_id = req.device_id or f"{req.community}.{req.gate}"
     expires = clock.utc_now() + dt.timedelta(hours=req.ttl_hours)
-    db.create_enrollment(auth.token_hash(token), device_id, req.community, req.gate, expires)
-    audit(db, actor, "enrollment_token", req.community,
-          {"device_id": device_id, "gate": req.gate, "expires_utc": clock.iso(expires)})
+    db.create_enrollment(auth.token_hash(token), device_id, req.community, req.gate, expires,
+                         step(actor, "enrollment_token", req.community,
+                              {"device_id": device_id, "gate": req.gate, "expires_utc": clock.iso(expires)}))
     return {"token": token, "device_id": device_id, "community": req.community,
             "gate": req.gate, "expires_utc": clock.iso(expires)}
 
@@ -59,9 +59,9 @@ def revoke(device_id: str = Path(max_length=100), db: Database = Depends(databas
     device = db.device(device_id)
     if device is not None:
         allow_change(actor, device.community)
-    if device is None or not db.revoke(device_id):
+    if device is None or not db.revoke(device_id, step(actor, "device_revoked", device.community,
+                                                       {"device_id": device_id, "gate": device.gate})):
         raise Problem(404, "unknown_device", f"device {device_id!r} is not enrolled")
-    audit(db, actor, "device_revoked", device.community, {"device_id": device_id, "gate": device.gate})
     log.info("revoked device %s (by %s)", device_id, actor.name)
     return {"device_id": device_id, "status": "revoked"}
 
@@ -72,10 +72,8 @@ def put_policy(document: models.PolicyDocument, community: str = Path(pattern=mo
     """Set a community's risk level (low / medium / high) and thresholds (the township
     administrator only)."""
     body = document.model_dump(exclude_none=True)
-    published = db.publish(community, "policy", body)
-    audit(db, actor, "risk_level", community, {"risk_level": body.get("risk_level"),
-                                               "version": published["version"], "policy": body})
-    return published
+    return db.publish(community, "policy", body, step(actor, "risk_level", community, lambda published: {
+        "risk_level": body.get("risk_level"), "version": published["version"], "policy": body}))
 
 
 @router.put("/communities/{community}/lists/{name}", response_model=models.Published)
@@ -90,10 +88,8 @@ def put_list(upload: models.ListUpload, community: str = Path(pattern=models.SLU
         rows = wire.check_rows(name, upload.rows)
     except wire.WireError as exc:
         raise Problem(422, "invalid_list", str(exc)) from None
-    published = db.publish(community, name, rows)
-    audit(db, actor, "list_upload", community, {"list": name, "rows": len(rows),
-                                                "version": published["version"]})
-    return published
+    return db.publish(community, name, rows, step(actor, "list_upload", community, lambda published: {
+        "list": name, "rows": len(rows), "version": published["version"]}))
 
 
 @router.get("/entries", response_model=models.Entries)

@@ -27,7 +27,7 @@ from kiosk import clock, reasons
 from sync import auth
 from sync.server import accounts, alarms, deps, models, overview, reports
 from sync.server import audit as audit_log
-from sync.server.db import Database, Rejected
+from sync.server.db import Rejected
 from sync.server.deps import Actor
 from sync.server.errors import Problem
 from sync.server.office_words import AUDIT_KEYS, DEFAULT_LANG, LANGS, WORDS, audit_word, word
@@ -304,9 +304,9 @@ async def set_risk(request: Request, community: str = Path(max_length=64), actor
         document = models.PolicyDocument.model_validate({**current, "risk_level": level})
     except ValidationError:
         raise PageError(422, "bad_form") from None
-    published = db.publish(community, "policy", document.model_dump(exclude_none=True))
-    audit(db, actor, "risk_level", community, {"from": current.get("risk_level"), "to": level,
-                                                "version": published["version"], "via": "office"})
+    db.publish(community, "policy", document.model_dump(exclude_none=True), audit_log.step(
+        actor, "risk_level", community, lambda published: {
+            "from": current.get("risk_level"), "to": level, "version": published["version"], "via": "office"}))
     return back_to(f"/communities/{community}?done=risk_changed")
 
 
@@ -319,11 +319,11 @@ async def submit_report(request: Request, community: str = Path(max_length=64), 
     day = _day(form.get("day"), tz)
     db = deps.database(request)
     try:
-        done = reports.submit(db, community, day, tz, actor.name, form.get("leader", ""), form.get("note") or None)
+        reports.submit(db, community, day, tz, actor.name, form.get("leader", ""), form.get("note") or None,
+                       audit=audit_log.step(actor, "report_submitted", community, lambda done: {
+                           "day": done.day, "leader": done.leader, "late": done.late, "via": "office"}))
     except Rejected as exc:
         raise refused(exc, "not_submitted") from None
-    audit(db, actor, "report_submitted", community, {"day": done.day, "leader": done.leader, "late": done.late,
-                                                     "via": "office"})
     return back_to(f"/communities/{community}?day={day.isoformat()}&done=report_sent")
 
 
@@ -363,8 +363,8 @@ async def acknowledge(request: Request, alarm_id: int = Path(ge=1, le=2**63 - 1)
     if community is None:
         raise PageError(404, "not_found")
     may_change(actor, community)
-    alarms.acknowledge(db, alarm_id, actor.name, form.get("note") or None)
-    audit(db, actor, "alarm_acknowledged", community, {"alarm": alarm_id, "via": "office"})
+    alarms.acknowledge(db, alarm_id, actor.name, form.get("note") or None,
+                       audit_log.step(actor, "alarm_acknowledged", community, {"alarm": alarm_id, "via": "office"}))
     return back_to("/alarms")
 
 
@@ -384,8 +384,8 @@ async def revoke(request: Request, device_id: str = Path(max_length=100), actor:
     if device is None or not actor.may_read(device.community):
         raise PageError(404, "not_found")
     may_change(actor, device.community)
-    db.revoke(device.device_id)
-    audit(db, actor, "device_revoked", device.community, {"device_id": device.device_id, "via": "office"})
+    db.revoke(device.device_id, audit_log.step(actor, "device_revoked", device.community,
+                                               {"device_id": device.device_id, "via": "office"}))
     log.info("revoked device %s from the office's pages (%s)", device.device_id, actor.name)
     return back_to(f"/gates?revoked={urllib.parse.quote(device.device_id)}")
 
@@ -413,11 +413,12 @@ async def make_enrollment(request: Request, actor: Actor = Depends(viewer)):
     device_id = req.device_id or f"{req.community}.{req.gate}"
     expires = clock.utc_now() + dt.timedelta(hours=req.ttl_hours)
     try:
-        db.create_enrollment(auth.token_hash(token), device_id, req.community, req.gate, expires)
+        db.create_enrollment(auth.token_hash(token), device_id, req.community, req.gate, expires,
+                             audit_log.step(actor, "enrollment_token", req.community, {
+                                 "device_id": device_id, "gate": req.gate, "ttl_hours": req.ttl_hours,
+                                 "via": "office"}))
     except Rejected as exc:
         raise refused(exc, "bad_form") from None
-    audit(db, actor, "enrollment_token", req.community, {"device_id": device_id, "gate": req.gate,
-                                                         "ttl_hours": req.ttl_hours, "via": "office"})
     # The token is shown once, in this answer, and never stored (only its hash is).
     return page(request, "enrollments.html", actor, tokens=overview.enrollments(db, scope(actor)),
                 made={"token": token, "device_id": device_id, "expires_utc": clock.iso(expires)}, may_make=True)
@@ -442,10 +443,10 @@ async def change_user(request: Request, username: str = Path(max_length=64),
     if username == actor.name and change == "disable":
         raise PageError(422, "not_yourself")
     db = deps.database(request)
-    done = (accounts.disable_user if change == "disable" else accounts.enable_user)(db, username)
+    done = (accounts.disable_user if change == "disable" else accounts.enable_user)(
+        db, username, audit_log.step(actor, f"user_{change}d", None, {"username": username, "via": "office"}))
     if not done:
         raise PageError(404, "not_found")
-    audit(db, actor, f"user_{change}d", None, {"username": username, "via": "office"})
     return back_to("/users")
 
 
@@ -455,10 +456,6 @@ def audit_page(request: Request, before: int | None = Query(None, ge=1, le=2**63
     found = audit_log.records(deps.database(request), before=before, limit=AUDIT_PAGE, community=scope(actor))
     return page(request, "audit.html", actor, entries=found,
                 older=found[-1]["id"] if len(found) == AUDIT_PAGE else None)
-
-
-def audit(db: Database, actor: Actor, action: str, community: str | None, detail: dict | None = None) -> None:
-    audit_log.audit(db, actor, action, community, detail)
 
 
 @router.get("/{anything:path}", response_class=HTMLResponse)
