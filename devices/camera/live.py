@@ -46,8 +46,9 @@ Corners = tuple[tuple[int, int], ...]
 def worker_cascade(budget_ms: float, clock: Callable[[], float] = time.process_time) -> CascadeDecoder:
     """The cascade as the live worker runs it (the bench's CPU model makes the same one):
     - its budget is `budget_ms` of the worker's own CPU time, so a machine loaded by other
-      work does not cut a likely frame's cascade short (a wall-clock budget stopped shaken
-      phones' cascades 40-60 ms of CPU into a read under a load of 8 on 2 cores);
+      work does not cut a likely frame's cascade short (with a wall-clock budget, round two's
+      bench under a load of 8-25 read 3 of 5 shaken phones, of which the cascade alone reads
+      3 on their first frame in 13-44 ms of CPU and zxing-cpp a fourth);
     - the soft reader on a symbol zxing-cpp placed comes after the two cheapest candidates,
       not after all of them: the fast path's retries tried the cheap versions already;
     - a region whose gradients all run one way (a shaken phone) tries the motion kernels
