@@ -197,7 +197,8 @@ class CascadeDecoder:
         # a machine loaded by others does not cut a likely frame's cascade short
         self.clock = clock
         # the live worker: the fast path's retries already tried the cheap versions of a
-        # symbol zxing-cpp placed, so the soft reader on that symbol comes first
+        # symbol zxing-cpp placed, so the soft reader on that symbol comes after the first two
+        # candidates, not after all of them; a shaken region tries the motion kernels first
         self.placed_first = placed_first
         self.shaken_first = shaken_first
         self.soft_tries = soft_tries       # soft reads a frame may use
