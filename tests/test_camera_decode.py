@@ -246,6 +246,33 @@ def test_defocus_and_shake_together_are_deconvolved():
         assert any(d.text == text for _, img in enhance.deblur_lens_and_shake(up, 2.0) for d in zx.decode(img))
 
 
+def test_shake_tells_a_shaken_code_from_a_defocused_one():
+    """The worker tries the motion kernels first on a region whose gradients run one way."""
+    from devices.camera import enhance
+    text = synthetic.payload(np.random.default_rng(7))
+    for angle in (0.3, 1.2, 2.5):
+        shaken = _blurred_code(text, 4, 0.6, 7, angle, 2.0, 7)
+        direction, anisotropy = enhance.shake(shaken)
+        assert anisotropy >= 0.3
+        assert abs(np.angle(np.exp(2j * (direction - angle)))) < np.radians(20)   # modulo 180 degrees
+    for sigma in (0.6, 2.0):
+        assert enhance.shake(_blurred_code(text, 4, sigma, 0, 0.0, 2.0, 7))[1] < 0.3
+
+
+def test_the_budget_runs_on_the_clock_it_is_given():
+    """The live worker's budget is its own CPU time (`live.worker_cascade`): a machine loaded
+    by other work, which slows the worker's wall clock, does not stop a cascade early."""
+    from devices.camera.live import worker_cascade
+    text = synthetic.payload(np.random.default_rng([31, 13]))
+    blurred = synthetic.render(text, "blur", np.random.default_rng([32, 13]))   # the cascade's, not zxing's
+    frozen = CascadeDecoder(budget_ms=0.001, clock=lambda: 0.0)   # no time passes: every step
+    assert [d.text for d in frozen.decode(blurred)] == [text]
+    ticks = iter(range(10**6))
+    hurried = CascadeDecoder(budget_ms=0.001, clock=lambda: float(next(ticks)))   # a second a look
+    assert hurried.decode(blurred) == [] and hurried.stats.cascades == 1
+    assert worker_cascade(250.0).clock is time.process_time
+
+
 def test_code_region_finds_dim_and_720p_codes():
     from devices.camera import enhance
     from devices.camera.decoders import to_gray

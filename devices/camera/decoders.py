@@ -114,6 +114,9 @@ RETRIES: tuple[tuple[str, Callable[[np.ndarray], np.ndarray], str, float], ...] 
 )
 
 
+SHAKEN = 0.3   # the region's gradient anisotropy from which it is taken as shaken (enhance.shake)
+
+
 class PlacedRetry:
     """The fast path's retries (RETRIES) on the region of symbols zxing-cpp placed but could
     not read, and only there: a frame where zxing placed nothing costs nothing more. A
@@ -172,7 +175,9 @@ class CascadeDecoder:
     name = "cascade"
     uses_region = True
 
-    def __init__(self, budget_ms: float = 250.0, retry_every: int = 3, soft_tries: int = 4) -> None:
+    def __init__(self, budget_ms: float = 250.0, retry_every: int = 3, soft_tries: int = 4,
+                 clock: Callable[[], float] = time.perf_counter, placed_first: bool = False,
+                 shaken_first: bool = False, stale_grace: int = 0) -> None:
         self.zx = ZxingDecoder()
         # A poster or a patterned shirt that looks like a code to the texture check, frame
         # after frame, would cost a cascade on every frame: where the cascade just failed on a
@@ -180,11 +185,22 @@ class CascadeDecoder:
         # only one frame in `retry_every`. Different pictures (a folder of photos) are not
         # affected.
         self.retry_every = retry_every
+        # ... after `stale_grace` more tries: a phone held still that the cascade just missed
+        # looks like the same patch, and the next frame (fresh shake, noise, glare) often reads
+        self.stale_grace = stale_grace
         self._stale: tuple[tuple[int, int, int, int], np.ndarray, int] | None = None
         # A safety stop for a slow machine: the next frame comes soon. All the steps take
         # about 50-120 ms at 640x480 here, so it binds only on a loaded or slow machine
         # (a Raspberry Pi 4 is some 3x slower: raise it there if frames are few).
         self.budget_ms = budget_ms
+        # the budget's clock: wall time by default; the live worker gives its own CPU time, so
+        # a machine loaded by others does not cut a likely frame's cascade short
+        self.clock = clock
+        # the live worker: the fast path's retries already tried the cheap versions of a
+        # symbol zxing-cpp placed, so the soft reader on that symbol comes after the first two
+        # candidates, not after all of them; a shaken region tries the motion kernels first
+        self.placed_first = placed_first
+        self.shaken_first = shaken_first
         self.soft_tries = soft_tries       # soft reads a frame may use
         self._soft_tries = soft_tries      # left for the frame being decoded
         self.stats = CascadeStats()
@@ -217,7 +233,7 @@ class CascadeDecoder:
         if same and self._stale:
             seen = self._stale[2] + 1
             self._stale = (self._stale[0], self._stale[1], seen)
-            if seen % self.retry_every:
+            if seen > self.stale_grace and seen % self.retry_every:
                 self.stats.skipped += 1
                 return self._count(self._soft(found, gray, "soft", origin))
         if texture_only and not enhance.likely_code(gray, roi):
@@ -226,7 +242,7 @@ class CascadeDecoder:
             self.stats.unlikely += 1
             return self._count(self._soft(found, gray, "soft", origin))
         self.stats.cascades += 1
-        deadline = time.perf_counter() + self.budget_ms / 1000
+        deadline = self.clock() + self.budget_ms / 1000
         colour = image if image.ndim == 3 and image.shape[2] == 3 else None
         if colour is not None and paint:
             colour = None   # the painted gray is the one to read
@@ -235,7 +251,7 @@ class CascadeDecoder:
             if good:
                 self._stale = None
                 return self._count(good[:1])
-            if time.perf_counter() > deadline or (stop is not None and stop()):
+            if self.clock() > deadline or (stop is not None and stop()):
                 break
         if texture_only and not same and look is not None:
             self._stale = (roi, look, 0)
@@ -273,9 +289,15 @@ class CascadeDecoder:
             return attempt
 
         cheap, fine = self._candidates(gray, roi, colour)
-        for rank, step, make, where in cheap:
+        # the soft reader on the frame's own symbol: after every cheap candidate, or in the
+        # live worker (placed_first) after the two cheapest (the fast path tried the others)
+        soft_at = 2 if self.placed_first else len(cheap)
+        for i, (rank, step, make, where) in enumerate(cheap):
+            if i == soft_at:
+                yield partial(self._soft, found, gray, "soft", (0.0, 0.0, 1.0))
             yield first_pass(rank, step, make, where)
-        yield partial(self._soft, found, gray, "soft", (0.0, 0.0, 1.0))
+        if soft_at >= len(cheap):
+            yield partial(self._soft, found, gray, "soft", (0.0, 0.0, 1.0))
 
         def soft_held(i: int) -> list[Decoded]:
             _, _, step, img, got, where = held[i]
@@ -394,7 +416,15 @@ class CascadeDecoder:
             "wiener-motion10-noisy": (15, lambda: sized(wiener.motion(10, k=0.03))),
             "wiener-gauss1.8-sharp": (16, lambda: sized(wiener.gauss(1.8, k=0.003))),
         }
-        cheap = [(rank, step, make, where) for step, (rank, make) in steps.items()]
+        order = list(steps)
+        if self.shaken_first and wiener.anisotropy >= SHAKEN:
+            # gradients along one direction only: a shaken code (see enhance.shake). The
+            # crop, then the motion kernels (most shaken codes the crop does not read need
+            # 6-8 px, then 4), contrast, the long and the noisy kernels; then the rest as usual
+            first = ["crop", "wiener-motion8", "wiener-motion6", "wiener-motion4", "contrast", "wiener-motion10",
+                     "wiener-motion6-noisy", "wiener-motion8-noisy"]
+            order = first + [s for s in order if s not in first]
+        cheap = [(steps[step][0], step, steps[step][1], where) for step in order]
         # a small region again at twice the size, where a kernel is drawn more exactly; then
         # defocus and shake together
         fine_f = 2.0 if max(crop.shape) <= 400 else 1.0
