@@ -44,6 +44,7 @@ GATE_BATCH = 20            # entries per post: a busy gate syncing every few sec
 CALM_GATES = 10            # well-behaved gates in the hostile test, each posting GATE_BATCH...
 CALM_PAUSE_S = 0.2         # ...then pausing: a busy township, not a flood
 PHASE_S = 10.0             # quiet, hostile, quiet again
+STRANGERS = 8              # connections a stranger keeps going at once
 ROUNDS = int(os.environ.get("GATE_BENCH_ROUNDS", "2"))  # each server variant, in turns
 BEFORE_ENV = "GATE_BENCH_BEFORE"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -316,12 +317,15 @@ def hostile(work: Path) -> dict:
         for phase, times in phases.items():
             stop = threading.Event()
             threads = calm_gates(server.url, calm, stop, times, seqs)
-            if phase == "hostile":
-                threads += [threading.Thread(target=misbehave, args=(server.url, server.port, bad, payloads,
-                                                                     stop, counts)),
-                            threading.Thread(target=stranger, args=(server.port, stop, counts))]
-                for t in threads[-2:]:
+            if phase == "hostile":  # each client counts its own answers, merged below
+                tallies: list[dict[str, int]] = [{} for _ in range(1 + STRANGERS)]
+                hostile_threads = [threading.Thread(target=misbehave, args=(server.url, server.port, bad, payloads,
+                                                                            stop, tallies[0]))]
+                hostile_threads += [threading.Thread(target=stranger, args=(server.port, stop, tally))
+                                    for tally in tallies[1:]]
+                for t in hostile_threads:
                     t.start()
+                threads += hostile_threads
             deadline = time.monotonic() + PHASE_S
             while time.monotonic() < deadline:
                 peak[phase] = max(peak[phase], rss_mb(pid))
@@ -329,6 +333,10 @@ def hostile(work: Path) -> dict:
             stop.set()
             for t in threads:
                 t.join(120)
+            if phase == "hostile":
+                for tally in tallies:
+                    for status, n in tally.items():
+                        counts[status] = counts.get(status, 0) + n
             print(f"hostile bench: {phase} p99 {pct(times, 0.99):.0f} ms, rss {peak[phase]:.0f} MB",
                   file=sys.stderr, flush=True)
         hwm = rss_mb(pid, "VmHWM")
@@ -460,7 +468,8 @@ def main() -> int:
           f"({contract.MAX_BATCH} entries with every reading full, refused after parsing), a gzip bomb "
           f"(200 MiB of spaces), a 5 MiB body, and a lost-range declaration up to seq 2^40 "
           f"sent twice (a replay), as fast as it is answered and the server's limits allow (its parsed "
-          f"bytes are budgeted); and a stranger opening connection after connection that announce "
+          f"bytes are budgeted); and a stranger keeping {STRANGERS} connections going at once, each opening "
+          f"connection after connection that announce "
           f"300 MiB to an admin endpoint or 3 MiB to /v1/entries (with an unknown device) and send "
           f"the first 64 KiB. Answers to the misbehaving clients: {answers}. The load generator "
           f"shares the server's 2 cores. Targets: hostile p50/p99 within 2x of quiet; server memory "
