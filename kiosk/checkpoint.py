@@ -350,13 +350,7 @@ class Checkpoint:
 
     def look_up(self, person_ref: str | None = None, id_number: str | None = None, direction: str = "in") -> None:
         """The guard found the person by ID number or name (no phone, or no code)."""
-        if self.phase not in (WAITING, DECIDED):
-            raise CommandError("check_under_way", "a check is already under way; finish or cancel it first")
-        if id_number is not None:
-            try:
-                person_ref = self._lists().person_ref_for(id_number)
-            except BadLookup as exc:
-                raise CommandError("invalid_form", str(exc), fields={exc.field: exc.code}) from None
+        person_ref = self._person_for_a_new_check(person_ref, id_number)
         if not person_ref:
             raise CommandError("bad_command", "look up a person by person_ref or id_number")
         if direction not in rules.DIRECTIONS:
@@ -421,13 +415,7 @@ class Checkpoint:
         guard can say (a person_ref, or the ID number typed), goes into the entry."""
         if emergency not in rules.EMERGENCIES:
             raise CommandError("bad_command", f"emergency must be one of {', '.join(rules.EMERGENCIES)}")
-        if self.phase not in (WAITING, DECIDED):
-            raise CommandError("check_under_way", "a check is already under way; finish or cancel it first")
-        if id_number is not None:
-            try:
-                person_ref = self._lists().person_ref_for(id_number)
-            except BadLookup as exc:
-                raise CommandError("invalid_form", str(exc), fields={exc.field: exc.code}) from None
+        person_ref = self._person_for_a_new_check(person_ref, id_number)
         now, t = self.clock.now(), self.clock.monotonic()
         person = self.find_person(person_ref, None, now) if person_ref else Person()
         self.subject = Subject(started=t, source="lookup", person=person, measure_from=t, direction="out",
@@ -508,6 +496,18 @@ class Checkpoint:
         if lists.household(visiting) is not None:
             return [visiting]
         return [h.id for h in lists.households_at(visiting) if h.address == visiting.strip()]
+
+    def _person_for_a_new_check(self, person_ref: str | None, id_number: str | None) -> str | None:
+        """A guard's look-up or emergency starts a check: refused while one is under way; an ID
+        number typed is turned into the person reference (never kept in clear)."""
+        if self.phase not in (WAITING, DECIDED):
+            raise CommandError("check_under_way", "a check is already under way; finish or cancel it first")
+        if id_number is None:
+            return person_ref
+        try:
+            return self._lists().person_ref_for(id_number)
+        except BadLookup as exc:
+            raise CommandError("invalid_form", str(exc), fields={exc.field: exc.code}) from None
 
     def _lists(self) -> Lookup:
         if self.lists is None:
