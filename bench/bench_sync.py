@@ -20,12 +20,12 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+import loadgen
 
 from kiosk import wire as contract
 from kiosk.store import Store
@@ -140,18 +140,10 @@ def ingest(url: str, prefix: str) -> tuple[float, float]:
     """Entries a second, and the load generator's CPU seconds while sending."""
     creds = enroll_devices(url, INGEST_DEVICES, prefix)
     rng = random.Random(1)
-    bodies = {c.device_id: batches(c.device_id, INGEST_BATCHES, 500, rng) for c in creds}
-
-    def one_device(c: Credentials) -> None:
-        key = c.key()
-        with httpx.Client(base_url=url, timeout=60) as http:
-            for body in bodies[c.device_id]:
-                post(http, c, key, body)
-
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    with ThreadPoolExecutor(INGEST_DEVICES) as pool:
-        list(pool.map(one_device, creds))
-    return INGEST_DEVICES * INGEST_BATCHES * 500 / (time.perf_counter() - t0), time.process_time() - cpu0
+    bodies = [(c, batches(c.device_id, INGEST_BATCHES, 500, rng)) for c in creds]
+    cpu0 = time.process_time()
+    _, wall = loadgen.run_gates(port_of(url), bodies)
+    return INGEST_DEVICES * INGEST_BATCHES * 500 / wall, time.process_time() - cpu0
 
 
 def drain(url: str, prefix: str, work: Path) -> tuple[float, int]:
@@ -169,30 +161,20 @@ def drain(url: str, prefix: str, work: Path) -> tuple[float, int]:
     return elapsed, r.uploaded
 
 
-def latency(url: str, prefix: str) -> tuple[float, float, float, float]:
+def latency(url: str, prefix: str) -> tuple[float, float, float, float, float]:
+    """p50, p99 and max ms per post, entries a second, and the load generator's CPU
+    ms per post."""
     creds = enroll_devices(url, GATES, prefix + "-lat")
     rng = random.Random(3)
-    bodies = {c.device_id: batches(c.device_id, GATE_ROUNDS, GATE_BATCH, rng) for c in creds}
-    times: list[float] = []
-    lock = threading.Lock()
-    start = threading.Barrier(GATES)
+    bodies = [(c, batches(c.device_id, GATE_ROUNDS, GATE_BATCH, rng)) for c in creds]
+    cpu0 = time.process_time()
+    times, wall = loadgen.run_gates(port_of(url), bodies)
+    client_ms = (time.process_time() - cpu0) / len(times) * 1000
+    return pct(times, 0.5), pct(times, 0.99), max(times) * 1000, GATES * GATE_ROUNDS * GATE_BATCH / wall, client_ms
 
-    def gate(c: Credentials) -> None:
-        key = c.key()
-        with httpx.Client(base_url=url, timeout=60) as http:
-            start.wait()
-            for body in bodies[c.device_id]:
-                dt = post(http, c, key, body)
-                with lock:
-                    times.append(dt)
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(GATES) as pool:
-        list(pool.map(gate, creds))
-    wall = time.perf_counter() - t0
-    times.sort()
-    p = lambda q: times[min(len(times) - 1, int(q * len(times)))] * 1000  # noqa: E731
-    return p(0.5), p(0.99), times[-1] * 1000, GATES * GATE_ROUNDS * GATE_BATCH / wall
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -389,7 +371,9 @@ def measure(name: str, server: Server, pg_pid: int | None, work: Path, drain_too
     out = {"rate": rate, "cpu_us": server_us, "client_us": client_us}
     if drain_too:
         out["drain_s"], out["drained"] = drain(server.url, name, work)
-    out["p50"], out["p99"], out["max"], out["lat_rate"] = latency(server.url, name)
+    before = cpu()
+    out["p50"], out["p99"], out["max"], out["lat_rate"], out["client_ms"] = latency(server.url, name)
+    out["post_ms"] = (cpu() - before) / (GATES * GATE_ROUNDS) * 1000
     print(f"{name}: p99 {out['p99']:.0f} ms", file=sys.stderr, flush=True)
     return out
 
@@ -402,6 +386,7 @@ def main() -> int:
     why_not = PostgresCluster.available()
     pg = PostgresCluster().start() if why_not is None else None
     variants = [("SQLite", name, root, ()) for name, root in roots]
+    variants += [("SQLite", "after, --workers 2", ROOT, ("--workers", "2"))]
     if pg:
         variants += [("PostgreSQL 15", name, root, ()) for name, root in roots]
         variants += [("PostgreSQL 15", "after, --workers 2", ROOT, ("--workers", "2"))]
@@ -429,16 +414,18 @@ def main() -> int:
     print("## Sync: township server ingest and gate backlog\n")
     print(f"| backend | server | ingest entries/s ({INGEST_DEVICES} gates, batches of 500) | server CPU per "
           f"entry (with PostgreSQL's) | {GATES} gates at once: p50 / p99 / max per post of {GATE_BATCH} | "
-          f"entries/s then |")
-    print("|---|---|---|---|---|---|")
+          f"entries/s then | server CPU per post |")
+    print("|---|---|---|---|---|---|---|")
     for (backend, name), rs in runs.items():
         print(f"| {backend} | {name} | {span('rate', rs)} | {span('cpu_us', rs, '.1f')} µs | "
-              f"{span('p50', rs)} / {span('p99', rs)} / {span('max', rs)} ms | {span('lat_rate', rs)} |")
+              f"{span('p50', rs)} / {span('p99', rs)} / {span('max', rs)} ms | {span('lat_rate', rs)} | "
+              f"{span('post_ms', rs, '.2f')} ms |")
     print(f"\nMedian of {ROUNDS} rounds (range in brackets); in each round every server variant ran in "
           f"turn, on a fresh database. Load average (1 min) during the run: "
           f"{min(load):.1f}–{max(load):.1f} on {os.cpu_count()} cores, the load generator included "
           f"(it spent {statistics.median(r['client_us'] for rs in runs.values() for r in rs):.1f} µs of CPU "
-          f"per entry).")
+          f"per entry in the ingest, {statistics.median(r['client_ms'] for rs in runs.values() for r in rs):.2f} "
+          f"ms per post in the latency test).")
     if before:
         print(f"`before` is the server of the checkout in ${BEFORE_ENV}, `after` this one.")
     drained = [r for rs in runs.values() for r in rs if "drain_s" in r]

@@ -1,7 +1,8 @@
 """The township server beyond one process (issue 14, 7): `gate server --workers N` on one
-PostgreSQL, and several servers on one database, share each gate's limits: a request
-replayed to another worker is refused, and a gate gets one upload lane, one request
-budget and one parsed-bytes budget however many workers it reaches."""
+SQLite file or PostgreSQL database, and several servers on one database, share each
+gate's limits: a request replayed to another worker is refused, and a gate gets one
+upload lane, one request budget and one parsed-bytes budget however many workers it
+reaches. The workers take turns at new connections, and one that dies is replaced."""
 from __future__ import annotations
 
 import gzip
@@ -9,12 +10,15 @@ import json
 import os
 import random
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from sync import auth
@@ -22,7 +26,8 @@ from sync.admin import Admin
 from sync.client import enroll
 from sync.client import wire as to_wire
 from sync.server import Settings
-from sync.testing import ServerProcess, ServerThread, sample_entry, signed_request
+from sync.server.db import Database
+from sync.testing import ROOT, ServerProcess, ServerThread, sample_entry, signed_request
 
 TOKEN = "office-scale-admin-token"
 
@@ -56,8 +61,8 @@ def children(pid: int) -> list[int]:
                 status = (d / "status").read_text()
             except OSError:
                 continue
-            if f"\nPPid:\t{pid}\n" in status:
-                out.append(int(d.name))
+            if f"\nPPid:\t{pid}\n" in status and b"resource_tracker" not in (d / "cmdline").read_bytes():
+                out.append(int(d.name))  # a worker (not multiprocessing's resource tracker)
     return out
 
 
@@ -100,41 +105,48 @@ def http(conn: socket.socket, method: str, path: str, headers: dict[str, str], b
     return int(lines[0].split()[1]), json.loads(rest[:length])
 
 
-def test_more_than_one_worker_needs_postgresql(gate, tmp_path):
-    r = gate("server", "--db", str(tmp_path / "township.db"), "--workers", "2", "--port", "0")
-    assert r.returncode == 2
-    assert r.stderr.count("\n") == 1 and "--workers 2 needs PostgreSQL" in r.stderr
-    assert not (tmp_path / "township.db").exists()  # refused before anything was made
+def test_workers_are_a_number_from_1_to_64(gate, tmp_path):
     r = gate("server", "--db", str(tmp_path / "township.db"), "--workers", "0")
     assert r.returncode == 2 and "workers are 1..64, got 0" in r.stderr
+    assert r.stderr.count("\n") <= 3  # argparse's usage and the one line
+    assert not (tmp_path / "township.db").exists()  # refused before anything was made
 
 
-def test_two_workers_on_one_postgresql_refuse_a_replay_across_them(pg_cluster, tmp_path):
-    server = ServerProcess(pg_cluster.new_database("workers"), TOKEN, None, "--workers", "2",
+@pytest.fixture(params=["sqlite", "postgres"])
+def one_database(request, tmp_path):
+    """The database two workers share: a SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "township.db")
+    return request.getfixturevalue("pg_cluster").new_database(f"w{random.getrandbits(48):x}")
+
+
+def connection_to_each(server, workers: list[int], n: int) -> dict[int, socket.socket]:
+    """Kept-alive connections, one held by each of n worker processes."""
+    by_worker: dict[int, socket.socket] = {}
+    for _ in range(200):
+        conn = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        assert http(conn, "GET", "/v1/time", {})[0] == 200
+        pid = worker_holding(conn, workers)
+        if pid is not None and pid not in by_worker:
+            by_worker[pid] = conn
+        else:
+            conn.close()
+        if len(by_worker) == n:
+            break
+    return by_worker
+
+
+def test_two_workers_on_one_database_refuse_a_replay_across_them(one_database, tmp_path):
+    server = ServerProcess(one_database, TOKEN, None, "--workers", "2",
                            log=tmp_path / "server.log").start(timeout_s=180)  # two fresh interpreters
-    conns: list[socket.socket] = []
-    workers: list[int] = []
+    by_worker: dict[int, socket.socket] = {}
     served: list[int] = []
     try:
         assert server.proc is not None
-        for _ in range(100):  # both workers up and answering
-            workers = children(server.proc.pid)
-            if len(workers) >= 2:
-                break
-            httpx.get(server.url + "/v1/time")
+        workers = both_workers(server)
         admin = Admin(server.url, TOKEN)
         creds = enroll(server.url, admin.enrollment("river-garden", "east")["token"])
-        # One kept-alive connection to each worker.
-        by_worker: dict[int, socket.socket] = {}
-        for _ in range(200):
-            conn = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-            conns.append(conn)
-            assert http(conn, "GET", "/v1/time", {})[0] == 200
-            pid = worker_holding(conn, workers)
-            if pid is not None:
-                by_worker.setdefault(pid, conn)
-            if len(by_worker) == 2:
-                break
+        by_worker = connection_to_each(server, workers, 2)
         assert len(by_worker) == 2, f"every connection went to one worker: {workers}"
         served = list(by_worker)
         one, two = by_worker.values()
@@ -150,13 +162,60 @@ def test_two_workers_on_one_postgresql_refuse_a_replay_across_them(pg_cluster, t
         assert [e["seq"] for e in admin.entries(creds.device_id)] == [1, 2, 3, 4, 5, 6]
         admin.close()
     finally:
-        for conn in conns:
+        for conn in by_worker.values():
             conn.close()
         server.stop()
     deadline = time.monotonic() + 20
     while [pid for pid in served if alive(pid)] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in served if alive(pid)]  # no worker left behind
+
+
+def both_workers(server) -> list[int]:
+    """The worker processes, once both answer."""
+    workers: list[int] = []
+    for _ in range(100):
+        workers = children(server.proc.pid)
+        if len(workers) >= 2:
+            break
+        httpx.get(server.url + "/v1/time")
+        time.sleep(0.1)
+    return workers
+
+
+def test_a_worker_that_dies_is_started_again_and_connections_are_dealt_evenly(tmp_path):
+    server = ServerProcess(str(tmp_path / "township.db"), TOKEN, None, "--workers", "2",
+                           log=tmp_path / "server.log").start(timeout_s=180)
+    conns: list[socket.socket] = []
+    try:
+        workers = both_workers(server)
+        for conn in connection_to_each(server, workers, 2).values():  # both serving
+            conn.close()
+        # Eight gates connecting at once are dealt out about evenly, not left to one worker.
+        conns = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(8)]
+        for conn in conns:
+            assert http(conn, "GET", "/v1/time", {})[0] == 200
+        held = [worker_holding(conn, workers) for conn in conns]
+        assert min(held.count(pid) for pid in workers) >= 3, held
+        os.kill(workers[0], 9)  # a worker dies: its gates reconnect, to the other or its successor
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            now = children(server.proc.pid)
+            if workers[0] not in now and len(now) >= 2:
+                break
+            time.sleep(0.2)
+        assert workers[0] not in now and len(now) >= 2, now
+        assert "ended (exit status -9); starting another" in (tmp_path / "server.log").read_text()
+        for _ in range(50):
+            try:
+                assert httpx.get(server.url + "/v1/time", timeout=5).status_code == 200
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+    finally:
+        for conn in conns:
+            conn.close()
+        server.stop()
 
 
 def alive(pid: int) -> bool:
@@ -167,12 +226,12 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def two_servers(pg_cluster):
-    """Two servers on one PostgreSQL database, each with its own memory (as two machines
-    behind a load balancer), with a small request and byte budget per gate."""
-    db_url = pg_cluster.new_database(f"t{random.getrandbits(48):x}")
+def two_servers(one_database):
+    """Two servers on one database, each with its own memory (as two workers, or two
+    machines behind a load balancer), with a small request and byte budget per gate."""
+    db_url = one_database
     one_batch = len(json.dumps({"entries": entries("river-garden.east", 1, 50)}))
-    settings = Settings(db_url=db_url, admin_token=TOKEN, device_requests_per_min=6,
+    settings = Settings(db_url=db_url, admin_token=TOKEN, device_requests_per_min=6, shared_state=True,
                         device_burst_bytes=one_batch * 3 // 2, device_bytes_per_s=1.0)
     with ServerThread(settings) as one, ServerThread(settings) as two:
         admin = Admin(one.url, TOKEN)
@@ -205,32 +264,48 @@ def test_a_gate_gets_one_request_budget_across_servers(two_servers):
 def test_a_gate_gets_one_upload_lane_across_servers(two_servers):
     one, two, admin, creds, db_url = two_servers
     # Another worker is storing an upload of this gate: it holds the gate's lane.
-    with psycopg.connect(db_url, autocommit=True) as worker:
-        from sync.server.db import Database
-        probe = Database(db_url)
-        lane = probe.take_lane(creds.device_id)
-        assert lane is not None
-        try:
-            r = post(two, creds, 1, 1)
-            assert (r.status_code, r.json()["error"]) == (429, "upload_in_progress")
-            assert r.headers["Retry-After"] == "1"
-        finally:
-            probe.leave_lane(lane)
-        assert post(one, creds, 1, 1).status_code == 200  # free again once that upload is done
-        # A worker that dies mid-upload frees the lane with its connection.
-        probe2 = Database(db_url)
-        assert probe2.take_lane(creds.device_id) is not None
-        probe2.close()
+    with lane_held_elsewhere(db_url, creds.device_id):
+        r = post(two, creds, 1, 1)
+        assert (r.status_code, r.json()["error"]) == (429, "upload_in_progress")
+        assert r.headers["Retry-After"] == "1"
+        other = enroll(one.url, admin.enrollment("pine-court", "north")["token"])
+        assert post(two, other, 1, 1).status_code == 200  # another gate's lane is free
+    assert post(one, creds, 1, 1).status_code == 200  # free again once that upload is done
+    # A worker that dies mid-upload frees the lane with it.
+    with lane_held_elsewhere(db_url, creds.device_id, die=True):
         assert post(two, creds, 2, 1).status_code == 200
-        assert worker.execute("SELECT count(*) FROM entries").fetchone() == (2,)
-        probe.close()
     assert [e["seq"] for e in admin.entries(creds.device_id)] == [1, 2]
+
+
+@contextmanager
+def lane_held_elsewhere(db_url: str, device_id: str, die: bool = False) -> Iterator[None]:
+    """A gate's upload lane held by another process (as another worker would hold it:
+    a PostgreSQL advisory lock, or a lock on the SQLite file's lane file), for the
+    `with` block; `die`: that process is killed holding it, before the block."""
+    holder = Database(db_url)
+    take = (f"from sync.server.db import Database; lane = Database({db_url!r}).take_lane({device_id!r})"
+            if holder.dialect == "postgres" else
+            f"from sync.server.limits import FileLanes; lanes = FileLanes({str(holder.path) + '-lanes'!r}); "
+            f"lane = lanes.hold({device_id!r}); lane.__enter__()")
+    holder.close()
+    proc = subprocess.Popen([sys.executable, "-c", f"import sys; {take}; print('held', flush=True); sys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+        if die:
+            proc.kill()
+            proc.wait(30)
+        yield
+    finally:
+        proc.kill()
+        proc.wait(30)
 
 
 def test_batches_committed_together_are_each_all_or_nothing(tmp_path):
     """SQLite stores the batches that arrive during a commit together in the next one:
     a refused batch in that group stores nothing and the others are all stored."""
-    with ServerThread(Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN)) as srv:
+    settings = Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN, upload_threads=9)
+    with ServerThread(settings) as srv:  # a thread for each upload waiting in the group
         admin = Admin(srv.url, TOKEN)
         gates = [enroll(srv.url, admin.enrollment("c", f"g{i}")["token"]) for i in range(9)]
         for g in gates:

@@ -367,10 +367,15 @@ def test_the_township_database_is_private(tmp_path, caplog):
     fresh = tmp_path / "fresh" / "township.db"
     old_umask = os.umask(0o022)
     try:
-        with ServerThread(Settings(db_url=str(fresh), admin_token=TOKEN)) as srv:
+        # shared_state: as with --workers N, the gates' limits in files of their own beside it
+        with ServerThread(Settings(db_url=str(fresh), admin_token=TOKEN, shared_state=True)) as srv:
             Admin(srv.url, TOKEN).set_policy("c", risk_level="low")
+            gate = enroll(srv.url, Admin(srv.url, TOKEN).enrollment("c", "east")["token"])
+            assert signed_request(srv.url, gate, "GET", "/v1/device").status_code == 200
             files = [p for p in fresh.parent.iterdir() if p.name.startswith("township.db")]
-            assert {p.name for p in files} >= {"township.db", "township.db-wal", "township.db-shm"}
+            assert {p.name for p in files} >= {"township.db", "township.db-wal", "township.db-shm",
+                                               "township.db-writer", "township.db-lanes",
+                                               "township.db-shares", "township.db-shares-wal"}
             assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
         loose = tmp_path / "loose.db"
         loose.touch(mode=0o644)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -57,11 +58,6 @@ CREATE TABLE IF NOT EXISTS seq_losses (
 CREATE TABLE IF NOT EXISTS documents (
     community TEXT NOT NULL, name TEXT NOT NULL, version BIGINT NOT NULL, etag TEXT NOT NULL,
     body TEXT NOT NULL, updated_utc TEXT NOT NULL, PRIMARY KEY (community, name));
--- Request nonces inside the signature window, when several workers share them.
-CREATE TABLE IF NOT EXISTS nonces (
-    device_id TEXT NOT NULL, nonce TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (device_id, nonce));
-CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires);
 -- office-auth: township staff accounts, their sessions, failed logins, the audit log
 -- (queries in sync/server/accounts.py and sync/server/audit.py).
 CREATE TABLE IF NOT EXISTS users (
@@ -96,8 +92,17 @@ CREATE TABLE IF NOT EXISTS report_submissions (
 CREATE TABLE IF NOT EXISTS alarm_acks (
     entry_id BIGINT PRIMARY KEY, acknowledged_by TEXT NOT NULL, acknowledged_utc TEXT NOT NULL,
     note TEXT);
--- office-scale: each gate's share, seen by every worker (sync/server/limits.py): requests
--- per device and signed minute, and when its parsed-bytes bucket is full again.
+"""
+# Each gate's share, seen by every worker (sync/server/limits.py): request nonces inside
+# the signature window, requests per device and signed minute, and when its parsed-bytes
+# bucket is full again. In the township database on PostgreSQL; on SQLite with several
+# workers in a file of their own beside it (`Database.open(..., shares_only=True)`), so
+# these small writes never wait behind an upload's commit.
+SHARES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS nonces (
+    device_id TEXT NOT NULL, nonce TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (device_id, nonce));
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires);
 CREATE TABLE IF NOT EXISTS request_counts (
     device_id TEXT NOT NULL, minute BIGINT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (device_id, minute));
@@ -324,8 +329,10 @@ class Database:
         self._all_conns: list = []
         self._lock = threading.Lock()
         # SQLite has one writer at a time; queue this process's writers on a fair lock
-        # instead of SQLite's sleep-and-poll busy handler, which starves some under load.
+        # instead of SQLite's sleep-and-poll busy handler, which starves some under load,
+        # and the processes' leaders on a file lock (`gate server --workers N`).
         self._write_lock = threading.Lock()
+        self._write_file: int | None = None
         self._nonce_pruned = 0.0
         self._group = GroupCommit(self)
         self.alarm_bell = AlarmBell()
@@ -335,6 +342,10 @@ class Database:
             self.path = Path(re.sub(r"^sqlite:/{0,2}", "", url) if url.startswith("sqlite:") else url)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._private_file()
+            try:
+                self._write_file = os.open(f"{self.path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StorageError(f"cannot open {self.path}-writer ({exc.strerror})") from None
 
     def _private_file(self) -> None:
         """The township's file holds masked names and person references: owner only (0600).
@@ -354,13 +365,14 @@ class Database:
             raise StorageError(f"cannot make {self.path} private to this user ({exc.strerror})") from None
 
     @classmethod
-    def open(cls, url: str, **kw) -> Database:
+    def open(cls, url: str, *, shares_only: bool = False, **kw) -> Database:
         db = cls(url, **kw)
+        schema = SHARES_SCHEMA if shares_only else SCHEMA + SHARES_SCHEMA
         with db.tx(write=True) as t:
-            for statement in SCHEMA.format(id_pk=ID_PK[db.dialect]).split(";"):
+            for statement in schema.format(id_pk=ID_PK[db.dialect]).split(";"):
                 if statement.strip():
                     t.all(statement)
-        if db.dialect == "postgres":
+        if db.dialect == "postgres" and not shares_only:
             db._fast_compression()
         return db
 
@@ -424,6 +436,9 @@ class Database:
 
     def close(self) -> None:
         self._closed.set()
+        if self._write_file is not None:
+            os.close(self._write_file)
+            self._write_file = None
         with self._lock:
             for conn in self._all_conns:
                 try:
@@ -434,25 +449,38 @@ class Database:
         self._local = threading.local()
 
     @contextmanager
-    def tx(self, write: bool = False) -> Iterator[Tx]:
+    def tx(self, write: bool = False, quick: bool = False) -> Iterator[Tx]:
+        """A transaction. `quick`: its commit does not wait for the disk (a nonce, a byte
+        budget: what a power cut may lose; PostgreSQL's statements ask for it themselves,
+        saving a round trip). SQLite writers take this process's lock (with
+        the busy timeout) and then the file lock every worker of the file takes: only a
+        process's one leading writer ever waits on the file lock."""
         if write and self.dialect == "sqlite":
             if not self._write_lock.acquire(timeout=self.busy_timeout_ms / 1000):
                 raise StorageBusy("the township database is busy")
             try:
-                with self._tx(write) as t:
-                    yield t
+                if self._write_file is None:
+                    raise StorageError("the township database is closed")
+                fcntl.flock(self._write_file, fcntl.LOCK_EX)
+                try:
+                    with self._tx(write, quick) as t:
+                        yield t
+                finally:
+                    fcntl.flock(self._write_file, fcntl.LOCK_UN)
             finally:
                 self._write_lock.release()
         else:
-            with self._tx(write) as t:
+            with self._tx(write, quick) as t:
                 yield t
 
     @contextmanager
-    def _tx(self, write: bool) -> Iterator[Tx]:
+    def _tx(self, write: bool, quick: bool = False) -> Iterator[Tx]:
         try:
             conn = self._conn()
         except Exception as exc:
             raise self._named(exc) from exc
+        if quick and self.dialect == "sqlite":  # WAL: committed without an fsync, durable at the next
+            conn.execute("PRAGMA synchronous = NORMAL")
         # PostgreSQL reads run without BEGIN and COMMIT (two round trips fewer): under READ
         # COMMITTED each statement takes its own snapshot inside a transaction anyway.
         bare = not write and self.dialect == "postgres" and conn.info.transaction_status == _pg_idle()
@@ -481,6 +509,8 @@ class Database:
         finally:
             if bare and not conn.closed:
                 conn.autocommit = False
+            if quick and self.dialect == "sqlite":
+                conn.execute("PRAGMA synchronous = FULL")
 
     def _is_db_error(self, exc: BaseException) -> bool:
         if isinstance(exc, sqlite3.Error):
@@ -789,7 +819,7 @@ class Database:
         already used it. With `per_minute`, count the device's requests in its signed
         `minute` too: past the bound, 429 `too_many_requests` and nothing is kept.
         Expired nonces and counts are deleted in bulk every NONCE_PRUNE_S."""
-        with self.tx(write=True) as t:
+        with self.tx(write=True, quick=True) as t:
             if now - self._nonce_pruned > NONCE_PRUNE_S:
                 t.all("DELETE FROM nonces WHERE expires < ?", (now,))
                 t.all("DELETE FROM request_counts WHERE minute < ?", (int(now // 60) - 60,))

@@ -10,7 +10,10 @@ import json
 import logging
 import threading
 import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from pydantic import TypeAdapter, ValidationError
@@ -30,6 +33,7 @@ __all__ = ["ROLES", "TOKEN_ACTOR", "Actor"]  # and the dependencies below
 log = logging.getLogger("gate.server")
 BATCH = TypeAdapter(models.Batch)
 BODY_DEADLINE_S = 30.0      # a body must arrive within this (no slow-drip bodies)
+T = TypeVar("T")
 
 
 @dataclass
@@ -40,7 +44,12 @@ class Server:
     bodies: asyncio.Semaphore
     parsing: threading.BoundedSemaphore
     budget: limits.ByteBudget | limits.DatabaseBudget
-    lanes: limits.Lanes | limits.DatabaseLanes  # one upload per device at a time
+    lanes: limits.Lanes | limits.FileLanes | limits.DatabaseLanes  # one upload per device at a time
+    # The gates' signed requests run on a few threads of their own (Settings.upload_threads)
+    uploads: ThreadPoolExecutor
+
+    async def uploading(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.uploads, fn, *args)
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> Server:
@@ -48,14 +57,24 @@ class Server:
         in this process's memory, or in the database where every worker sees it."""
         shared = settings.shared_state if settings.shared_state is not None else db.dialect == "postgres"
         burst, rate = settings.device_burst_bytes, settings.device_bytes_per_s
-        return cls(settings=settings, db=db,
-                   nonces=(limits.DatabaseNonces(db, settings.device_requests_per_min) if shared
-                           else auth.NonceCache(per_device=settings.device_requests_per_min)),
+        nonces: auth.NonceCache | limits.DatabaseNonces
+        budget: limits.ByteBudget | limits.DatabaseBudget
+        lanes: limits.Lanes | limits.FileLanes | limits.DatabaseLanes
+        if not shared:
+            nonces = auth.NonceCache(per_device=settings.device_requests_per_min)
+            budget, lanes = limits.ByteBudget(burst, rate), limits.Lanes()
+        else:
+            if db.dialect == "postgres":
+                shares, lanes = db, limits.DatabaseLanes(db)
+            else:  # SQLite: a file of their own beside the database, the lanes on a lock file
+                shares = Database.open(f"{db.path}-shares", shares_only=True, busy_timeout_ms=db.busy_timeout_ms)
+                lanes = limits.FileLanes(f"{db.path}-lanes")
+            nonces = limits.DatabaseNonces(shares, settings.device_requests_per_min)
+            budget = limits.DatabaseBudget(shares, burst, rate)
+        return cls(settings=settings, db=db, nonces=nonces, budget=budget, lanes=lanes,
                    bodies=asyncio.Semaphore(settings.body_slots),
                    parsing=threading.BoundedSemaphore(settings.parse_slots),
-                   budget=limits.DatabaseBudget(db, burst, rate) if shared else limits.ByteBudget(burst, rate),
-                   # SQLite has no advisory locks; one process serves it (server_cmd refuses more)
-                   lanes=limits.DatabaseLanes(db) if shared and db.dialect == "postgres" else limits.Lanes())
+                   uploads=ThreadPoolExecutor(settings.upload_threads, thread_name_prefix="upload"))
 
 
 def server(request: Request) -> Server:

@@ -1,17 +1,21 @@
 """Each gate's share of the township server: one upload at a time, requests a minute
-(with the nonces), parsed bytes. With one worker (SQLite) they live in this process's
-memory; when several workers or machines share one PostgreSQL (`gate server --workers
-N`) they live in the database, so a gate cannot multiply its share by reaching another
-worker. `Server.build` (deps.py) picks one set or the other."""
+(with the nonces), parsed bytes. With one worker they live in this process's memory;
+when several workers share one database (`gate server --workers N`; on PostgreSQL also
+several machines) they live in the database, and the upload lane in a PostgreSQL
+advisory lock or a lock on a file beside the SQLite file, so a gate cannot multiply its
+share by reaching another worker. `Server.build` (deps.py) picks one set or the other."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sync import auth
-from sync.server.db import QUICK_COMMIT, Database
+from sync.server.db import QUICK_COMMIT, Database, StorageError
 from sync.server.errors import Problem
 
 
@@ -46,6 +50,33 @@ class Lanes:
         finally:
             with self._lock:
                 self._busy.discard(device_id)
+
+
+class FileLanes:
+    """SQLite with several workers: a lock on one byte of a file beside the database,
+    the byte chosen by the device's hash. POSIX record locks belong to the process, so
+    this process's own uploads are told apart first (`Lanes`); a worker that dies
+    releases its locks with it."""
+
+    def __init__(self, path: str):
+        self._local = Lanes()
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot open {path} ({exc.strerror})") from None
+
+    @contextmanager
+    def hold(self, device_id: str) -> Iterator[None]:
+        byte = int.from_bytes(hashlib.sha256(device_id.encode()).digest()[:5], "big")
+        with self._local.hold(device_id):
+            try:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, byte)
+            except OSError:  # held by another worker
+                raise _busy_uploading() from None
+            try:
+                yield
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, byte)
 
 
 class DatabaseLanes:
@@ -107,7 +138,7 @@ class DatabaseBudget:
     def charge(self, device_id: str, nbytes: int, *, refuse: bool = True) -> None:
         now, cost, depth = time.time(), nbytes / self.per_s, self.burst / self.per_s
         try:
-            with self.db.tx(write=True) as t:
+            with self.db.tx(write=True, quick=True) as t:
                 # PostgreSQL: a charge lost in a crash only refills one gate's bucket early (no
                 # fsync at commit, asked for inside the statement: one round trip fewer)
                 quick = f"WITH quick AS (SELECT {QUICK_COMMIT}) " if t.pg else ""

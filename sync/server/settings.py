@@ -22,6 +22,9 @@ class Settings:
     device_requests_per_min: int = 600  # signed requests per device and minute (429 past it)
     body_slots: int = 16  # bodies being read at once (memory: slots x max_body_bytes)
     parse_slots: int = 2  # batches gunzipped and parsed at once (CPU-bound under the GIL anyway)
+    # Threads for the gates' signed requests: a few are enough to fill a group commit, and
+    # fewer threads hand the GIL around less (anyio's shared pool has 40).
+    upload_threads: int = 8
     # Bytes of batch JSON one device may have parsed: a burst, then a steady rate. A real
     # gate stays far below (a week's backlog, ~35 MB, drains in about a minute); a
     # misbehaving one gets 429.

@@ -33,7 +33,7 @@ router = APIRouter(prefix="/v1", tags=["gate"])
 
 
 async def signed_body(request: Request) -> tuple[Device, bytes]:
-    device = await run_in_threadpool(known_device, request)
+    device = await server(request).uploading(known_device, request)
     return device, await read_body(request)
 
 
@@ -95,7 +95,7 @@ async def post_entries(request: Request):
                 s.parsing.release()
             return s.db.ingest(device, batch, now, raw)
 
-    return await run_in_threadpool(work)
+    return await s.uploading(work)
 
 
 @router.get("/device", response_model=models.DeviceState)
