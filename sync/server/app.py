@@ -24,7 +24,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app = FastAPI(title="gate township server", version="1",
                   description="Entries up from the gates, policy and lists down. See docs/sync.md.")
     app.state.server = Server.build(settings, db)
-    app.add_middleware(Gatekeeper, settings=settings)
+    app.add_middleware(Gatekeeper, settings=settings, direct={("POST", "/v1/entries"): gate.post_entries})
     errors.install(app)
     app.include_router(gate.router)
     app.include_router(admin.router)

@@ -33,25 +33,41 @@ def problem(status: int, reason: str, detail: str, headers: dict | None = None) 
     return JSONResponse({"error": reason, "detail": detail}, status_code=status, headers=headers)
 
 
+def answer_for(exc: Exception, path: str) -> JSONResponse | None:
+    """The answer to a refusal of a request to `path`, or None for a fault of the server
+    (a 500, below)."""
+    if isinstance(exc, Problem):
+        return problem(exc.status, exc.reason, exc.detail, exc.headers)
+    if isinstance(exc, Rejected):
+        return problem(exc.status, exc.reason, exc.detail)
+    if isinstance(exc, auth.AuthError):
+        return problem(exc.status, exc.reason, str(exc))
+    if isinstance(exc, StorageError):
+        log.warning("storage: %s on %s", exc, path)
+        return problem(503, exc.reason, f"{exc}; try again later", {"Retry-After": "5"})
+    if isinstance(exc, BodyTooLarge):
+        return problem(413, "body_too_large", str(exc.detail))
+    if isinstance(exc, StarletteHTTPException):
+        reason = HTTP_REASONS.get(exc.status_code, "refused")
+        return problem(exc.status_code, reason, str(exc.detail), getattr(exc, "headers", None))
+    if isinstance(exc, RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return problem(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+    return None
+
+
 def install(app: FastAPI) -> None:
     """The one place exceptions become answers."""
 
-    @app.exception_handler(Problem)
-    async def _on_problem(request: Request, exc: Problem):
-        return problem(exc.status, exc.reason, exc.detail, exc.headers)
+    async def on_refusal(request: Request, exc: Exception):
+        answer = answer_for(exc, request.url.path)
+        assert answer is not None  # registered below for refusals only
+        return answer
 
-    @app.exception_handler(Rejected)
-    async def _on_rejected(request: Request, exc: Rejected):
-        return problem(exc.status, exc.reason, exc.detail)
-
-    @app.exception_handler(auth.AuthError)
-    async def _on_auth(request: Request, exc: auth.AuthError):
-        return problem(exc.status, exc.reason, str(exc))
-
-    @app.exception_handler(StorageError)
-    async def _on_storage(request: Request, exc: StorageError):
-        log.warning("storage: %s on %s", exc, request.url.path)
-        return problem(503, exc.reason, f"{exc}; try again later", {"Retry-After": "5"})
+    for refusal in (Problem, Rejected, auth.AuthError, StorageError, BodyTooLarge,
+                    StarletteHTTPException, RequestValidationError):
+        app.add_exception_handler(refusal, on_refusal)
 
     @app.exception_handler(Exception)
     async def _on_fault(request: Request, exc: Exception):
@@ -59,18 +75,3 @@ def install(app: FastAPI) -> None:
         request's transaction was rolled back; named in one line, the traceback in the log."""
         return problem(500, "server_fault", f"the server failed ({type(exc).__name__}); nothing of this "
                        "request was stored; the server's log says why")
-
-    @app.exception_handler(BodyTooLarge)
-    async def _on_too_large(request: Request, exc: BodyTooLarge):
-        return problem(413, "body_too_large", str(exc.detail))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _on_http(request: Request, exc: StarletteHTTPException):
-        reason = HTTP_REASONS.get(exc.status_code, "refused")
-        return problem(exc.status_code, reason, str(exc.detail), getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def _on_invalid(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return problem(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
