@@ -10,12 +10,11 @@ The gates' hot route (POST /v1/entries) is then called straight from here: its e
 takes the Request and answers a dict already in its response model, so FastAPI's
 routing, dependency solving and response validation are skipped; the route is still
 declared on its router (the OpenAPI document) and its refusals are answered by
-`errors.answer_for`, as every other route's are. That was a third of the event loop's
-CPU for a gate's post of 20 entries."""
+`errors.answer_for`, as every other route's are. That saved 0.2-0.4 ms of CPU on each
+gate's post of 20 entries (of about 1.5 ms, measured in process)."""
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Awaitable, Callable
 
 from fastapi.responses import JSONResponse
