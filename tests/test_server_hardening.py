@@ -377,6 +377,11 @@ def test_the_township_database_is_private(tmp_path, caplog):
                                                "township.db-writer", "township.db-lanes",
                                                "township.db-shares", "township.db-shares-wal"}
             assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
+            # Entries wait for the disk at every commit; the shares (nonces, budgets) need not.
+            synchronous = {name: srv_db._conn().execute("PRAGMA synchronous").fetchone()[0]
+                           for name, srv_db in (("entries", srv.app.state.server.db),
+                                                ("shares", srv.app.state.server.nonces.db))}
+            assert synchronous == {"entries": 2, "shares": 1}  # FULL, NORMAL
         loose = tmp_path / "loose.db"
         loose.touch(mode=0o644)
         os.chmod(loose, 0o644)

@@ -117,7 +117,8 @@ ENTRY_COLUMNS = ("device_id", "seq", "community", "gate", "created_utc", "correc
 DOCUMENTS = ("policy",) + LISTS
 NONCE_PRUNE_S = 30.0  # delete expired nonces in bulk at most this often
 # PostgreSQL: this transaction's commit does not wait for the disk (SET LOCAL inside a
-# statement, saving a round trip); for what a crash may lose: a nonce, a byte budget.
+# statement, saving a round trip); for what a crash may lose: a nonce, a byte budget. (On
+# SQLite they are in a file of their own that never waits for the disk: `durable`.)
 QUICK_COMMIT = "set_config('synchronous_commit', 'off', true)"
 CLOCK_TRUST_S = 60.0  # a "synchronised" entry further than this from the monotonic estimate is re-dated
 
@@ -320,8 +321,12 @@ ALARM_CHANNEL = "gate_alarm"
 class Database:
     """Open with `Database.open(url)`: a file path, `sqlite:///path` or `postgresql://...`."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 5000, max_db_mb: float | None = None):
+    def __init__(self, url: str, *, busy_timeout_ms: int = 5000, max_db_mb: float | None = None,
+                 durable: bool = True):
         self.url = url
+        # SQLite: every commit waits for the disk (FULL), or not (NORMAL, in WAL mode: a power
+        # cut may lose the last commits, a crash of the process none): the gates' shares only.
+        self.durable = durable
         self.dialect = "postgres" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
         self.busy_timeout_ms = busy_timeout_ms
         self.max_db_mb = max_db_mb
@@ -366,7 +371,9 @@ class Database:
 
     @classmethod
     def open(cls, url: str, *, shares_only: bool = False, **kw) -> Database:
-        db = cls(url, **kw)
+        """The database at `url`, its tables made. `shares_only`: the file beside a SQLite
+        database that holds the gates' shares for several workers (SHARES_SCHEMA)."""
+        db = cls(url, durable=not shares_only, **kw)
         schema = SHARES_SCHEMA if shares_only else SCHEMA + SHARES_SCHEMA
         with db.tx(write=True) as t:
             for statement in schema.format(id_pk=ID_PK[db.dialect]).split(";"):
@@ -405,7 +412,7 @@ class Database:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             # An acknowledged entry may be purged on the gate: it must survive power loss here.
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
             if self.max_db_mb:
                 page = conn.execute("PRAGMA page_size").fetchone()[0]
                 conn.execute(f"PRAGMA max_page_count = {int(self.max_db_mb * 1024 * 1024 / page)}")
@@ -449,12 +456,10 @@ class Database:
         self._local = threading.local()
 
     @contextmanager
-    def tx(self, write: bool = False, quick: bool = False) -> Iterator[Tx]:
-        """A transaction. `quick`: its commit does not wait for the disk (a nonce, a byte
-        budget: what a power cut may lose; PostgreSQL's statements ask for it themselves,
-        saving a round trip). SQLite writers take this process's lock (with
-        the busy timeout) and then the file lock every worker of the file takes: only a
-        process's one leading writer ever waits on the file lock."""
+    def tx(self, write: bool = False) -> Iterator[Tx]:
+        """A transaction. SQLite writers take this process's lock (with the busy timeout),
+        then the file lock every worker of the file takes: only a process's one leading
+        writer ever waits on the file lock, in the kernel."""
         if write and self.dialect == "sqlite":
             if not self._write_lock.acquire(timeout=self.busy_timeout_ms / 1000):
                 raise StorageBusy("the township database is busy")
@@ -463,24 +468,22 @@ class Database:
                     raise StorageError("the township database is closed")
                 fcntl.flock(self._write_file, fcntl.LOCK_EX)
                 try:
-                    with self._tx(write, quick) as t:
+                    with self._tx(write) as t:
                         yield t
                 finally:
                     fcntl.flock(self._write_file, fcntl.LOCK_UN)
             finally:
                 self._write_lock.release()
         else:
-            with self._tx(write, quick) as t:
+            with self._tx(write) as t:
                 yield t
 
     @contextmanager
-    def _tx(self, write: bool, quick: bool = False) -> Iterator[Tx]:
+    def _tx(self, write: bool) -> Iterator[Tx]:
         try:
             conn = self._conn()
         except Exception as exc:
             raise self._named(exc) from exc
-        if quick and self.dialect == "sqlite":  # WAL: committed without an fsync, durable at the next
-            conn.execute("PRAGMA synchronous = NORMAL")
         # PostgreSQL reads run without BEGIN and COMMIT (two round trips fewer): under READ
         # COMMITTED each statement takes its own snapshot inside a transaction anyway.
         bare = not write and self.dialect == "postgres" and conn.info.transaction_status == _pg_idle()
@@ -509,8 +512,6 @@ class Database:
         finally:
             if bare and not conn.closed:
                 conn.autocommit = False
-            if quick and self.dialect == "sqlite":
-                conn.execute("PRAGMA synchronous = FULL")
 
     def _is_db_error(self, exc: BaseException) -> bool:
         if isinstance(exc, sqlite3.Error):
@@ -819,7 +820,7 @@ class Database:
         already used it. With `per_minute`, count the device's requests in its signed
         `minute` too: past the bound, 429 `too_many_requests` and nothing is kept.
         Expired nonces and counts are deleted in bulk every NONCE_PRUNE_S."""
-        with self.tx(write=True, quick=True) as t:
+        with self.tx(write=True) as t:
             if now - self._nonce_pruned > NONCE_PRUNE_S:
                 t.all("DELETE FROM nonces WHERE expires < ?", (now,))
                 t.all("DELETE FROM request_counts WHERE minute < ?", (int(now // 60) - 60,))

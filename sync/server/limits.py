@@ -138,7 +138,7 @@ class DatabaseBudget:
     def charge(self, device_id: str, nbytes: int, *, refuse: bool = True) -> None:
         now, cost, depth = time.time(), nbytes / self.per_s, self.burst / self.per_s
         try:
-            with self.db.tx(write=True, quick=True) as t:
+            with self.db.tx(write=True) as t:
                 # PostgreSQL: a charge lost in a crash only refills one gate's bucket early (no
                 # fsync at commit, asked for inside the statement: one round trip fewer)
                 quick = f"WITH quick AS (SELECT {QUICK_COMMIT}) " if t.pg else ""

@@ -32,17 +32,18 @@ class TakeTurns(socket.socket):
     (TURN_S for each, at most MAX_TURN_S), so a storm of gates connecting at once is
     dealt out evenly, and a steady trickle goes to the worker with the fewest."""
 
-    _taken = False
+    def __init__(self, *args: Any, **kw: Any):
+        super().__init__(*args, **kw)
+        self._taken = False
+        self._held: list[socket.socket] = []  # connections this worker accepted
 
     def accept(self):
         if self._taken:
             raise BlockingIOError  # asyncio's accept loop ends here until _next_turn
         conn, addr = super().accept()
-        held = self.__dict__.setdefault("held", [])
-        held[:] = [c for c in held if c.fileno() != -1]  # the ones still open
-        held.append(conn)
+        self._held = [c for c in self._held if c.fileno() != -1] + [conn]  # the ones still open
         self._taken = True
-        asyncio.get_running_loop().call_later(min(TURN_S * len(held), MAX_TURN_S), self._next_turn)
+        asyncio.get_running_loop().call_later(min(TURN_S * len(self._held), MAX_TURN_S), self._next_turn)
         return conn, addr
 
     def _next_turn(self) -> None:
