@@ -465,9 +465,9 @@ def main() -> int:
     print(f"\nServer memory under the schema-driven fuzzer (tests/test_server_schema_fuzz.py, "
           f"{FUZZ_EXAMPLES} examples, seed 10, in {f['s']:.0f} s; {f['tail']}): peak RSS {f['peak']:.0f} MB, "
           f"VmHWM {f['hwm']:.0f} MB (target under 300 MB).")
-    print(f"\nMeasured: `gate server` in its own process (one uvicorn worker unless said, "
-          f"synchronous=FULL on SQLite, fsync on PostgreSQL), load generator threads in another on "
-          f"127.0.0.1. Server CPU: user + system time of the server's processes and, on PostgreSQL, "
+    print(f"\nMeasured: `gate server` in its own process (one worker unless said, "
+          f"synchronous=FULL on SQLite, fsync on PostgreSQL), the load generator (bench/loadgen.py: raw "
+          f"HTTP/1.1 on one asyncio loop) in another process, on 127.0.0.1. Server CPU: user + system time of the server's processes and, on PostgreSQL, "
           f"of the cluster's, during the ingest, over the entries stored. Ingest: "
           f"{INGEST_DEVICES} devices posting pre-built signed gzip batches of 500 "
           f"({INGEST_DEVICES * INGEST_BATCHES * 500:,} entries). Drain: `SyncClient.run_once()` "

@@ -22,7 +22,7 @@ log = logging.getLogger("gate.server")
 RESTART_PAUSE_S = 1.0  # a worker that dies at once is not started again in a tight loop
 STOP_GRACE_S = 30.0    # a worker finishing its requests after SIGTERM, before SIGKILL
 BACKLOG = 2048         # connections the kernel holds for the workers to take
-TURN_S = 0.0002        # a worker's pause after accepting, for each connection it holds...
+TURN_S = 0.001         # a worker's pause after accepting, for each connection it holds...
 MAX_TURN_S = 0.005     # ...up to this: 200 new connections a second per worker at the least
 
 
