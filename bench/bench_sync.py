@@ -467,8 +467,8 @@ def main() -> int:
           f"VmHWM {f['hwm']:.0f} MB (target under 300 MB).")
     print(f"\nMeasured: `gate server` in its own process (one worker unless said, "
           f"synchronous=FULL on SQLite, fsync on PostgreSQL), the load generator (bench/loadgen.py: raw "
-          f"HTTP/1.1 on one asyncio loop) in another process, on 127.0.0.1. Server CPU: user + system time of the server's processes and, on PostgreSQL, "
-          f"of the cluster's, during the ingest, over the entries stored. Ingest: "
+          f"HTTP/1.1 on one asyncio loop) in another process, on 127.0.0.1. Server CPU: user + "
+          f"system time of the server's processes and, on PostgreSQL, of the cluster's, during the ingest, over the entries stored. Ingest: "
           f"{INGEST_DEVICES} devices posting pre-built signed gzip batches of 500 "
           f"({INGEST_DEVICES * INGEST_BATCHES * 500:,} entries). Drain: `SyncClient.run_once()` "
           f"over a gate store holding {BACKLOG:,} unsent entries (reads, gzip, signs, posts, marks "

@@ -74,14 +74,16 @@ def test_issue_and_verify_a_health_code(gate, township):
 def test_issue_a_pass_as_png_and_verify_the_picture(gate, township, tmp_path):
     out_dir, _, _ = township
     png = tmp_path / "pass.png"
+    # Dates around today: a pass is valid from the later of its start and its issue.
+    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0)
+    start, end = now - dt.timedelta(days=30), now + dt.timedelta(days=60)
     done = gate("codes", "issue", "pass", "--key", str(out_dir / "signer.key"),
                 "--person-ref", "p1:0123456789abcdef0123456789abcdef", "--community", "C01",
                 "--household", "3-2-401", "--serial", "S0042",
-                "--valid-from", "2026-11-01T00:00:00+08:00", "--valid-until", "2027-02-01T00:00:00+08:00",
-                "--png", str(png))
+                "--valid-from", start.isoformat(), "--valid-until", end.isoformat(), "--png", str(png))
     assert done.returncode == 0, done.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    at = "2026-12-01T09:00:00+08:00"
+    at = (now + dt.timedelta(hours=1)).isoformat()
     from_picture = verify(gate, township, "--at", at, "--community", "C01", str(png))
     assert from_picture["valid"] and from_picture["claims"]["serial"] == "S0042"
     assert verify(gate, township, "--at", at, "--community", "C02", str(png))["reason"] == \
@@ -90,8 +92,9 @@ def test_issue_a_pass_as_png_and_verify_the_picture(gate, township, tmp_path):
     revoked.write_text(json.dumps({"revoked": ["S0042"]}))
     assert verify(gate, township, "--at", at, "--revoked", str(revoked), str(png))["reason"] == \
         "revoked"
-    assert verify(gate, township, "--at", "2027-03-01T00:00:00Z", str(png))["reason"] == "expired"
-    assert verify(gate, township, "--at", "2026-10-01T00:00:00Z", str(png))["reason"] == \
+    assert verify(gate, township, "--at", (end + dt.timedelta(days=1)).isoformat(), str(png))["reason"] == \
+        "expired"
+    assert verify(gate, township, "--at", (start - dt.timedelta(days=1)).isoformat(), str(png))["reason"] == \
         "not_yet_valid"
     (tmp_path / "code.txt").write_text(done.stdout)
     assert verify(gate, township, "--at", at, f"@{tmp_path / 'code.txt'}")["valid"]

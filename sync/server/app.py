@@ -6,6 +6,9 @@ administrators'), `deps.py` (what a route needs), `errors.py` (every refusal is 
 is asking, and how big a body may be, before any body is read). Bounds: docs/sync.md."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from sync.server import errors, models
@@ -18,10 +21,16 @@ from sync.server.settings import Settings
 __all__ = ["Settings", "create_app"]
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.server.uploads.shutdown()  # its threads end with the server (requests are done)
+
+
 def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     db = db or Database.open(settings.db_url, busy_timeout_ms=settings.busy_timeout_ms,
                              max_db_mb=settings.max_db_mb)
-    app = FastAPI(title="gate township server", version="1",
+    app = FastAPI(title="gate township server", version="1", lifespan=lifespan,
                   description="Entries up from the gates, policy and lists down. See docs/sync.md.")
     app.state.server = Server.build(settings, db)
     app.add_middleware(Gatekeeper, settings=settings, direct={("POST", "/v1/entries"): gate.post_entries})
