@@ -24,7 +24,7 @@ __all__ = ["Settings", "create_app"]
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
-    app.state.server.uploads.shutdown()  # its threads end with the server (requests are done)
+    app.state.server.close()  # its threads and side files end with the app
 
 
 def create_app(settings: Settings, db: Database | None = None) -> FastAPI:

@@ -47,9 +47,18 @@ class Server:
     lanes: limits.Lanes | limits.FileLanes | limits.DatabaseLanes  # one upload per device at a time
     # The gates' signed requests run on a few threads of their own (Settings.upload_threads)
     uploads: ThreadPoolExecutor
+    shares: Database | None = None  # SQLite with several workers: the gates' shares, beside db
 
     async def uploading(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.uploads, fn, *args)
+
+    def close(self) -> None:
+        """At the app's end (its requests are done): what the server opened for itself."""
+        self.uploads.shutdown()
+        if self.shares is not None:
+            self.shares.close()
+        if isinstance(self.lanes, limits.FileLanes):
+            self.lanes.close()
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> Server:
@@ -60,18 +69,19 @@ class Server:
         nonces: auth.NonceCache | limits.DatabaseNonces
         budget: limits.ByteBudget | limits.DatabaseBudget
         lanes: limits.Lanes | limits.FileLanes | limits.DatabaseLanes
+        shares: Database | None = None
         if not shared:
             nonces = auth.NonceCache(per_device=settings.device_requests_per_min)
             budget, lanes = limits.ByteBudget(burst, rate), limits.Lanes()
         else:
             if db.dialect == "postgres":
-                shares, lanes = db, limits.DatabaseLanes(db)
+                lanes = limits.DatabaseLanes(db)
             else:  # SQLite: a file of their own beside the database, the lanes on a lock file
                 shares = Database.open(f"{db.path}-shares", shares_only=True, busy_timeout_ms=db.busy_timeout_ms)
                 lanes = limits.FileLanes(f"{db.path}-lanes")
-            nonces = limits.DatabaseNonces(shares, settings.device_requests_per_min)
-            budget = limits.DatabaseBudget(shares, burst, rate)
-        return cls(settings=settings, db=db, nonces=nonces, budget=budget, lanes=lanes,
+            nonces = limits.DatabaseNonces(shares or db, settings.device_requests_per_min)
+            budget = limits.DatabaseBudget(shares or db, burst, rate)
+        return cls(settings=settings, db=db, nonces=nonces, budget=budget, lanes=lanes, shares=shares,
                    bodies=asyncio.Semaphore(settings.body_slots),
                    parsing=threading.BoundedSemaphore(settings.parse_slots),
                    uploads=ThreadPoolExecutor(settings.upload_threads, thread_name_prefix="upload"))

@@ -78,6 +78,9 @@ class FileLanes:
             finally:
                 fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, byte)
 
+    def close(self) -> None:
+        os.close(self._fd)
+
 
 class DatabaseLanes:
     """A PostgreSQL advisory lock per device, held by this thread's connection while
