@@ -374,3 +374,41 @@ def test_openapi_documents_the_versioned_endpoints(server):
               "/v1/admin/reports/daily", "/v1/admin/alarms"):
         assert p in paths
     assert "Batch" in doc["components"]["schemas"]
+
+
+# -- what is kept of a batch ------------------------------------------------------------
+def test_a_batch_is_kept_as_the_gate_sent_it(server, admin, gate_a, tmp_path):
+    """Gzipped, it is kept as those very bytes (a sixteenth of the JSON); uncompressed, as
+    its text; each entry's full record reads back the same from either."""
+    entries = entries_for(tmp_path, gate_a, 4)
+    raw = batch_body(entries[:2])
+    sent = gzip.compress(raw)
+    h = {**auth.sign_headers(gate_a.key(), gate_a.device_id, "POST", "/v1/entries", sent),
+         "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    assert httpx.post(server.url + "/v1/entries", content=sent, headers=h).status_code == 200
+    plain = batch_body(entries[2:])
+    assert signed_request(server.url, gate_a, "POST", "/v1/entries", plain).status_code == 200
+    db = server.app.state.server.db
+    with db.tx() as t:
+        kept = t.all("SELECT body, body_gz FROM batches ORDER BY id")
+    assert [(body, bytes(gz) if gz is not None else None) for body, gz in kept] == \
+        [("", sent), (plain.decode(), None)]
+    records = admin.entries(gate_a.device_id)
+    assert [r["seq"] for r in records] == [1, 2, 3, 4]
+    wanted = json.loads(raw)["entries"] + json.loads(plain)["entries"]
+    assert [{k: r[k] for k in w} for r, w in zip(records, wanted, strict=True)] == wanted
+
+
+def test_a_database_from_before_the_gzip_column_is_brought_up_to_date(tmp_path):
+    from sync.server.db import Database
+    path = tmp_path / "township.db"
+    db = Database.open(str(path))
+    with db.tx(write=True) as t:  # as the table was made before body_gz
+        t.all("ALTER TABLE batches DROP COLUMN body_gz")
+    db.close()
+    with ServerThread(Settings(db_url=str(path), admin_token=TOKEN)) as srv:
+        admin = Admin(srv.url, TOKEN)
+        creds = enroll(srv.url, admin.enrollment("river-garden", "east")["token"])
+        assert post(srv, creds, entries_for(tmp_path, creds, 3)).status_code == 200
+        assert [r["seq"] for r in admin.entries(creds.device_id)] == [1, 2, 3]
+        admin.close()

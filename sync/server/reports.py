@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kiosk import clock, reasons, wire
-from sync.server.db import AuditStep, Database, Rejected, Tx
+from sync.server.db import AuditStep, Database, Rejected, Tx, batch_entries
 
 # The figures, in the order of the report's columns: (Chinese header, English header, unit).
 FIGURES: dict[str, tuple[str, str, str]] = {
@@ -295,8 +295,8 @@ def _each_record(t: Tx, rows: list[tuple], batch_at: int) -> Iterator[tuple[tupl
             if not ids or ordered[j][batch_at] != ids[-1]:
                 ids.append(ordered[j][batch_at])
             j += 1
-        bodies = {bid: json.loads(body)["entries"] for bid, body in t.all(
-            f"SELECT id, body FROM batches WHERE id IN ({', '.join('?' * len(ids))})", ids)}
+        bodies = {bid: batch_entries(body, body_gz) for bid, body, body_gz in t.all(
+            f"SELECT id, body, body_gz FROM batches WHERE id IN ({', '.join('?' * len(ids))})", ids)}
         for r in ordered[i:j]:
             yield r, bodies[r[batch_at]][r[batch_at + 1]]
         i = j
