@@ -188,7 +188,8 @@ def test_locked_server_database_is_a_503_and_the_gate_catches_up(tmp_path, store
 
 def test_full_server_disk_is_a_503_and_the_gate_catches_up_later(tmp_path, store):
     db = str(tmp_path / "township.db")
-    with ServerThread(Settings(db_url=db, admin_token=TOKEN, max_db_mb=0.5)) as srv:  # room for two or three batches of 500
+    # room for two or three batches of 500 (each kept as its gzip)
+    with ServerThread(Settings(db_url=db, admin_token=TOKEN, max_db_mb=0.5)) as srv:
         admin = Admin(srv.url, TOKEN)
         creds = enroll(srv.url, admin.enrollment("c", "g")["token"])
         fill(store, creds.device_id, 3000, random.Random(5), report="none")
