@@ -417,6 +417,10 @@ def test_submission_and_chart_routes(served):
                   headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
     assert "进出人次" in r.text
+    for day in ("0001-01-01", "9999-12-31"):  # the edges of the calendar: refused by name, not a 500
+        r = httpx.get(srv.url + "/v1/admin/reports/chart/river-garden", params={"day": day, "days": 28},
+                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+        assert (r.status_code, r.json()["error"]) == (422, "invalid_request"), r.text
 
 
 def test_township_report_command_writes_xlsx_and_text(served, gate, tmp_path):

@@ -443,9 +443,9 @@ def history(db: Database, community: str, last_day: dt.date, days: int, tz: str)
     with `last_day` (zeros included)."""
     if not 1 <= days <= MAX_CHART_DAYS:
         raise Rejected(422, "invalid_request", f"days: 1 to {MAX_CHART_DAYS}")
+    _, end = bounds(last_day, tz)  # first: a day out of range is refused before any arithmetic
     first = last_day - dt.timedelta(days=days - 1)
     start, _ = bounds(first, tz)
-    _, end = bounds(last_day, tz)
     z = zone(tz)
     points = {(first + dt.timedelta(days=i)).isoformat(): DayPoint((first + dt.timedelta(days=i)).isoformat(),
                                                                    0, 0, 0) for i in range(days)}
