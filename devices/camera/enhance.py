@@ -6,6 +6,7 @@ which to try, in which order; they live here so the bench can measure each alone
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -163,27 +164,22 @@ class Deblurrer:
 
     def __init__(self, gray: np.ndarray) -> None:
         self.gray = gray
-        self._sp: Spectrum | None = None
-        self._angle: float | None = None
-        self._anisotropy = 0.0
 
-    @property
+    @cached_property
     def sp(self) -> Spectrum:
-        if self._sp is None:
-            self._sp = Spectrum.of(self.gray)
-        return self._sp
+        return Spectrum.of(self.gray)
+
+    @cached_property
+    def _shake(self) -> tuple[float, float]:
+        return shake(self.gray)
 
     @property
     def angle(self) -> float:
-        if self._angle is None:
-            self._angle, self._anisotropy = shake(self.gray)
-        return self._angle
+        return self._shake[0]
 
     @property
     def anisotropy(self) -> float:
-        if self._angle is None:
-            self._angle, self._anisotropy = shake(self.gray)
-        return self._anisotropy
+        return self._shake[1]
 
     def motion(self, length: float, k: float = 0.01) -> np.ndarray:
         return wiener(self.sp, _psf_motion(length, self.angle, self.sp.shape), self.gray.shape, k)

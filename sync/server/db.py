@@ -116,11 +116,6 @@ CREATE TABLE IF NOT EXISTS byte_budgets (
 ID_PK = {"sqlite": "id INTEGER PRIMARY KEY",
          "postgres": "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
 BLOB = {"sqlite": "BLOB", "postgres": "BYTEA"}
-
-
-def batch_entries(body: str, body_gz: bytes | None) -> list[dict]:
-    """The entries of a stored batch (its columns body, body_gz)."""
-    return json.loads(zlib.decompress(body_gz, wbits=31) if body_gz is not None else body)["entries"]
 ENTRY_COLUMNS = ("device_id", "seq", "community", "gate", "created_utc", "corrected_utc",
                  "time_source", "boot_id", "monotonic_ns", "action", "report", "received_utc",
                  "batch_index", "batch_id")
@@ -131,6 +126,11 @@ NONCE_PRUNE_S = 30.0  # delete expired nonces in bulk at most this often
 # SQLite they are in a file of their own that never waits for the disk: `durable`.)
 QUICK_COMMIT = "set_config('synchronous_commit', 'off', true)"
 CLOCK_TRUST_S = 60.0  # a "synchronised" entry further than this from the monotonic estimate is re-dated
+
+
+def batch_entries(body: str, body_gz: bytes | None) -> list[dict]:
+    """The entries of a stored batch (its columns body, body_gz)."""
+    return json.loads(zlib.decompress(body_gz, wbits=31) if body_gz is not None else body)["entries"]
 
 
 class StorageError(Exception):
