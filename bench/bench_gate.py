@@ -202,7 +202,7 @@ def main() -> None:
         return issue.health_code(signer, person_ref=person_ref(f"id{i}", SALT), name="王小明", colour="green",
                                  issued_at=now - dt.timedelta(seconds=5))
 
-    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "trust.json").write_text(json.dumps({"keys": [trust.entry_for(signer.public_key(), ["health"])]}))
         with Store.open(tmp / "gate.db") as store:
