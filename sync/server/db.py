@@ -119,6 +119,11 @@ BLOB = {"sqlite": "BLOB", "postgres": "BYTEA"}
 ENTRY_COLUMNS = ("device_id", "seq", "community", "gate", "created_utc", "corrected_utc",
                  "time_source", "boot_id", "monotonic_ns", "action", "report", "received_utc",
                  "batch_index", "batch_id")
+ENTRY_VALUES = "(" + ", ".join("?" * len(ENTRY_COLUMNS)) + ")"
+# SQLite: rows per INSERT statement. One statement stores many rows in one step, which
+# releases the GIL once: row by row, the writer (holding the file lock) waited for the
+# GIL after every row while other threads parsed.
+ROWS_PER_INSERT = 500
 DOCUMENTS = ("policy",) + LISTS
 NONCE_PRUNE_S = 30.0  # delete expired nonces in bulk at most this often
 # PostgreSQL: this transaction's commit does not wait for the disk (SET LOCAL inside a
@@ -687,9 +692,11 @@ class Database:
                 if any(r[10] == "immediate" for r in new):  # heard by every worker at the commit
                     t.all(f"NOTIFY {ALARM_CHANNEL}")
             else:
-                t.many(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
-                       f"({', '.join('?' * len(ENTRY_COLUMNS))}) ON CONFLICT (device_id, seq) DO NOTHING",
-                       new)
+                for start in range(0, len(new), ROWS_PER_INSERT):
+                    chunk = new[start:start + ROWS_PER_INSERT]
+                    t.all(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
+                          + ", ".join([ENTRY_VALUES] * len(chunk))
+                          + " ON CONFLICT (device_id, seq) DO NOTHING", [v for r in chunk for v in r])
         acked = self._advance(t, device.device_id, acked, hi, beyond=max_seq > hi)
         if not batch.priority and acked < hi:
             raise Rejected(409, "seq_gap", f"seq {acked + 1} is missing: the server holds every "
