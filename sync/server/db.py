@@ -229,11 +229,12 @@ class _Upload:
 
 class GroupCommit:
     """SQLite: batches that arrive while another commit is under way are stored together
-    in the next transaction, each in its own savepoint, with one fsync for all. Each
-    batch is still all or nothing (a refused one rolls back to its savepoint and gets
-    its own answer), and no batch is answered before the commit that holds it (FULL
-    synchronous). The first to arrive leads: it commits the queue, answers everyone,
-    and hands the lead to the first of those that arrived meanwhile."""
+    in the next transaction, with one fsync for all. Each batch is still all or nothing:
+    when one is refused the group is rolled back and stored again, each batch in a
+    savepoint of its own (the refused one rolls back to it and gets its own answer). No
+    batch is answered before the commit that holds it (FULL synchronous). The first to
+    arrive leads: it commits the queue, answers everyone, and hands the lead to the first
+    of those that arrived meanwhile."""
 
     MAX_GROUP = 64  # batches in one transaction (a group of 500-entry batches: ~30,000 entries)
 
@@ -265,17 +266,13 @@ class GroupCommit:
         with self._lock:
             group, self._queue = self._queue[:self.MAX_GROUP], self._queue[self.MAX_GROUP:]
         try:
-            with self.db.tx(write=True) as t:
-                for job in group:
-                    t.all("SAVEPOINT upload")
-                    try:
-                        answer = self.db._store(t, job)
-                    except Rejected as exc:
-                        t.all("ROLLBACK TO upload")
-                        job.error = exc
-                    else:
-                        job.answer = answer
-                    t.all("RELEASE upload")
+            try:
+                self._commit(group, savepoints=False)
+            except Rejected as exc:  # all rolled back: a batch alone was its own transaction,
+                if len(group) == 1:  # else again, each batch in a savepoint of its own
+                    group[0].error = exc
+                else:
+                    self._commit(group, savepoints=True)
             self.largest = max(self.largest, len(group))
         except BaseException as exc:  # noqa: BLE001 - handed to every waiter: nothing of the group was stored
             for job in group:  # each waiter raises its own copy of a storage error
@@ -291,6 +288,24 @@ class GroupCommit:
             for job in group:
                 job.lead = False
                 job.done.set()
+
+    def _commit(self, group: list[_Upload], savepoints: bool) -> None:
+        """The group in one transaction. Without savepoints (two statements fewer a batch,
+        each of which hands the GIL away while the file lock is held) a refused batch
+        raises, rolling the whole group back, to be tried again with them."""
+        with self.db.tx(write=True) as t:
+            for job in group:
+                job.answer = job.error = None
+                if not savepoints:
+                    job.answer = self.db._store(t, job)
+                    continue
+                t.all("SAVEPOINT upload")
+                try:
+                    job.answer = self.db._store(t, job)
+                except Rejected as exc:
+                    t.all("ROLLBACK TO upload")
+                    job.error = exc
+                t.all("RELEASE upload")
 
 
 class AlarmBell:
@@ -697,7 +712,10 @@ class Database:
                     t.all(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
                           + ", ".join([ENTRY_VALUES] * len(chunk))
                           + " ON CONFLICT (device_id, seq) DO NOTHING", [v for r in chunk for v in r])
-        acked = self._advance(t, device.device_id, acked, hi, beyond=max_seq > hi)
+        if not held and lo == acked + 1 and hi - lo + 1 == len(rows) and max_seq < lo:
+            acked = hi  # the usual batch: the next seqs, none held before, nothing beyond
+        else:
+            acked = self._advance(t, device.device_id, acked, hi, beyond=max_seq > hi)
         if not batch.priority and acked < hi:
             raise Rejected(409, "seq_gap", f"seq {acked + 1} is missing: the server holds every "
                            f"seq up to {acked}; send from {acked + 1} on")
