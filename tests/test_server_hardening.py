@@ -302,6 +302,9 @@ def test_nonces_shared_in_the_database_refuse_replays_and_a_device_too_fast(back
             budget.charge("d", 800)
         assert (too_much.value.status, too_much.value.reason) == (429, "too_many_bytes")
         budget.charge("d", 100)  # the refused charge took nothing
+        with pytest.raises(Problem):  # a first charge past the burst
+            budget.charge("e", 1200)
+        budget.charge("e", 900)  # took nothing either
     finally:
         db.close()
 

@@ -491,10 +491,12 @@ class Database:
         self._local = threading.local()
 
     @contextmanager
-    def tx(self, write: bool = False) -> Iterator[Tx]:
+    def tx(self, write: bool = False, single: bool = False) -> Iterator[Tx]:
         """A transaction. SQLite writers take this process's lock (with the busy timeout),
         then the file lock every worker of the file takes: only a process's one leading
-        writer ever waits on the file lock, in the kernel."""
+        writer ever waits on the file lock, in the kernel. `single`: the transaction is
+        one statement, run without BEGIN and COMMIT (two round trips fewer on PostgreSQL,
+        two steps fewer on SQLite); a statement that fails keeps nothing all the same."""
         if write and self.dialect == "sqlite":
             if not self._write_lock.acquire(timeout=self.busy_timeout_ms / 1000):
                 raise StorageBusy("the township database is busy")
@@ -503,28 +505,32 @@ class Database:
                     raise StorageError("the township database is closed")
                 fcntl.flock(self._write_file, fcntl.LOCK_EX)
                 try:
-                    with self._tx(write) as t:
+                    with self._tx(write, single) as t:
                         yield t
                 finally:
                     fcntl.flock(self._write_file, fcntl.LOCK_UN)
             finally:
                 self._write_lock.release()
         else:
-            with self._tx(write) as t:
+            with self._tx(write, single) as t:
                 yield t
 
     @contextmanager
-    def _tx(self, write: bool) -> Iterator[Tx]:
+    def _tx(self, write: bool, single: bool = False) -> Iterator[Tx]:
         try:
             conn = self._conn()
         except Exception as exc:
             raise self._named(exc) from exc
         # PostgreSQL reads run without BEGIN and COMMIT (two round trips fewer): under READ
         # COMMITTED each statement takes its own snapshot inside a transaction anyway.
-        bare = not write and self.dialect == "postgres" and conn.info.transaction_status == _pg_idle()
+        if self.dialect == "postgres":
+            bare = (single or not write) and conn.info.transaction_status == _pg_idle()
+        else:
+            bare = single and not conn.in_transaction
         try:
             if self.dialect == "sqlite":
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                if not bare:
+                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 cur = conn.cursor()
             else:
                 if bare:
@@ -545,7 +551,7 @@ class Database:
                 raise
             raise self._named(exc) from exc
         finally:
-            if bare and not conn.closed:
+            if bare and self.dialect == "postgres" and not conn.closed:
                 conn.autocommit = False
 
     def _is_db_error(self, exc: BaseException) -> bool:

@@ -125,36 +125,34 @@ class ByteBudget:
             self._left[device_id] = (left - nbytes, now)
 
 
-class _Refused(Exception):
-    """Leaves the budget's transaction, rolling the charge back."""
-
-
 class DatabaseBudget:
     """The same bucket in the database, as one time per device (GCRA): `full_at`, when
     the bucket would be full again. Taking n bytes moves it n/rate later; the bytes are
-    refused when that lands more than burst/rate past now. One upsert, no read first;
-    a row per enrolled device at most."""
+    refused (nothing taken) when that lands more than burst/rate past now. One statement
+    on its own transaction, no read first; a row per enrolled device at most."""
 
     def __init__(self, db: Database, burst: int, per_s: float):
         self.db, self.burst, self.per_s = db, burst, per_s
 
     def charge(self, device_id: str, nbytes: int, *, refuse: bool = True) -> None:
         now, cost, depth = time.time(), nbytes / self.per_s, self.burst / self.per_s
-        try:
-            with self.db.tx(write=True) as t:
-                # PostgreSQL: a charge lost in a crash only refills one gate's bucket early (no
-                # fsync at commit, asked for inside the statement: one round trip fewer)
-                quick = f"WITH quick AS (SELECT {QUICK_COMMIT}) " if t.pg else ""
-                (full_at,) = t.row(
-                    f"{quick}INSERT INTO byte_budgets (device_id, full_at) SELECT ?, ?"
-                    f"{' FROM quick' if t.pg else ''} WHERE true "
-                    "ON CONFLICT (device_id) DO UPDATE SET full_at = CASE WHEN byte_budgets.full_at > ? "
-                    "THEN byte_budgets.full_at ELSE ? END + ? RETURNING full_at",
-                    (device_id, now + cost, now, now, cost))
-                if refuse and full_at - now > depth:
-                    raise _Refused  # rolls the charge back: nothing taken
-        except _Refused:
-            raise _too_many_bytes(full_at - now - depth) from None
+        with self.db.tx(write=True, single=True) as t:
+            # PostgreSQL: a charge lost in a crash only refills one gate's bucket early (no
+            # fsync at commit, asked for inside the statement: one round trip fewer)
+            quick = f"WITH quick AS (SELECT {QUICK_COMMIT}) " if t.pg else ""
+            later = "CASE WHEN byte_budgets.full_at > ? THEN byte_budgets.full_at ELSE ? END + ?"
+            charged = t.one(
+                f"{quick}INSERT INTO byte_budgets (device_id, full_at) SELECT ?, ?"
+                f"{' FROM quick' if t.pg else ''} WHERE NOT ? OR ? <= ? OR EXISTS "
+                "(SELECT 1 FROM byte_budgets WHERE device_id = ?) "
+                f"ON CONFLICT (device_id) DO UPDATE SET full_at = {later} "
+                f"WHERE NOT ? OR {later} <= ? RETURNING full_at",
+                (device_id, now + cost, refuse, cost, depth, device_id,
+                 now, now, cost, refuse, now, now, cost, now + depth))
+        if charged is None:
+            with self.db.tx() as t:
+                held = t.one("SELECT full_at FROM byte_budgets WHERE device_id = ?", (device_id,))
+            raise _too_many_bytes(max(held[0] if held else now, now) + cost - now - depth)
 
 
 # -- nonces, and requests a minute ----------------------------------------------------------
