@@ -110,7 +110,10 @@ def settled(app):
     """The app, built, with what it is made of moved out of the garbage collector's way
     (a full collection walked those ~65,000 objects for 25 ms). Uploads make objects fast
     (a 500-entry batch, tens of thousands): collect the young ones every 20,000 new
-    objects rather than 700."""
+    objects rather than 700. The batch's contract is built now, not by the first upload
+    (kiosk/wire.py defers it: tens of milliseconds under load)."""
+    from sync.server.deps import BATCH
+    BATCH.rebuild()
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
