@@ -27,6 +27,7 @@ from sync.client import enroll
 from sync.client import wire as to_wire
 from sync.server import Settings
 from sync.server.db import Database
+from sync.server.deps import LONG_PARSE_BYTES
 from sync.testing import ROOT, ServerProcess, ServerThread, sample_entry, signed_request
 
 TOKEN = "office-scale-admin-token"
@@ -344,4 +345,26 @@ def test_batches_committed_together_are_each_all_or_nothing(tmp_path):
             else:
                 assert r.json() == {"acked_seq": 10, "stored": 5, "duplicates": 0}
                 assert stored == list(range(1, 11))
+        admin.close()
+
+
+def test_with_shared_state_on_sqlite_large_batches_and_the_writer_take_turns(tmp_path):
+    """Several workers on one SQLite file: a large batch's parse and this worker's write
+    transactions take turns (Database.turn), and uploads of every size still go through,
+    in parallel, each answered once stored."""
+    settings = Settings(db_url=str(tmp_path / "township.db"), admin_token=TOKEN, shared_state=True)
+    with ServerThread(settings) as srv:
+        admin = Admin(srv.url, TOKEN)
+        gates = [enroll(srv.url, admin.enrollment("c", f"g{i}")["token"]) for i in range(4)]
+        db = srv.app.state.server.db
+        assert hasattr(db.turn, "locked") and not db.turn.locked()
+        large = len(json.dumps({"entries": entries("x", 1, 300)}))
+        assert large > LONG_PARSE_BYTES  # parsed in turn with the writer
+        with ThreadPoolExecutor(len(gates)) as pool:  # large and small batches at once
+            answers = list(pool.map(lambda g: [post(srv, g, 1, 300), post(srv, g, 301, 5)], gates))
+        for g, (big, small) in zip(gates, answers, strict=True):
+            assert big.json() == {"acked_seq": 300, "stored": 300, "duplicates": 0}
+            assert small.json() == {"acked_seq": 305, "stored": 5, "duplicates": 0}
+            assert [e["seq"] for e in admin.entries(g.device_id)] == list(range(1, 306))
+        assert not db.turn.locked()
         admin.close()

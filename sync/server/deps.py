@@ -12,6 +12,7 @@ import threading
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -79,6 +80,7 @@ class Server:
             else:  # SQLite: a file of their own beside the database, the lanes on a lock file
                 shares = Database.open(f"{db.path}-shares", shares_only=True, busy_timeout_ms=db.busy_timeout_ms)
                 lanes = limits.FileLanes(f"{db.path}-lanes")
+                db.turn = threading.Lock()  # the writer and large parses take turns (parse_upload)
             nonces = limits.DatabaseNonces(shares or db, settings.device_requests_per_min)
             budget = limits.DatabaseBudget(shares or db, burst, rate)
         return cls(settings=settings, db=db, nonces=nonces, budget=budget, lanes=lanes, shares=shares,
@@ -301,6 +303,16 @@ def inflate(request: Request, body: bytes) -> bytes:
     except zlib.error as exc:
         raise Problem(400, "malformed_gzip", f"the body is not valid gzip ({exc})") from None
     return out
+
+
+LONG_PARSE_BYTES = 64 * 1024  # a batch this large holds the interpreter lock for milliseconds
+
+
+def parse_upload(db: Database, raw: bytes) -> models.Batch:
+    """`parse_batch`; a large batch takes its turn with the database's writer
+    (`Database.turn`: SQLite with several workers)."""
+    with db.turn if len(raw) > LONG_PARSE_BYTES else nullcontext():
+        return parse_batch(raw)
 
 
 def parse_batch(raw: bytes) -> models.Batch:

@@ -21,7 +21,7 @@ from sync.server.deps import (
     gate_device,
     inflate,
     known_device,
-    parse_batch,
+    parse_upload,
     read_body,
     server,
     signed_get,
@@ -93,7 +93,7 @@ async def post_entries(request: Request):
                         s.budget.charge(device.device_id, s.settings.max_inflated_bytes, refuse=False)
                     raise
                 s.budget.charge(device.device_id, len(raw))
-                batch = parse_batch(raw)
+                batch = parse_upload(s.db, raw)
             finally:
                 s.parsing.release()
             # kept as the gate sent it: gzip is about a sixteenth of the JSON to write
