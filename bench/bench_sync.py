@@ -173,6 +173,32 @@ def latency(url: str, prefix: str) -> tuple[float, float, float, float, float]:
     return pct(times, 0.5), pct(times, 0.99), max(times) * 1000, GATES * GATE_ROUNDS * GATE_BATCH / wall, client_ms
 
 
+def dealt(server: Server) -> list[int]:
+    """GATES connections made at once to a server with workers: how many each worker
+    holds, most first (from /proc/net/tcp and each worker's open files)."""
+    conns = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(GATES)]
+    try:
+        for c in conns:
+            c.sendall(b"GET /v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for c in conns:
+            c.recv(65536)  # answered: accepted by a worker
+        rows = (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+        ours = {f"socket:[{f[9]}]" for f in rows if int(f[1].split(":")[1], 16) == server.port and f[3] == "01"}
+        counts = []
+        for d in Path("/proc").iterdir():
+            try:
+                parent = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) if d.name.isdigit() else 0
+                if parent != server.proc.pid or b"resource_tracker" in (d / "cmdline").read_bytes():
+                    continue  # not a worker (multiprocessing's resource tracker is a child too)
+                counts.append(sum(1 for fd in (d / "fd").iterdir() if os.readlink(fd) in ours))
+            except OSError:
+                continue
+        return sorted(counts, reverse=True)
+    finally:
+        for c in conns:
+            c.close()
+
+
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
@@ -374,6 +400,8 @@ def measure(name: str, server: Server, pg_pid: int | None, work: Path, drain_too
     before = cpu()
     out["p50"], out["p99"], out["max"], out["lat_rate"], out["client_ms"] = latency(server.url, name)
     out["post_ms"] = (cpu() - before) / (GATES * GATE_ROUNDS) * 1000
+    if "--workers" in server.extra:
+        out["dealt"] = dealt(server)
     print(f"{name}: p99 {out['p99']:.0f} ms", file=sys.stderr, flush=True)
     return out
 
@@ -435,6 +463,12 @@ def main() -> int:
                 print(f"\nDrain of a {BACKLOG:,}-entry backlog ({backend}, {name}): {r['drain_s']:.2f} s "
                       f"({r['drained']:,} entries).", end="")
     if drained:
+        print()
+    for (backend, name), rs in runs.items():
+        if "dealt" in rs[0]:
+            print(f"\n{GATES} connections made at once to {backend}, {name}, held by each worker: "
+                  + ", ".join(" / ".join(map(str, r["dealt"])) for r in rs) + " (each round).", end="")
+    if any("dealt" in rs[0] for rs in runs.values()):
         print()
     if why_not:
         print(f"\nPostgreSQL not measured: {why_not}.")

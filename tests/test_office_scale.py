@@ -193,12 +193,14 @@ def test_a_worker_that_dies_is_started_again_and_connections_are_dealt_evenly(tm
         for conn in connection_to_each(server, workers, 2).values():  # both serving
             conn.close()
         time.sleep(1)  # the workers see those connections closed
-        # Eight gates connecting at once are dealt out evenly, not left to one worker.
-        conns = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(8)]
+        # Sixteen gates connecting at once are dealt out evenly, not left to one worker (a
+        # worker busy past workers.LEAVE_S, as under this suite's load, may leave one more
+        # to the other).
+        conns = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(16)]
         for conn in conns:
             assert http(conn, "GET", "/v1/time", {})[0] == 200
         held = [worker_holding(conn, workers) for conn in conns]
-        assert [held.count(pid) for pid in workers] == [4, 4], held
+        assert min(held.count(pid) for pid in workers) >= 7, held
         os.kill(workers[0], 9)  # a worker dies: its gates reconnect, to the other or its successor
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -214,8 +216,8 @@ def test_a_worker_that_dies_is_started_again_and_connections_are_dealt_evenly(tm
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
-        # The worker started again holds one gate (once it serves), the other four: the next
-        # gates go to it.
+        # The worker started again holds one gate (once it serves), the other eight: the
+        # next gates go to it.
         successor = next(pid for pid in now if pid != workers[1])
         conns += connection_to_each(server, [successor], 1).values()
         time.sleep(1)  # the workers see the other connections closed

@@ -22,8 +22,8 @@ log = logging.getLogger("gate.server")
 RESTART_PAUSE_S = 1.0  # a worker that dies at once is not started again in a tight loop
 STOP_GRACE_S = 30.0    # a worker finishing its requests after SIGTERM, before SIGKILL
 BACKLOG = 2048         # connections the kernel holds for the workers to take
-LEAVE_S = 0.005        # a connection left for a worker holding fewer, at most this long
-NOT_READY = 2**31 - 1  # the count of a worker still starting
+LEAVE_S = 0.02         # a connection left for a worker holding fewer, at most this long
+NOT_READY = 2**31 - 1  # the count of a worker still starting (dealt nothing until it serves)
 
 
 class TakeTurns(socket.socket):
@@ -38,22 +38,27 @@ class TakeTurns(socket.socket):
         super().__init__(*args, **kw)
         self._mine: list[socket.socket] = []  # connections this worker accepted
         self._held, self._me = held, me
-        self._left_since: float | None = None  # when this worker first left a connection waiting
+        self._left_since = self._left_last = 0.0  # this worker leaving a connection waiting
 
     def accept(self):
         self._mine = [c for c in self._mine if c.fileno() != -1]  # the ones still open
         self._held[self._me] = len(self._mine)
         if len(self._mine) > min(self._held):
             now = time.monotonic()
-            if self._left_since is None:
-                self._left_since = now
+            if now - self._left_last > LEAVE_S:  # a connection newly waiting (asyncio asks
+                self._left_since = now           # again at once while one waits)
+            self._left_last = now
             if now - self._left_since < LEAVE_S:
                 raise BlockingIOError  # asyncio's accept loop ends here; it tries again soon
         conn, addr = super().accept()
         self._mine.append(conn)
         self._held[self._me] = len(self._mine)
-        self._left_since = None
+        self._left_last = 0.0  # the next connection left waiting waits afresh
         return conn, addr
+
+    def serving(self) -> None:
+        """This worker has started serving: the others deal connections to it from now."""
+        self._held[self._me] = len(self._mine)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -70,8 +75,14 @@ def _worker(app: str, sock: socket.socket, options: dict[str, Any], held: Any, m
 
     host, port = sock.getsockname()[:2]
     turns = TakeTurns(sock.family, sock.type, sock.proto, fileno=sock.detach(), held=held, me=me)
+
+    class Worker(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            turns.serving()
+
     config = uvicorn.Config(app, factory=True, host=host, port=port, backlog=BACKLOG, **options)
-    uvicorn.Server(config).run(sockets=[turns])
+    Worker(config).run(sockets=[turns])
 
 
 def serve(app: str, workers: int, host: str, port: int, options: dict[str, Any]) -> int:
@@ -87,7 +98,7 @@ def serve(app: str, workers: int, host: str, port: int, options: dict[str, Any])
     held = spawn.Array("i", workers, lock=False)  # each worker's open connections
 
     def start(me: int) -> multiprocessing.process.BaseProcess:
-        held[me] = NOT_READY  # until it first looks at the socket, the others deal without it
+        held[me] = NOT_READY  # until it serves, the others deal without it
         p = spawn.Process(target=_worker, args=(app, sock, options, held, me), daemon=False)
         p.start()
         return p
