@@ -133,9 +133,12 @@ QUICK_COMMIT = "set_config('synchronous_commit', 'off', true)"
 CLOCK_TRUST_S = 60.0  # a "synchronised" entry further than this from the monotonic estimate is re-dated
 
 
-def batch_entries(body: str, body_gz: bytes | None) -> list[dict]:
-    """The entries of a stored batch (its columns body, body_gz)."""
-    return json.loads(zlib.decompress(body_gz, wbits=31) if body_gz is not None else body)["entries"]
+def batch_entries(t: Tx, ids: Sequence[int]) -> dict[int, list[dict]]:
+    """The entries of the stored batches `ids`, by batch id (from body_gz, or body when
+    the batch came uncompressed)."""
+    return {bid: json.loads(zlib.decompress(gz, wbits=31) if gz is not None else body)["entries"]
+            for bid, body, gz in t.all(f"SELECT id, body, body_gz FROM batches WHERE id IN "
+                                       f"({', '.join('?' * len(ids))})", ids)}
 
 
 class StorageError(Exception):
@@ -724,7 +727,7 @@ class Database:
                     t.all(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
                           + ", ".join([ENTRY_VALUES] * len(chunk))
                           + " ON CONFLICT (device_id, seq) DO NOTHING", [v for r in chunk for v in r])
-        if not held and lo == acked + 1 and hi - lo + 1 == len(rows) and max_seq < lo:
+        if max_seq < lo and lo == acked + 1 and hi - lo + 1 == len(rows):
             acked = hi  # the usual batch: the next seqs, none held before, nothing beyond
         else:
             acked = self._advance(t, device.device_id, acked, hi, beyond=max_seq > hi)
@@ -833,10 +836,7 @@ class Database:
         ids = sorted({r[batch_at] for r in rows})
         bodies: dict[int, list] = {}
         for start in range(0, len(ids), 200):
-            chunk = ids[start:start + 200]
-            for bid, body, body_gz in t.all(
-                    f"SELECT id, body, body_gz FROM batches WHERE id IN ({', '.join('?' * len(chunk))})", chunk):
-                bodies[bid] = batch_entries(body, body_gz)
+            bodies.update(batch_entries(t, ids[start:start + 200]))
         return [bodies[r[batch_at]][r[batch_at + 1]] for r in rows]
 
     # -- alarms committed by any worker (PostgreSQL) ------------------------------------------

@@ -295,8 +295,7 @@ def _each_record(t: Tx, rows: list[tuple], batch_at: int) -> Iterator[tuple[tupl
             if not ids or ordered[j][batch_at] != ids[-1]:
                 ids.append(ordered[j][batch_at])
             j += 1
-        bodies = {bid: batch_entries(body, body_gz) for bid, body, body_gz in t.all(
-            f"SELECT id, body, body_gz FROM batches WHERE id IN ({', '.join('?' * len(ids))})", ids)}
+        bodies = batch_entries(t, ids)
         for r in ordered[i:j]:
             yield r, bodies[r[batch_at]][r[batch_at + 1]]
         i = j
