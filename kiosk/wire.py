@@ -72,7 +72,9 @@ def _utf8_json(value: Any) -> None:
 # Strings parsed from JSON bytes (pydantic's parser) can never hold a lone surrogate;
 # documents that come as Python values are checked whole by `_utf8_json`.
 Word = Annotated[str, StringConstraints(max_length=MAX_WORD)]
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
+# No control characters in an id: PostgreSQL's text cannot hold NUL, so the township
+# would refuse such an entry on every retry, and the gate's sync would stall on it.
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Int = Annotated[StrictInt, Field(ge=-MAX_INT, le=MAX_INT)]
 Float = Annotated[StrictFloat, Field(allow_inf_nan=False)]

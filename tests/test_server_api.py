@@ -246,6 +246,7 @@ def test_bad_input_gets_a_named_4xx_and_stores_nothing(server, admin, gate_a, tm
         "empty_batch": _raw(server, gate_a, gzip.compress(b'{"entries": []}')),
         "duplicate_seq": _raw(server, gate_a, gzip.compress(batch_body([e[0], e[1], e[1]]))),
         "brotli": _raw(server, gate_a, gzip.compress(batch_body(e)), encoding="br"),
+        "nul_in_boot_id": _raw(server, gate_a, with_entry(boot_id="boot\u0000")),
     }
     expected = {
         "malformed_gzip": (400, "malformed_gzip"), "truncated_gzip": (400, "malformed_gzip"),
@@ -254,6 +255,7 @@ def test_bad_input_gets_a_named_4xx_and_stores_nothing(server, admin, gate_a, tm
         "bad_report": (422, "invalid_entry"), "bad_time": (422, "invalid_entry"),
         "extra_field": (422, "invalid_entry"), "empty_batch": (422, "invalid_entry"),
         "duplicate_seq": (422, "duplicate_seq_in_batch"), "brotli": (415, "unsupported_encoding"),
+        "nul_in_boot_id": (422, "invalid_entry"),  # PostgreSQL's text holds no NUL
     }
     got = {k: (r.status_code, r.json()["error"]) for k, r in cases.items()}
     assert got == expected
