@@ -205,6 +205,32 @@ def test_priority_batch_runs_ahead_and_fills_in_later(server, admin, gate_a, tmp
     assert r.status_code == 422 and r.json()["error"] == "priority_not_immediate"
 
 
+def test_postgres_stores_the_usual_batch_in_one_statement_and_nothing_there_otherwise(
+        server, admin, gate_a, tmp_path, monkeypatch):
+    """PostgreSQL's usual batch (the next seqs) takes one statement; a batch that is not
+    usual finds nothing to do there and is stored whole, once, by the full transaction."""
+    db = server.app.state.server.db
+    if db.dialect != "postgres":
+        pytest.skip("SQLite stores every batch in its group commit")
+    answers = []
+    one_statement = db._store_next
+    monkeypatch.setattr(db, "_store_next", lambda job: answers.append(one_statement(job)) or answers[-1])
+    e = entries_for(tmp_path, gate_a, 10)
+    for x in e:
+        x.report = "immediate" if x.seq == 9 else "none"
+    sent = [(e[:3], False), (e[:3], False), (e[5:6], False), (e[8:9], True), (e[3:8], False)]
+    got = [post(server, gate_a, batch, priority=priority) for batch, priority in sent]
+    assert [(r.status_code, r.json().get("acked_seq")) for r in got] == [
+        (200, 3), (200, 3), (409, None), (200, 3), (200, 9)]
+    usual = {"acked_seq": 3, "stored": 3, "duplicates": 0}
+    # the first batch, then: a resend, a gap, a priority batch ahead, the gap filled behind it
+    assert answers == [usual, None, None, None, None]
+    assert [s for s, _ in held(admin, gate_a.device_id)] == list(range(1, 10))
+    assert [a["seq"] for a in admin.alarms()["alarms"]] == [9]
+    assert post(server, gate_a, e[9:]).json()["acked_seq"] == 10
+    assert answers[-1] == {"acked_seq": 10, "stored": 1, "duplicates": 0}
+
+
 def test_same_seq_different_entry_is_a_conflict(server, admin, gate_a, tmp_path):
     e = entries_for(tmp_path, gate_a, 3)
     post(server, gate_a, e)
