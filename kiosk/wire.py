@@ -72,8 +72,8 @@ def _utf8_json(value: Any) -> None:
 # Strings parsed from JSON bytes (pydantic's parser) can never hold a lone surrogate;
 # documents that come as Python values are checked whole by `_utf8_json`.
 Word = Annotated[str, StringConstraints(max_length=MAX_WORD)]
-# No control characters in an id: PostgreSQL's text cannot hold NUL, so the township
-# would refuse such an entry on every retry, and the gate's sync would stall on it.
+# No control characters in an id: PostgreSQL's text cannot hold NUL, and an entry holding
+# one is refused here by name (422) rather than by the database as if it were down (503).
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Int = Annotated[StrictInt, Field(ge=-MAX_INT, le=MAX_INT)]

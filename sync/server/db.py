@@ -119,6 +119,7 @@ BLOB = {"sqlite": "BLOB", "postgres": "BYTEA"}
 ENTRY_COLUMNS = ("device_id", "seq", "community", "gate", "created_utc", "corrected_utc",
                  "time_source", "boot_id", "monotonic_ns", "action", "report", "received_utc",
                  "batch_index", "batch_id")
+INSERT_ENTRIES = f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)})"
 ENTRY_VALUES = "(" + ", ".join("?" * len(ENTRY_COLUMNS)) + ")"
 # SQLite: rows per INSERT statement. One statement stores many rows in one step, which
 # releases the GIL once: row by row, the writer (holding the file lock) waited for the
@@ -128,7 +129,7 @@ ROWS_PER_INSERT = 500
 # id (`batch`) added as the last column: at the CPU of COPY, in one round trip rather than
 # three, and a part of a larger statement if need be (`_store_next`). (Arrays a column
 # cost the server five times the CPU of COPY to adapt.)
-PG_ENTRIES = (f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) SELECT "
+PG_ENTRIES = (f"{INSERT_ENTRIES} SELECT "
               + ", ".join(f"(r->>{i})::{kind}" for i, kind in enumerate((
                   "text", "bigint", "text", "text", "text", "text", "text", "text", "bigint", "text", "text",
                   "text", "integer")))
@@ -237,6 +238,11 @@ class _Upload:
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
     lead: bool = False  # woken to commit the next group
+
+    @property
+    def contiguous(self) -> bool:
+        """Its seqs run from lo to hi without a hole (they are unique: `ingest`)."""
+        return self.hi - self.lo + 1 == len(self.rows)
 
 
 class GroupCommit:
@@ -688,7 +694,7 @@ class Database:
             if answer["stored"] and any(e.report == "immediate" for e in batch.entries):
                 self.alarm_bell.ring()  # committed: the open streams read it now
             return answer
-        if job.hi - job.lo + 1 == len(job.rows):
+        if job.contiguous:
             usual = self._store_next(job)
             if usual is not None:
                 return usual
@@ -767,10 +773,10 @@ class Database:
                 new = [r + (batch_id,) for r in new]
                 for start in range(0, len(new), ROWS_PER_INSERT):
                     chunk = new[start:start + ROWS_PER_INSERT]
-                    t.all(f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES "
+                    t.all(f"{INSERT_ENTRIES} VALUES "
                           + ", ".join([ENTRY_VALUES] * len(chunk))
                           + " ON CONFLICT (device_id, seq) DO NOTHING", [v for r in chunk for v in r])
-        if max_seq < lo and lo == acked + 1 and hi - lo + 1 == len(rows):
+        if max_seq < lo and lo == acked + 1 and job.contiguous:
             acked = hi  # the usual batch: the next seqs, none held before, nothing beyond
         else:
             acked = self._advance(t, device.device_id, acked, hi, beyond=max_seq > hi)
