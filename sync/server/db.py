@@ -198,13 +198,18 @@ class Tx:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.pg else sql
 
+    def _rows_back(self) -> bool:
+        """The statement answered rows. (psycopg builds the description's column objects
+        at every look: 15-20 µs of CPU for a statement of seven columns, six a gate's post.)"""
+        return self.cur.rownumber is not None if self.pg else self.cur.description is not None
+
     def all(self, sql: str, params: Sequence = ()) -> list[tuple]:
         self.cur.execute(self._sql(sql), params)
-        return self.cur.fetchall() if self.cur.description else []
+        return self.cur.fetchall() if self._rows_back() else []
 
     def one(self, sql: str, params: Sequence = ()) -> tuple | None:
         self.cur.execute(self._sql(sql), params)
-        return self.cur.fetchone() if self.cur.description else None
+        return self.cur.fetchone() if self._rows_back() else None
 
     def row(self, sql: str, params: Sequence = ()) -> tuple:
         """One row that must exist (an UPDATE ... RETURNING of a known row)."""
