@@ -32,7 +32,17 @@ from kiosk.store import Store
 from sync import auth
 from sync.admin import Admin
 from sync.client import Credentials, SyncClient, SyncConfig, enroll, wire
-from sync.testing import ROOT, PostgresCluster, ServerProcess, fill, free_port, sample_entry, wait_http
+from sync.testing import (
+    ROOT,
+    PostgresCluster,
+    ServerProcess,
+    fill,
+    free_port,
+    sample_entry,
+    wait_http,
+    worker_holding,
+    workers_of,
+)
 
 TOKEN = "bench-admin-token-0123456789"
 INGEST_DEVICES = 8         # each within the server's per-gate parse budget (8 MiB burst)
@@ -175,25 +185,16 @@ def latency(url: str, prefix: str) -> tuple[float, float, float, float, float]:
 
 def dealt(server: Server) -> list[int]:
     """GATES connections made at once to a server with workers: how many each worker
-    holds, most first (from /proc/net/tcp and each worker's open files)."""
+    holds, most first."""
     conns = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(GATES)]
     try:
         for c in conns:
             c.sendall(b"GET /v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         for c in conns:
             c.recv(65536)  # answered: accepted by a worker
-        rows = (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
-        ours = {f"socket:[{f[9]}]" for f in rows if int(f[1].split(":")[1], 16) == server.port and f[3] == "01"}
-        counts = []
-        for d in Path("/proc").iterdir():
-            try:
-                parent = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) if d.name.isdigit() else 0
-                if parent != server.proc.pid or b"resource_tracker" in (d / "cmdline").read_bytes():
-                    continue  # not a worker (multiprocessing's resource tracker is a child too)
-                counts.append(sum(1 for fd in (d / "fd").iterdir() if os.readlink(fd) in ours))
-            except OSError:
-                continue
-        return sorted(counts, reverse=True)
+        workers = workers_of(server.proc.pid)
+        held = [worker_holding(c, workers) for c in conns]
+        return sorted((held.count(pid) for pid in workers), reverse=True)
     finally:
         for c in conns:
             c.close()

@@ -72,8 +72,7 @@ class ServerProcess:
         """SIGKILL the server and its worker processes (`--workers N`), which would
         otherwise outlive it."""
         if self.proc and self.proc.poll() is None:
-            workers = [int(d.name) for d in Path("/proc").glob("[0-9]*")
-                       if _parent(d) == self.proc.pid]
+            workers = children(self.proc.pid)
             self.proc.kill()
             self.proc.wait(10)
             for pid in workers:
@@ -96,6 +95,47 @@ def _parent(proc_dir: Path) -> int | None:
         return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid`: a `gate server --workers N`'s workers, and
+    multiprocessing's resource tracker (`workers_of` leaves it out)."""
+    return [int(d.name) for d in Path("/proc").glob("[0-9]*") if _parent(d) == pid]
+
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of the server `pid`."""
+    out = []
+    for child in children(pid):
+        try:
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.append(child)
+        except OSError:
+            continue
+    return out
+
+
+def worker_holding(conn: socket.socket, workers: list[int]) -> int | None:
+    """The worker process whose accepted socket is the other end of `conn` (from
+    /proc/net/tcp and each worker's open files)."""
+    mine, server = conn.getsockname()[1], conn.getpeername()[1]
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == server and int(f[2].split(":")[1], 16) == mine:
+            inode = f[9]
+    for pid in workers:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
 
 
 class PostgresCluster:

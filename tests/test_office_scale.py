@@ -28,7 +28,7 @@ from sync.client import wire as to_wire
 from sync.server import Settings
 from sync.server.db import Database
 from sync.server.deps import LONG_PARSE_BYTES
-from sync.testing import ROOT, ServerProcess, ServerThread, sample_entry, signed_request
+from sync.testing import ROOT, ServerProcess, ServerThread, sample_entry, signed_request, worker_holding, workers_of
 
 TOKEN = "office-scale-admin-token"
 
@@ -52,43 +52,7 @@ def signed_post(creds, body: bytes) -> dict[str, str]:
     return {**h, "Content-Type": "application/json", "Content-Encoding": "gzip"}
 
 
-# -- which worker process holds a connection ------------------------------------------------
-
-def children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                status = (d / "status").read_text()
-            except OSError:
-                continue
-            if f"\nPPid:\t{pid}\n" in status and b"resource_tracker" not in (d / "cmdline").read_bytes():
-                out.append(int(d.name))  # a worker (not multiprocessing's resource tracker)
-    return out
-
-
-def worker_holding(conn: socket.socket, workers: list[int]) -> int | None:
-    """The worker process whose accepted socket is the other end of `conn` (from
-    /proc/net/tcp and each worker's open files)."""
-    mine, server = conn.getsockname()[1], conn.getpeername()[1]
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        f = line.split()
-        if int(f[1].split(":")[1], 16) == server and int(f[2].split(":")[1], 16) == mine:
-            inode = f[9]
-    for pid in workers:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                    return pid
-            except OSError:
-                continue
-    return None
-
+# -- kept connections to the workers (sync.testing.worker_holding finds which holds one) ---
 
 def http(conn: socket.socket, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, dict]:
     """One HTTP/1.1 request on a kept-alive connection; (status, JSON answer)."""
@@ -176,7 +140,7 @@ def both_workers(server) -> list[int]:
     """The worker processes, once both answer."""
     workers: list[int] = []
     for _ in range(100):
-        workers = children(server.proc.pid)
+        workers = workers_of(server.proc.pid)
         if len(workers) >= 2:
             break
         httpx.get(server.url + "/v1/time")
@@ -204,7 +168,7 @@ def test_a_worker_that_dies_is_started_again_and_connections_are_dealt_evenly(tm
         os.kill(workers[0], 9)  # a worker dies: its gates reconnect, to the other or its successor
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            now = children(server.proc.pid)
+            now = workers_of(server.proc.pid)
             if workers[0] not in now and len(now) >= 2:
                 break
             time.sleep(0.2)
